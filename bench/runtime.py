@@ -1,0 +1,127 @@
+"""Runtime benchmark: load, instantiate and call the hello plugin, against bare wasmtime.
+
+    .venv/bin/python bench/runtime.py [--calls 2000]
+
+Prints cold load (compile), warm load (cache hit), instantiation, and the `invoke("echo")`
+round trip through Corral and through the bare `wasmtime.component` API on the same engine
+configuration, in the same run, with the ratio. Targets: warm load <= 100 ms; Corral's per-call
+overhead <= 1.2x the bare call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wasmtime import Store, WasiConfig
+from wasmtime.component import Component, Linker
+
+from corral import PluginHost
+from corral.build import build_cached
+from corral.registry import PluginRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOAD = '{"msg": "hello, benchmark", "n": 42}'
+
+
+def median_us(fn: Callable[[], Any], calls: int) -> float:
+    for _ in range(min(100, calls)):  # warm up
+        fn()
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - started)
+    return statistics.median(samples) / 1000
+
+
+def bare_invoke(runner: PluginRunner) -> Callable[[], Any]:
+    """The same component, instantiated and called with nothing but wasmtime-py."""
+    engine = runner.runtime.engine
+    component: Component = runner.component
+    linker = Linker(engine)
+    linker.add_wasip2()
+    with linker.root() as root:
+        for name, item in component.type.imports(engine).items():
+            if name.startswith("corral:plugin/") and "/types@" not in name:
+                with root.add_instance(name) as instance:
+                    for function in item.ty.exports(engine):
+                        instance.add_func(function, lambda *args: None)
+    store = Store(engine)
+    store.set_wasi(WasiConfig())
+    store.set_epoch_deadline(1 << 40)
+    store.set_fuel(1 << 62)
+    instance = linker.instantiate(store, component)
+    handler = instance.get_export_index(store, "corral:plugin/handler@0.1.0")
+    invoke = instance.get_func(store, instance.get_export_index(store, "invoke", handler))
+    assert invoke is not None
+
+    def call() -> Any:
+        result = invoke(store, "echo", PAYLOAD)
+        invoke.post_return(store)
+        return result
+
+    assert call() == PAYLOAD
+    return call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+
+    bundle = build_cached(ROOT / "examples" / "hello-python", ROOT / ".corral" / "bundles")
+    with tempfile.TemporaryDirectory() as tmp:
+        plugins = Path(tmp) / "plugins"
+        shutil.copytree(bundle.directory, plugins / "hello")
+        settings = {"hello": {"grant": ["config.read"]}}
+
+        def load() -> tuple[float, PluginHost]:
+            host = PluginHost(plugin_dirs=[plugins], data_dir=Path(tmp) / "data", plugins=settings)
+            started = time.perf_counter()
+            (info,) = host.load()
+            elapsed = time.perf_counter() - started
+            assert info.state == "loaded", info.reason
+            return elapsed, host
+
+        cold, host = load()
+        host.close()
+        warm_samples = []
+        for _ in range(5):
+            elapsed, host = load()
+            warm_samples.append(elapsed)
+            host.close()
+        warm = statistics.median(warm_samples)
+
+        _, host = load()
+        with host:
+            runner = host._registry.runner("hello")
+            instantiate_ms = [0.0] * 20
+            for i in range(20):
+                started = time.perf_counter()
+                runner._new_instance(time.monotonic() + 10)
+                instantiate_ms[i] = (time.perf_counter() - started) * 1000
+
+            corral_us = median_us(lambda: runner.invoke("echo", PAYLOAD), args.calls)
+            host_call_us = median_us(lambda: host.call("hello", "echo", {"msg": "hi"}), args.calls)
+            bare_us = median_us(bare_invoke(runner), args.calls)
+
+    print(f"cold load (compile)      {cold * 1000:9.1f} ms")
+    print(f"warm load (cache hit)    {warm * 1000:9.1f} ms   (target <= 100 ms)")
+    print(f"instantiate              {statistics.median(instantiate_ms):9.2f} ms")
+    print(f"invoke('echo'), bare     {bare_us:9.1f} us   (median of {args.calls})")
+    print(
+        f"invoke('echo'), corral   {corral_us:9.1f} us   ratio {corral_us / bare_us:.2f}x "
+        "(target <= 1.2x)"
+    )
+    print(f"host.call (+JSON)        {host_call_us:9.1f} us   ratio {host_call_us / bare_us:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Typed helpers over the `tasks` import: tasks cross the boundary as JSON text."""
+
+import json
+
+from wit_world.imports import tasks as _tasks
+
+
+def get(task_id):
+    """The task as a dict (raises Err(not-found))."""
+    return json.loads(_tasks.get(task_id))
+
+
+def query(filter=None, cursor=None, limit=100):
+    """One page: (tasks, next_cursor)."""
+    page = _tasks.query(json.dumps(filter or {}), cursor, limit)
+    return json.loads(page.items), page.next_cursor
+
+
+def iter_query(limit=500, **filter):
+    """Every task matching the filter (status, assignee, label, updated_since, linked, unlinked)."""
+    cursor = None
+    while True:
+        items, cursor = query(filter, cursor, limit)
+        yield from items
+        if cursor is None:
+            return
+
+
+def put_many(items):
+    """Upsert a list of task dicts atomically; returns the stored tasks."""
+    return json.loads(_tasks.put_many(json.dumps(list(items))))
+
+
+def changes(cursor=None, limit=500):
+    """One page of the change feed: (changes, next_cursor or the cursor you passed)."""
+    page = _tasks.changes_since(cursor, limit)
+    return json.loads(page.items), page.next_cursor or cursor

@@ -1,0 +1,69 @@
+"""Corral: a WebAssembly-sandboxed plugin host.
+
+>>> from corral import PluginHost
+"""
+
+from importlib import metadata as _metadata
+
+from ._errors import (
+    BuildError,
+    BundleError,
+    ChecksumMismatch,
+    ConfigError,
+    Conflict,
+    CorralError,
+    HostApiError,
+    HostTimeout,
+    InvalidInput,
+    ManifestError,
+    NotFound,
+    PermissionDenied,
+    PluginError,
+    PluginFuelExhausted,
+    PluginMemoryExceeded,
+    PluginNotFound,
+    PluginTimeout,
+    PluginTrap,
+    PluginUnavailable,
+    RateLimited,
+    Unavailable,
+)
+from .bundle import Bundle
+from .host import PluginHost
+from .manifest import Manifest, load_manifest
+from .registry import PluginInfo
+
+try:
+    __version__ = _metadata.version("corral")
+except _metadata.PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BuildError",
+    "Bundle",
+    "BundleError",
+    "ChecksumMismatch",
+    "ConfigError",
+    "Conflict",
+    "CorralError",
+    "HostApiError",
+    "HostTimeout",
+    "InvalidInput",
+    "Manifest",
+    "ManifestError",
+    "NotFound",
+    "PermissionDenied",
+    "PluginError",
+    "PluginFuelExhausted",
+    "PluginHost",
+    "PluginInfo",
+    "PluginMemoryExceeded",
+    "PluginNotFound",
+    "PluginTimeout",
+    "PluginTrap",
+    "PluginUnavailable",
+    "RateLimited",
+    "Unavailable",
+    "__version__",
+    "load_manifest",
+]

@@ -1,0 +1,104 @@
+"""The on-disk cache of compiled components.
+
+Wasmtime's `deserialize` trusts its input completely (it is native code), so only files this
+host wrote are ever deserialized, and each is checked against the sha256 recorded when it was
+written: a truncated or corrupted artifact is detected and recompiled instead of crashing the
+process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from wasmtime import Engine, WasmtimeError
+from wasmtime.component import Component
+
+__all__ = ["CompiledCache"]
+
+_log = logging.getLogger("corral.cache")
+_CHUNK = 1 << 20
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes | bytearray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CompiledCache:
+    """Compiled components under `directory`, keyed by wasm sha256 and engine fingerprint."""
+
+    def __init__(self, directory: Path, engine: Engine, fingerprint: str) -> None:
+        self.directory = directory
+        self._engine = engine
+        self._fingerprint = fingerprint
+
+    def _paths(self, wasm_sha256: str) -> tuple[Path, Path]:
+        key = hashlib.sha256(f"{wasm_sha256}:{self._fingerprint}".encode()).hexdigest()[:40]
+        return self.directory / f"{key}.cwasm", self.directory / f"{key}.json"
+
+    def load(self, wasm_sha256: str, compile_: Callable[[], Component]) -> tuple[Component, bool]:
+        """The component for `wasm_sha256`, from the cache or freshly compiled.
+
+        Returns the component and whether it came from the cache.
+        """
+        artifact, meta = self._paths(wasm_sha256)
+        cached = self._load_verified(artifact, meta)
+        if cached is not None:
+            return cached, True
+        component = compile_()
+        self._store(component, artifact, meta, wasm_sha256)
+        return component, False
+
+    def _load_verified(self, artifact: Path, meta: Path) -> Component | None:
+        if not artifact.exists() or not meta.exists():
+            return None
+        try:
+            expected = json.loads(meta.read_text(encoding="utf-8"))["artifact_sha256"]
+            if _sha256_file(artifact) != expected:
+                _log.warning("compiled cache entry %s is corrupted; recompiling", artifact.name)
+                return None
+            return Component.deserialize_file(self._engine, str(artifact))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            _log.warning("compiled cache entry %s is unreadable (%s); recompiling", artifact, exc)
+        except WasmtimeError as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else "invalid artifact"
+            _log.warning("compiled cache entry %s rejected (%s); recompiling", artifact, first_line)
+        return None
+
+    def _store(self, component: Component, artifact: Path, meta: Path, wasm_sha256: str) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            data = component.serialize()
+            _write_atomically(artifact, data)
+            info = {
+                "wasm_sha256": wasm_sha256,
+                "artifact_sha256": hashlib.sha256(data).hexdigest(),
+                "engine": self._fingerprint,
+            }
+            # The metadata is written last: an artifact without it is never trusted.
+            _write_atomically(meta, json.dumps(info).encode())
+        except OSError as exc:
+            # A read-only or full disk costs the next start a recompile, nothing more.
+            _log.warning("cannot write compiled cache entry %s: %s", artifact, exc)

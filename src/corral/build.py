@@ -1,0 +1,137 @@
+"""`corral build`: compile a Python plugin to a component with componentize-py.
+
+A plugin source directory holds `manifest.yaml` and `app.py` (a module defining
+``class Handler(exports.Handler)``; it may import sibling modules and packages). The build
+writes `plugin.wasm` and sets `security.checksum` in the manifest, in place or into `out`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ._errors import BuildError, BundleError, ManifestError
+from ._validation import load_yaml_mapping, validate_model
+from .bundle import Bundle, sha256_hex
+from .manifest import MANIFEST_FILENAME, Manifest
+
+__all__ = ["APP_MODULE", "WIT_DIR", "build_cached", "build_plugin", "source_digest"]
+
+WIT_DIR = Path(__file__).parent / "wit"
+SDK_DIR = Path(__file__).parent / "guest"
+"""The guest-side helpers (`corral_sdk`), on every plugin's path."""
+APP_MODULE = "app"
+_WORLD = "plugin"
+_CHECKSUM_LINE = re.compile(r"^(?P<indent>[ \t]+)checksum:[^\n]*$", re.MULTILINE)
+_PLACEHOLDER = "sha256:" + "0" * 64
+_COMPONENTIZE = (
+    "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; "
+    "sys.exit(script())"
+)
+
+
+def _with_checksum(manifest_text: str, checksum: str, source: Path) -> str:
+    """The manifest text with its checksum line replaced; comments and layout are kept."""
+    if len(_CHECKSUM_LINE.findall(manifest_text)) != 1:
+        raise BuildError(
+            f"{source}: needs exactly one `checksum:` line under `security:` for the build to fill "
+            '(write `checksum: ""` before the first build)'
+        )
+    return _CHECKSUM_LINE.sub(lambda m: f'{m["indent"]}checksum: "{checksum}"', manifest_text)
+
+
+def _source_manifest(source: Path) -> tuple[str, Manifest]:
+    path = source / MANIFEST_FILENAME
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if not text:
+        raise BuildError(f"{source}: no {MANIFEST_FILENAME}")
+    data = load_yaml_mapping(path, ManifestError)
+    security = data.get("security")
+    if isinstance(security, dict):
+        # Before the first build the checksum is empty; everything else must already be valid.
+        data["security"] = {**security, "checksum": _PLACEHOLDER}
+    return text, validate_model(Manifest, data, str(path), ManifestError)
+
+
+def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 600) -> Bundle:
+    """Build the plugin in `source` into a bundle in `out` (default: `source` itself)."""
+    source = Path(source)
+    out = Path(out) if out is not None else source
+    if not (source / f"{APP_MODULE}.py").is_file() and not (source / APP_MODULE).is_dir():
+        raise BuildError(f"{source}: no {APP_MODULE}.py (the module that defines Handler)")
+    text, manifest = _source_manifest(source)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="corral-build-") as tmp:
+        wasm = Path(tmp) / "plugin.wasm"
+        command = [
+            sys.executable, "-c", _COMPONENTIZE,
+            "-q", "-d", str(WIT_DIR), "-w", _WORLD,
+            "componentize", APP_MODULE, "-p", str(source), "-p", str(SDK_DIR), "-o", str(wasm),
+        ]  # fmt: skip
+        # Without VIRTUAL_ENV componentize-py sees only the plugin's directory and the SDK, so the
+        # host's site-packages never leak into a component.
+        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"{source}: componentize-py took more than {timeout_s:g} s") from None
+        if done.returncode != 0 or not wasm.is_file():
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            tail = detail[-1] if detail else f"exit code {done.returncode}"
+            raise BuildError(f"{source}: componentize-py failed: {tail}")
+        checksum = "sha256:" + sha256_hex(wasm.read_bytes())
+        target = out / manifest.runtime.wasm_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f".{target.name}.tmp")
+        shutil.move(str(wasm), staged)
+        os.replace(staged, target)
+    manifest_out = out / MANIFEST_FILENAME
+    tmp_manifest = manifest_out.with_name(f".{MANIFEST_FILENAME}.tmp")
+    tmp_manifest.write_text(_with_checksum(text, checksum, source), encoding="utf-8")
+    os.replace(tmp_manifest, manifest_out)
+    return Bundle.open(out)
+
+
+def source_digest(source: Path) -> str:
+    """A hash of everything a build depends on: the plugin's files, the WIT, the toolchain."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    digest.update(version("componentize-py").encode())
+    files = sorted(p for p in Path(source).rglob("*") if p.is_file() and _is_source(p))
+    sdk = sorted(SDK_DIR.rglob("*.py"))
+    for path in [*files, *sorted(WIT_DIR.glob("*.wit")), *sdk]:
+        digest.update(str(path.relative_to(path.parent.parent)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _is_source(path: Path) -> bool:
+    return (
+        "__pycache__" not in path.parts
+        and path.name != Path("plugin.wasm").name
+        and not path.name.startswith(".")
+    )
+
+
+def build_cached(source: Path, cache_root: Path) -> Bundle:
+    """Build `source` into ``cache_root/<dir>-<digest>/`` unless that bundle already exists.
+
+    Builds take tens of seconds; tests and demos call this so each source is built once.
+    """
+    source = Path(source)
+    out = Path(cache_root) / f"{source.name}-{source_digest(source)}"
+    if (out / MANIFEST_FILENAME).is_file():
+        try:
+            return Bundle.open(out)
+        except (BundleError, ManifestError):
+            pass  # a half-written earlier build: build again
+    return build_plugin(source, out)

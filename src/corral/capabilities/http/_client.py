@@ -1,0 +1,457 @@
+"""`OutboundHttp`: one plugin's outbound HTTP requests, checked, pinned, limited and audited.
+
+Every request, and every redirect hop the host follows for it, goes through the same steps:
+method and headers, URL shape, allowlist, body size, deadline, rate limit, DNS resolution and
+address guard. Only then does the host connect, to an address it has just checked, adding the
+credentials the operator bound to that host. Each step that refuses, and each hop that goes out,
+writes one audit entry.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+
+from ..._errors import (
+    HostApiError,
+    HostTimeout,
+    InvalidInput,
+    PermissionDenied,
+    RateLimited,
+    Unavailable,
+)
+from ..._ratelimit import TokenBucket
+from ..._units import format_size
+from ._allowlist import DEFAULT_PORTS, url_origin
+from ._audit import AuditEntry, AuditLog, Decision, redact_url
+from ._guard import IPAddress, Resolver, resolve
+from ._policy import HOP_BY_HOP_HEADERS, HOST_OWNED_HEADERS, TOKEN, HttpPolicy
+from ._secrets import REDACTOR
+
+__all__ = ["METHODS", "HttpResponse", "OutboundHttp", "PinnedTransport"]
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# What a request loses when a redirect turns it into a body-less GET (as in the Fetch standard).
+_BODY_HEADERS = frozenset(
+    {"content-type", "content-encoding", "content-language", "content-location"}
+)
+# The plugin's own credentials stay with the origin it sent them to (as browsers and httpx do).
+_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie"})
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What the plugin gets back; header names are lower case, hop-by-hop headers removed."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Hop:
+    """One request on the wire: the plugin's, or one the host makes to follow a redirect."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    """As the plugin set them, before the host removes its own and adds credentials."""
+    body: bytes
+    redirects: int = 0
+
+
+class OutboundHttp:
+    """The outbound HTTP client of plugin `plugin`, enforcing `policy`. Safe to share across
+    threads; `close` it when the plugin unloads."""
+
+    def __init__(
+        self,
+        plugin: str,
+        policy: HttpPolicy,
+        audit: AuditLog,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.plugin = plugin
+        self.policy = policy
+        self._audit = audit
+        self._resolver = resolver
+        self._bucket = TokenBucket(policy.requests_per_second, policy.burst)
+        self._transport = PinnedTransport()
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        timeout_s: float | None = None,
+        deadline: float | None = None,
+    ) -> HttpResponse:
+        """Send a request for the plugin and return the final response (redirects followed).
+
+        The time allowed is the smallest of `timeout_s`, the policy's timeout and what is left
+        until `deadline` (a `time.monotonic()` value), for the whole redirect chain.
+
+        Raises `PermissionDenied` (allowlist, address guard), `InvalidInput` (method, headers,
+        URL, body or response too large), `RateLimited`, `HostTimeout` and `Unavailable`
+        (resolution or connection failed, too many redirects).
+        """
+        allowed = min(self.policy.timeout_s, math.inf if timeout_s is None else timeout_s)
+        end = time.monotonic() + allowed
+        if deadline is not None:
+            end = min(end, deadline)
+        hop = _Hop(method.upper(), url, tuple(headers), bytes(body))
+        while True:
+            response, next_hop = self._hop(hop, end)
+            if next_hop is None:
+                return response
+            hop = next_hop
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._transport.close()
+
+    def _hop(self, hop: _Hop, end: float) -> tuple[HttpResponse, _Hop | None]:
+        started = time.monotonic()
+        try:
+            url, addresses = self._vet(hop, end)
+        except HostApiError as exc:
+            self._record(hop, started, "deny", reason=exc.message)
+            raise
+        return self._exchange(hop, url, addresses, end, started)
+
+    def _vet(self, hop: _Hop, end: float) -> tuple[httpx.URL, list[IPAddress]]:
+        """Every check before the connection, in order; the plugin's own request (not a
+        redirect hop) also has its method, headers, body size and rate checked."""
+        first = hop.redirects == 0
+        # Unavailable, not InvalidInput: the chain is the server's doing, not a fault in the
+        # plugin's request, and as with a server that is down the plugin can only report it or
+        # try again later.
+        if hop.redirects > self.policy.max_redirects:
+            raise Unavailable(
+                f"more than {self.policy.max_redirects} redirects; stopped before "
+                f"{redact_url(hop.url)}"
+            )
+        if first:
+            _check_method_and_headers(hop)
+        url = _parse_url(hop.url)
+        if not self.policy.allowlist.allows(url):
+            raise PermissionDenied(
+                f'{url_origin(url)} is not in the allowed hosts of plugin "{self.plugin}" '
+                f"(allowed: {self.policy.allowlist})"
+            )
+        if first and len(hop.body) > self.policy.max_request_bytes:
+            raise InvalidInput(
+                f"the request body is {len(hop.body)} bytes, over the "
+                f"{format_size(self.policy.max_request_bytes)} limit"
+            )
+        if time.monotonic() >= end:
+            raise HostTimeout(f"no time left to send the request to {redact_url(hop.url)}")
+        if first and (wait := self._bucket.take()):
+            raise RateLimited(
+                f'plugin "{self.plugin}" is over its limit of '
+                f"{self.policy.requests_per_second:g} requests a second",
+                retry_after_ms=math.ceil(wait * 1000),
+            )
+        port = url.port or DEFAULT_PORTS[url.scheme]
+        host = url.raw_host.decode("ascii")
+        addresses = resolve(
+            host, port, self._resolver, policy=self.policy.network, plugin=self.plugin
+        )
+        return url, addresses
+
+    def _exchange(
+        self,
+        hop: _Hop,
+        url: httpx.URL,
+        addresses: list[IPAddress],
+        end: float,
+        started: float,
+    ) -> tuple[HttpResponse, _Hop | None]:
+        timeout = end - time.monotonic()
+        request = httpx.Request(
+            hop.method,
+            url,
+            headers=self._outgoing_headers(hop, url),
+            content=hop.body,
+            extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)},
+        )
+        status: int | None = None
+        try:
+            with (
+                _network_errors(url, timeout),
+                _pinned(url.raw_host.decode("ascii"), addresses),
+            ):
+                response = self._transport.handle_request(request)
+                try:
+                    status = response.status_code
+                    location = response.headers.get("location") if status in _REDIRECTS else None
+                    # A redirect's own body is never shown to the plugin, so it is not read.
+                    body = b"" if location is not None else self._read_body(response, url, end)
+                finally:
+                    response.close()
+        except HostApiError as exc:
+            self._record(hop, started, "allow", status=status, reason=exc.message)
+            raise
+        self._record(hop, started, "allow", status=status, bytes_in=len(body))
+        result = HttpResponse(status, _response_headers(response.headers), body)
+        return result, None if location is None else _redirect(hop, url, status, location)
+
+    def _outgoing_headers(self, hop: _Hop, url: httpx.URL) -> list[tuple[bytes, bytes]]:
+        # Credentials are chosen afresh for every hop's URL, so a secret only ever goes to the
+        # hosts it is bound to; a bound header replaces the plugin's header of the same name, so
+        # the plugin cannot choose the credentials of a bound host. First binding wins.
+        injected: dict[str, tuple[str, str]] = {}
+        for binding in self.policy.credentials:
+            if binding.hosts.allows(url):
+                name, value = binding.header()
+                injected.setdefault(name.lower(), (name, value))
+        # The host owns Host (a Host other than the URL's would reach a virtual host the
+        # allowlist never approved), the framing headers (httpx derives them from the body) and
+        # the hop-by-hop ones (they describe a connection the plugin does not have).
+        kept = [
+            (name, value)
+            for name, value in hop.headers
+            if name.lower() not in HOST_OWNED_HEADERS and name.lower() not in injected
+        ]
+        return [
+            (name.encode("ascii"), value.encode()) for name, value in [*kept, *injected.values()]
+        ]
+
+    def _read_body(self, response: httpx.Response, url: httpx.URL, end: float) -> bytes:
+        """The body, whole: more than the policy's maximum is an error, never a truncation."""
+        limit = self.policy.max_response_bytes
+
+        def too_large() -> InvalidInput:
+            return InvalidInput(
+                f"response from {redact_url(str(url))} exceeds {format_size(limit)}"
+            )
+
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large()  # refused before reading a byte of it
+        chunks: list[bytes] = []
+        size = 0
+        # Raw bytes, as sent: the plugin sees the Content-Encoding header and decodes itself,
+        # and the limit counts what crosses the network, so no compression bomb slips past it.
+        for chunk in response.iter_raw():
+            size += len(chunk)
+            if size > limit:
+                raise too_large()
+            # Each read has its own timeout; this bounds a server that trickles the body.
+            if time.monotonic() > end:
+                raise HostTimeout(f"the response from {redact_url(str(url))} took too long")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _record(
+        self,
+        hop: _Hop,
+        started: float,
+        decision: Decision,
+        *,
+        status: int | None = None,
+        bytes_in: int = 0,
+        reason: str | None = None,
+    ) -> None:
+        self._audit.write(
+            AuditEntry(
+                plugin=self.plugin,
+                method=hop.method,
+                url=hop.url,
+                decision=decision,
+                status=status,
+                bytes_out=len(hop.body) if decision == "allow" else 0,
+                bytes_in=bytes_in,
+                duration_ms=(time.monotonic() - started) * 1000,
+                reason=reason,
+            )
+        )
+
+
+def _check_method_and_headers(hop: _Hop) -> None:
+    if hop.method not in METHODS:
+        raise InvalidInput(f'method "{hop.method}" is not one of {", ".join(METHODS)}')
+    for name, value in hop.headers:
+        if not TOKEN.match(name):
+            raise InvalidInput(f'"{name}" is not a valid header name')
+        if any(char in value for char in "\r\n\0"):
+            raise InvalidInput(f'the value of header "{name}" holds a line break or NUL')
+
+
+def _parse_url(text: str) -> httpx.URL:
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise InvalidInput(f'"{redact_url(text)}" is not a valid URL: {exc}') from None
+    if url.scheme not in DEFAULT_PORTS or not url.raw_host:
+        raise InvalidInput(f'"{redact_url(text)}" is not an absolute http or https URL')
+    if url.userinfo:
+        raise InvalidInput(
+            "URLs with user info (user:password@) are refused: "
+            "the operator binds credentials to hosts"
+        )
+    return url
+
+
+def _redirect(hop: _Hop, url: httpx.URL, status: int, location: str) -> _Hop:
+    """The hop that follows `hop`'s redirect response."""
+    try:
+        target: httpx.URL | None = url.join(location)
+    except httpx.InvalidURL:
+        target = None  # the next hop's URL check refuses it, and the refusal is audited
+    method, headers, body = hop.method, hop.headers, hop.body
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body = "GET", b""
+        headers = tuple(h for h in headers if h[0].lower() not in _BODY_HEADERS)
+    if target is None or url_origin(target) != url_origin(url):
+        headers = tuple(h for h in headers if h[0].lower() not in _ORIGIN_BOUND_HEADERS)
+    next_url = location if target is None else str(target)
+    return _Hop(method, next_url, headers, body, hop.redirects + 1)
+
+
+def _response_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
+    # Besides the standard hop-by-hop headers, those a Connection header names are hop-by-hop.
+    listed = {
+        token.strip().lower()
+        for value in headers.get_list("connection")
+        for token in value.split(",")
+    }
+    return [
+        (name, value)
+        for name, value in headers.multi_items()
+        if name not in HOP_BY_HOP_HEADERS and name not in listed
+    ]
+
+
+@contextmanager
+def _network_errors(url: httpx.URL, timeout: float) -> Iterator[None]:
+    """httpcore's exceptions as the plugin sees them; messages name the URL, never headers."""
+    where = redact_url(str(url))
+    try:
+        yield
+    except httpcore.TimeoutException as exc:
+        raise HostTimeout(f"request to {where} timed out after {timeout:.3g} s") from exc
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
+        raise Unavailable(REDACTOR.redact(f"request to {where} failed: {exc}")) from exc
+
+
+# The host and addresses the guard vetted for the request in progress on this thread (or task).
+# httpcore connects inside `handle_request`, on the caller's thread, so the backend reads it there.
+_PIN: ContextVar[tuple[str, tuple[IPAddress, ...]] | None] = ContextVar(
+    "corral_http_pin", default=None
+)
+
+
+@contextmanager
+def _pinned(host: str, addresses: Sequence[IPAddress]) -> Iterator[None]:
+    token = _PIN.set((host, tuple(addresses)))
+    try:
+        yield
+    finally:
+        _PIN.reset(token)
+
+
+class _PinnedBackend(httpcore.SyncBackend):
+    """Connects to the addresses vetted for the request in progress, never to a fresh DNS
+    answer: there is no second lookup for a rebinding attacker to answer differently."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        pin = _PIN.get()
+        if pin is None or pin[0] != host:
+            raise httpcore.ConnectError(f"no vetted address for {host}")
+        end = None if timeout is None else time.monotonic() + timeout
+        *others, last = pin[1]
+        for ip in others:
+            try:
+                return self._connect(ip, port, end, local_address, socket_options)
+            except httpcore.ConnectError:
+                continue  # the next vetted address may answer
+        return self._connect(last, port, end, local_address, socket_options)
+
+    def _connect(
+        self,
+        ip: IPAddress,
+        port: int,
+        end: float | None,
+        local_address: str | None,
+        socket_options: Any,
+    ) -> httpcore.NetworkStream:
+        remaining = None if end is None else end - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise httpcore.ConnectTimeout(f"connecting to {ip} took too long")
+        return super().connect_tcp(str(ip), port, remaining, local_address, socket_options)
+
+
+class PinnedTransport(httpx.BaseTransport):
+    """An httpx transport whose TCP connections go to the addresses the guard vetted.
+
+    The URL keeps its host name, so the Host header, the TLS SNI and certificate verification
+    all use that name, while the socket connects to the vetted IP. `httpx.HTTPTransport` cannot
+    be given a network backend (it builds its httpcore pool itself, and replacing its private
+    `_pool` would quietly fall back to ordinary DNS if httpx renamed it), so this transport
+    drives an httpcore pool directly. The alternative, an IP in the URL plus the `sni_hostname`
+    extension, would also verify the name, but the pool would then key connections by IP and
+    could reuse one verified for a.example for a request to b.example on the same address.
+    """
+
+    def __init__(self) -> None:
+        # `create_ssl_context` trusts certifi's roots, or SSL_CERT_FILE / SSL_CERT_DIR when set
+        # (an operator's private CA).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            network_backend=_PinnedBackend(),
+            keepalive_expiry=5.0,
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._pool.handle_request(
+            httpcore.Request(
+                method=request.method,
+                url=httpcore.URL(
+                    scheme=request.url.raw_scheme,
+                    host=request.url.raw_host,
+                    port=request.url.port,
+                    target=request.url.raw_path,
+                ),
+                headers=request.headers.raw,
+                content=request.stream,
+                extensions=request.extensions,
+            )
+        )
+        return httpx.Response(
+            response.status,
+            headers=response.headers,
+            stream=_CoreStream(response),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _CoreStream(httpx.SyncByteStream):
+    def __init__(self, response: httpcore.Response) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._response.iter_stream()
+
+    def close(self) -> None:
+        self._response.close()

@@ -1,0 +1,105 @@
+"""`log`: structured logging from plugins, routed to Python logging under the plugin's name.
+
+Always allowed. Bounded per plugin in rate (token bucket) and size, so a chatty or hostile
+plugin cannot flood the host's logs; dropped lines are counted and reported once the rate
+recovers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .._errors import ConfigError
+from .._ratelimit import TokenBucket
+from .._validation import validate_model
+from ._base import CallContext, Capability, HostFunction, PluginContext
+
+__all__ = ["LogCapability", "LogOptions", "plugin_logger"]
+
+_LEVELS = {
+    "trace": logging.DEBUG - 5,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def plugin_logger(plugin: str) -> logging.Logger:
+    """The logger a plugin's log lines and guest output go to."""
+    return logging.getLogger(f"corral.plugin.{plugin}")
+
+
+class LogOptions(BaseModel):
+    """Operator options under ``plugins.<name>.log``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: str = "trace"
+    lines_per_second: float = 50.0
+    burst: int = 200
+    max_line_bytes: int = 4096
+    max_fields: int = 32
+
+
+@dataclass
+class _LogState:
+    logger: logging.Logger
+    options: LogOptions
+    bucket: TokenBucket
+    dropped: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _clip(text: str, limit: int) -> str:
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore") + f"… ({len(data) - limit} bytes cut)"
+
+
+class LogCapability(Capability):
+    name = "log"
+    option_keys = ("log",)
+
+    def configure(self, plugin: PluginContext) -> _LogState:
+        options = validate_model(
+            LogOptions, plugin.options.get("log") or {}, f"plugins.{plugin.name}.log", ConfigError
+        )
+        if options.level not in _LEVELS:
+            raise ConfigError(
+                f"plugins.{plugin.name}.log.level: {options.level!r} is not one of "
+                + ", ".join(_LEVELS)
+            )
+        logger = plugin_logger(plugin.name)
+        return _LogState(logger, options, TokenBucket(options.lines_per_second, options.burst))
+
+    def host_functions(self, state: _LogState) -> list[HostFunction]:
+        def log(call: CallContext, level: str, message: str, fields: list[Any]) -> None:
+            number = _LEVELS.get(level, logging.INFO)
+            if number < _LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
+                return
+            if state.bucket.take() > 0:
+                with state.lock:
+                    state.dropped += 1
+                return
+            with state.lock:
+                dropped, state.dropped = state.dropped, 0
+            if dropped:
+                state.logger.warning("dropped %d log lines over the rate limit", dropped)
+            limit = state.options.max_line_bytes
+            extra = {
+                _clip(str(key), 128): _clip(str(value), limit)
+                for key, value in fields[: state.options.max_fields]
+            }
+            text = _clip(message, limit)
+            if extra:
+                text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+            state.logger.log(number, "%s", text, extra={"plugin": call.plugin, "fields": extra})
+
+        return [HostFunction("log", log)]

@@ -1,0 +1,244 @@
+"""The `corral` command line.
+
+Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error, 3 trap (timeout,
+memory, stack, fuel). Errors are one line on stderr; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._errors import ConfigError, CorralError, PluginTrap
+from .bundle import Bundle
+from .config import HostConfig, load_host_config
+from .host import PluginHost
+from .registry import PluginInfo
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRAP = 0, 1, 2, 3
+DEFAULT_CONFIG = Path("corral.yaml")
+
+
+class _UsageError(CorralError):
+    pass
+
+
+def _exit_code(error: CorralError) -> int:
+    if isinstance(error, PluginTrap):
+        return EXIT_TRAP
+    if isinstance(error, ConfigError | _UsageError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _host_config(args: argparse.Namespace) -> HostConfig:
+    """corral.yaml if given (or present), with --plugins-dir adding directories."""
+    path: Path | None = args.config
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    config = load_host_config(path) if path is not None else HostConfig().resolved(Path.cwd())
+    extra = [Path(d).absolute() for d in args.plugins_dir or []]
+    if extra:
+        config = config.model_copy(update={"plugin_dirs": [*config.plugin_dirs, *extra]})
+    return config
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _info_json(info: PluginInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "state": info.state,
+        "reason": info.reason,
+        "version": info.version,
+        "directory": str(info.directory) if info.directory else None,
+        "permissions": sorted(info.permissions),
+    }
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    with PluginHost(config=_host_config(args)) as host:
+        infos = host.load()
+    if args.json:
+        _print_json([_info_json(i) for i in infos])
+    elif not infos:
+        print("no plugins found")
+    else:
+        width = max(len(i.name) for i in infos)
+        for info in infos:
+            line = f"{info.name:<{width}}  {info.state:<8}  {info.version or '-'}"
+            print(line + (f"  {info.reason}" if info.reason else ""))
+    return EXIT_OK if all(i.state != "failed" for i in infos) else EXIT_FAILED
+
+
+def cmd_plugins_verify(args: argparse.Namespace) -> int:
+    bundle = Bundle.open(args.bundle)
+    print(f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok")
+    return EXIT_OK
+
+
+def cmd_plugins_inspect(args: argparse.Namespace) -> int:
+    from .runtime import Runtime
+
+    bundle = Bundle.open(args.bundle)
+    with Runtime() as runtime:
+        component = runtime.compile(bundle.read_verified_wasm())
+        imports = sorted(component.type.imports(runtime.engine))
+        exports = sorted(component.type.exports(runtime.engine))
+    manifest = bundle.manifest
+    report = {
+        "name": manifest.name,
+        "version": manifest.plugin.version,
+        "description": manifest.plugin.description,
+        "capabilities": manifest.capabilities,
+        "permissions": sorted(manifest.requested_permissions),
+        "allowed_hosts": manifest.security.allowed_hosts,
+        "limits": manifest.runtime.model_dump(),
+        "checksum": manifest.security.checksum,
+        "imports": imports,
+        "exports": exports,
+    }
+    if args.json:
+        _print_json(report)
+        return EXIT_OK
+    for key, value in report.items():
+        if isinstance(value, list):
+            print(f"{key}:")
+            for item in value:
+                print(f"  - {item}")
+        elif isinstance(value, dict):
+            print(f"{key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+        else:
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.input)
+    except json.JSONDecodeError as exc:
+        raise _UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
+    with PluginHost(config=_host_config(args)) as host:
+        host.load()
+        result = host.call(args.name, args.command, payload)
+    _print_json(result)
+    return EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build_plugin
+
+    bundle = build_plugin(args.source, args.out)
+    print(
+        f"built {bundle.wasm_path} ({bundle.wasm_path.stat().st_size} bytes), "
+        f"checksum sha256:{bundle.wasm_sha256}"
+    )
+    return EXIT_OK
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    with PluginHost(config=_host_config(args)) as host:
+        handler: Callable[[argparse.Namespace, Any], int] = args.tasks_handler
+        return handler(args, host.task_store)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def _host_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, help="corral.yaml (default: ./corral.yaml if present)"
+    )
+    parser.add_argument(
+        "--plugins-dir", action="append", metavar="DIR", help="also search DIR (repeatable)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .tasks.cli import add_tasks_parser
+
+    parser = argparse.ArgumentParser(prog="corral", description="WebAssembly plugin host")
+    parser.add_argument("--version", action="version", version=f"corral {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plugins = commands.add_parser("plugins", help="inspect plugin bundles")
+    plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
+    listing = plugin_commands.add_parser("list", help="every discovered bundle and its state")
+    _host_options(listing)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_plugins_list)
+    verify = plugin_commands.add_parser("verify", help="validate a bundle and its checksum")
+    verify.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
+    verify.set_defaults(func=cmd_plugins_verify)
+    inspect = plugin_commands.add_parser("inspect", help="manifest, permissions, imports, exports")
+    inspect.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(func=cmd_plugins_inspect)
+
+    call = commands.add_parser("call", help="call a plugin command and print the JSON result")
+    call.add_argument("name")
+    call.add_argument("command", metavar="COMMAND")
+    call.add_argument("--input", default="null", help="JSON input (default: null)")
+    _host_options(call)
+    call.set_defaults(func=cmd_call)
+
+    build = commands.add_parser("build", help="build a Python plugin with componentize-py")
+    build.add_argument("source", type=Path, metavar="DIR")
+    build.add_argument("--out", type=Path, help="write the bundle here instead of DIR")
+    build.set_defaults(func=cmd_build)
+
+    before = set(commands.choices)
+    add_tasks_parser(commands)
+    for name in set(commands.choices) - before:
+        tasks_parser = commands.choices[name]
+        _host_options(tasks_parser)
+        for sub in _subparsers(tasks_parser):
+            _host_options(sub)
+        tasks_parser.set_defaults(func=cmd_tasks)
+    return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.extend(action.choices.values())
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.func(args)
+        return code
+    except CorralError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"corral: {error}", file=sys.stderr)
+        return _exit_code(error)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

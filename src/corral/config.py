@@ -1,0 +1,155 @@
+"""The operator's host configuration, `corral.yaml`.
+
+```yaml
+plugin_dirs: [plugins]          # searched in order; on a name clash the earlier dir wins
+data_dir: .corral               # SQLite stores, audit log, compiled-component cache
+engine:
+  max_wasm_stack: 1MB
+defaults:                       # limits for every plugin (the manifest may ask for less)
+  memory_limit: 128MB
+  execution_timeout: 30s
+  max_instances: 4
+plugins:
+  jira-sync:
+    enabled: true
+    grant: [network.http.outbound, config.read, task.read_write, kv]
+    config: {project: OPS}      # validated against the manifest's config_schema
+    limits: {execution_timeout: 10s}
+    http: {...}                 # options owned by capabilities (see capabilities/*)
+```
+
+Relative paths are relative to the directory of the config file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._errors import ConfigError
+from ._units import parse_duration, parse_size
+from ._validation import load_yaml_mapping, validate_model
+from .capabilities import CAPABILITIES
+from .permissions import KNOWN_PERMISSIONS
+
+__all__ = ["EngineOptions", "HostConfig", "LimitOptions", "PluginSettings", "load_host_config"]
+
+_CAPABILITY_KEYS = frozenset(key for cap in CAPABILITIES for key in cap.option_keys)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitOptions(_Strict):
+    """Limits the operator sets; each applies only where it is tighter than the manifest's."""
+
+    memory_limit: str | None = None
+    execution_timeout: str | None = None
+    fuel: int | None = Field(default=None, gt=0)
+    max_instances: int | None = Field(default=None, ge=1, le=64)
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @field_validator("execution_timeout")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f'"{value}" must be longer than zero')
+        return value
+
+    def merged_over(self, base: LimitOptions) -> LimitOptions:
+        """These options, with `base` filling in what is unset."""
+        return LimitOptions(
+            **{k: v if v is not None else getattr(base, k) for k, v in self.model_dump().items()}
+        )
+
+
+class EngineOptions(_Strict):
+    max_wasm_stack: str = "1MB"
+
+    @field_validator("max_wasm_stack")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if parse_size(value) < 64 << 10:
+            raise ValueError(f'"{value}" is too small; at least 64KB')
+        return value
+
+
+class PluginSettings(BaseModel):
+    """``plugins.<name>`` in corral.yaml. Keys beyond these belong to capabilities."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    enabled: bool = True
+    grant: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+    limits: LimitOptions = Field(default_factory=LimitOptions)
+
+    @field_validator("grant")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        for permission in value:
+            if permission not in KNOWN_PERMISSIONS:
+                known = ", ".join(sorted(KNOWN_PERMISSIONS))
+                raise ValueError(f'"{permission}" is not a permission (known: {known})')
+        return value
+
+    @model_validator(mode="after")
+    def _capability_keys(self) -> PluginSettings:
+        for key in self.model_extra or {}:
+            if key not in _CAPABILITY_KEYS:
+                raise ValueError(
+                    f"unknown key {key!r} (known: enabled, grant, config, limits, "
+                    + ", ".join(sorted(_CAPABILITY_KEYS))
+                    + ")"
+                )
+        return self
+
+    def capability_options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class HostConfig(_Strict):
+    """A whole corral.yaml; paths are absolute once loaded through `load_host_config`."""
+
+    plugin_dirs: list[Path] = Field(default_factory=list)
+    data_dir: Path = Path(".corral")
+    cache_dir: Path | None = Field(
+        default=None, description="Compiled-component cache; default <data_dir>/cache."
+    )
+    engine: EngineOptions = Field(default_factory=EngineOptions)
+    defaults: LimitOptions = Field(default_factory=LimitOptions)
+    plugins: dict[str, PluginSettings] = Field(default_factory=dict)
+
+    def settings_for(self, plugin: str) -> PluginSettings:
+        return self.plugins.get(plugin) or PluginSettings()
+
+    def resolved(self, base: Path) -> HostConfig:
+        """A copy whose relative paths are taken relative to `base`."""
+        return self.model_copy(
+            update={
+                "plugin_dirs": [base / p for p in self.plugin_dirs],
+                "data_dir": base / self.data_dir,
+                "cache_dir": None if self.cache_dir is None else base / self.cache_dir,
+            }
+        )
+
+    @property
+    def compiled_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+
+def load_host_config(path: Path) -> HostConfig:
+    """Read and validate corral.yaml; problems raise `ConfigError` naming the field."""
+    path = Path(path)
+    data = load_yaml_mapping(path, ConfigError)
+    config = validate_model(HostConfig, data, str(path), ConfigError)
+    return config.resolved(path.parent.absolute())

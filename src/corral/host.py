@@ -1,0 +1,151 @@
+"""`PluginHost`: the embedding API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigError, PluginError
+from ._units import parse_size
+from ._validation import validate_model
+from .config import HostConfig, load_host_config
+from .host_services import HostServices
+from .registry import PluginInfo, Registry
+from .runtime import EngineSettings, Event, Runtime
+from .tasks import TaskStore
+
+__all__ = ["PluginHost"]
+
+
+class PluginHost:
+    """Discovers, loads and calls sandboxed plugins.
+
+    >>> settings = {"hello": {"grant": ["config.read"]}}
+    >>> with PluginHost(plugin_dirs=["plugins"], plugins=settings) as host:
+    ...     host.load()
+    ...     host.call("hello", "echo", {"msg": "hi"})
+
+    `plugins` maps plugin names to their operator settings, as under ``plugins:`` in corral.yaml.
+    `task_store` lets a host application serve its own tasks to plugins; by default they live in
+    SQLite under `data_dir`. Calls are thread-safe; `acall` runs one off the asyncio event loop.
+    """
+
+    def __init__(
+        self,
+        plugin_dirs: Sequence[str | Path] = (),
+        *,
+        data_dir: str | Path = ".corral",
+        plugins: Mapping[str, Mapping[str, Any]] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        cache_dir: str | Path | None = None,
+        max_wasm_stack: str = "1MB",
+        task_store: TaskStore | None = None,
+        config: HostConfig | None = None,
+    ) -> None:
+        if config is None:
+            raw = {
+                "plugin_dirs": [str(p) for p in plugin_dirs],
+                "data_dir": str(data_dir),
+                "cache_dir": None if cache_dir is None else str(cache_dir),
+                "engine": {"max_wasm_stack": max_wasm_stack},
+                "defaults": dict(defaults or {}),
+                "plugins": {k: dict(v) for k, v in (plugins or {}).items()},
+            }
+            config = validate_model(HostConfig, raw, "PluginHost", ConfigError).resolved(Path.cwd())
+        self.config = config
+        self._runtime = Runtime(
+            EngineSettings(max_wasm_stack=parse_size(config.engine.max_wasm_stack))
+        )
+        self._services = HostServices(config.data_dir, task_store)
+        self._registry = Registry(self._runtime, config, self._services)
+        # Stores must be dropped before the interpreter shuts down: Wasmtime's WASI output
+        # threads call back into Python, and doing so during finalization aborts the process.
+        self._finalizer = weakref.finalize(
+            self, _shutdown, self._registry, self._services, self._runtime
+        )
+
+    @classmethod
+    def from_config(cls, path: str | Path, *, task_store: TaskStore | None = None) -> PluginHost:
+        """A host configured by a corral.yaml file (relative paths are relative to it)."""
+        return cls(config=load_host_config(Path(path)), task_store=task_store)
+
+    @property
+    def task_store(self) -> TaskStore:
+        """The task store plugins read and write."""
+        return self._services.task_store
+
+    def load(self) -> list[PluginInfo]:
+        """Discover and load every bundle (again, if called twice); returns each one's state."""
+        return self._registry.load_all()
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every discovered bundle, loaded or not, with its state and reason."""
+        return self._registry.infos()
+
+    def plugin(self, name: str) -> PluginInfo:
+        for info in self._registry.infos():
+            if info.name == name:
+                return info
+        self._registry.runner(name)  # raises PluginNotFound with the list of names
+        raise AssertionError("unreachable")
+
+    def call(self, plugin: str, command: str, input: Any = None) -> Any:
+        """Run `command` in `plugin` with a JSON-able `input`; returns the decoded JSON result.
+
+        Raises `PluginError` for an error value, `PluginTrap` (or `PluginTimeout`,
+        `PluginMemoryExceeded`, `PluginFuelExhausted`) when the plugin traps, and
+        `PluginNotFound`/`PluginUnavailable` when it is not loaded.
+        """
+        runner = self._registry.runner(plugin)
+        output = runner.invoke(command, json.dumps(input))
+        try:
+            return json.loads(output)
+        except json.JSONDecodeError as exc:
+            raise PluginError(
+                plugin, "internal", f"{command!r} returned invalid JSON: {exc.msg}"
+            ) from None
+
+    async def acall(self, plugin: str, command: str, input: Any = None) -> Any:
+        """`call`, run in a worker thread so the event loop keeps running."""
+        return await asyncio.to_thread(self.call, plugin, command, input)
+
+    def send_event(
+        self,
+        plugin: str,
+        type: str,
+        payload: Any = None,
+        *,
+        source: str = "host",
+        id: str | None = None,
+    ) -> None:
+        """Deliver an event (JSON-able payload) to the plugin's `on-event` export."""
+        event = Event(
+            source=source,
+            type=type,
+            id=id or uuid.uuid4().hex,
+            payload=json.dumps(payload),
+            received_at_ms=int(time.time() * 1000),
+        )
+        self._registry.runner(plugin).on_event(event)
+
+    def close(self) -> None:
+        """Unload every plugin and close the stores this host opened."""
+        self._finalizer()
+
+    def __enter__(self) -> PluginHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shutdown(registry: Registry, services: HostServices, runtime: Runtime) -> None:
+    registry.close()
+    services.close()
+    runtime.close()

@@ -1,0 +1,192 @@
+"""The bundle manifest (`manifest.yaml`): a pydantic model, its loader and its JSON Schema.
+
+The JSON Schema in ``plugin-sdk/schema/manifest.schema.json`` is generated from `Manifest`
+(``python plugin-sdk/schema/generate.py``); a test keeps them equal.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._errors import ManifestError
+from ._units import parse_duration, parse_size
+from ._validation import load_yaml_mapping, validate_model
+from .permissions import KNOWN_PERMISSIONS, expand_permissions
+
+__all__ = ["MANIFEST_FILENAME", "Manifest", "load_manifest", "manifest_json_schema"]
+
+MANIFEST_FILENAME = "manifest.yaml"
+
+_SEMVER = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+_NAME = r"^[a-z][a-z0-9-]{0,62}$"
+_SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*([KMG]i?B|[kmg]i?b|B|b)\s*$"
+_DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ms|s|m)\s*$"
+_CHECKSUM = r"^sha256:[0-9a-f]{64}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PluginInfo(_Strict):
+    name: str = Field(
+        description="Plugin name, unique per host.", json_schema_extra={"pattern": _NAME}
+    )
+    version: str = Field(description="Semantic version.", json_schema_extra={"pattern": _SEMVER})
+    description: str = ""
+    author: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not re.match(_NAME, value):
+            raise ValueError(
+                f'"{value}" is not a plugin name (lowercase letters, digits and "-", '
+                "starting with a letter, at most 63 characters)"
+            )
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        if not re.match(_SEMVER, value):
+            raise ValueError(f'"{value}" is not a semantic version like "1.0.0"')
+        return value
+
+
+class RuntimeLimits(_Strict):
+    wasm_file: str = Field(
+        default="plugin.wasm", description="The component, relative to the bundle directory."
+    )
+    memory_limit: str = Field(
+        default="64MB",
+        description="Linear memory cap: B, KB, MB, GB (KiB/MiB/GiB accepted).",
+        json_schema_extra={"pattern": _SIZE_PATTERN},
+    )
+    execution_timeout: str = Field(
+        default="30s",
+        description="Wall-clock limit per call: ms, s, m.",
+        json_schema_extra={"pattern": _DURATION_PATTERN},
+    )
+    fuel: int | None = Field(
+        default=None, gt=0, description="Optional instruction budget per call."
+    )
+
+    @field_validator("wasm_file")
+    @classmethod
+    def _check_wasm_file(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+            raise ValueError(f'"{value}" must be a relative path inside the bundle')
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _check_memory(cls, value: str) -> str:
+        parse_size(value)
+        return value
+
+    @field_validator("execution_timeout")
+    @classmethod
+    def _check_timeout(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError(f'"{value}" must be longer than zero')
+        return value
+
+    @property
+    def memory_limit_bytes(self) -> int:
+        return parse_size(self.memory_limit)
+
+    @property
+    def execution_timeout_s(self) -> float:
+        return parse_duration(self.execution_timeout)
+
+
+class Security(_Strict):
+    permissions: list[str] = Field(
+        default_factory=list,
+        description="Permissions the plugin requests; the operator must grant each.",
+        json_schema_extra={"items": {"enum": [*sorted(KNOWN_PERMISSIONS)]}},
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Outbound HTTP allowlist: "scheme://host[:port]", host may be "*.example.com".',
+    )
+    checksum: str = Field(
+        description='"sha256:<hex>" of the component.', json_schema_extra={"pattern": _CHECKSUM}
+    )
+
+    @field_validator("permissions")
+    @classmethod
+    def _check_permissions(cls, value: list[str]) -> list[str]:
+        for permission in value:
+            if permission not in KNOWN_PERMISSIONS:
+                known = ", ".join(sorted(KNOWN_PERMISSIONS))
+                raise ValueError(f'"{permission}" is not a permission (known: {known})')
+        return value
+
+    @field_validator("checksum")
+    @classmethod
+    def _check_checksum(cls, value: str) -> str:
+        if not re.match(_CHECKSUM, value):
+            raise ValueError(f'"{value}" is not "sha256:" followed by 64 lowercase hex digits')
+        return value
+
+
+class Manifest(_Strict):
+    """A plugin bundle's manifest.yaml."""
+
+    schema_version: Literal["1.0"] = Field(description='Manifest format version: "1.0".')
+    plugin: PluginInfo
+    capabilities: list[str] = Field(
+        default_factory=list, description="What the plugin offers (free-form tags)."
+    )
+    runtime: RuntimeLimits = Field(default_factory=RuntimeLimits)
+    security: Security
+    config_schema: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON Schema for the operator-supplied plugin config.",
+    )
+
+    @field_validator("config_schema")
+    @classmethod
+    def _check_config_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.validators.validator_for(value).check_schema(value)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.path)
+            raise ValueError(
+                f"is not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"
+            ) from None
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.plugin.name
+
+    @property
+    def requested_permissions(self) -> frozenset[str]:
+        """The permissions requested, with aliases such as ``task.read_write`` expanded."""
+        return expand_permissions(self.security.permissions)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load and validate a manifest file; every problem is one `ManifestError` line."""
+    data = load_yaml_mapping(path, ManifestError)
+    return validate_model(Manifest, data, str(path), ManifestError)
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON Schema of manifest.yaml, as published in plugin-sdk/schema/."""
+    schema = Manifest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Corral plugin manifest"
+    return schema

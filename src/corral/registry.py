@@ -1,0 +1,255 @@
+"""Discovering bundles in the plugin directories and loading each one, or recording why not.
+
+Loading a bundle goes: manifest → checksum → grants → capability configuration (plugin config
+included) → compile or cache hit → contract check → runner. The first failing step sets the
+plugin's state to ``failed`` with its reason; one broken bundle never stops the others.
+
+Name clashes: plugin dirs are searched in the configured order, and within one dir bundles in
+the order of their directory names; the first bundle with a name wins, later ones are reported
+as ``failed`` with a reason naming the winner.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from wasmtime.component import Component, ComponentInstanceType
+
+from ._cache import CompiledCache
+from ._errors import (
+    BundleError,
+    ConfigError,
+    CorralError,
+    ManifestError,
+    PermissionDenied,
+    PluginNotFound,
+    PluginUnavailable,
+)
+from ._units import parse_duration, parse_size
+from .bundle import Bundle
+from .capabilities import CAPABILITIES, PluginContext, wit_interface
+from .capabilities.log import plugin_logger
+from .config import HostConfig, LimitOptions
+from .host_services import HostServices
+from .manifest import MANIFEST_FILENAME, Manifest
+from .permissions import expand_permissions
+from .runtime import HANDLER, PluginLimits, PluginRunner, Runtime
+
+__all__ = ["PluginInfo", "Registry"]
+
+_log = logging.getLogger("corral.registry")
+
+State = Literal["loaded", "failed", "disabled"]
+_HANDLER_FUNCTIONS = ("invoke", "on-event")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What the host knows about one discovered bundle."""
+
+    name: str
+    state: State
+    reason: str = ""
+    directory: Path | None = None
+    version: str = ""
+    permissions: frozenset[str] = frozenset()
+    """The permissions in force (requested and granted)."""
+    from_cache: bool = False
+
+
+@dataclass
+class _Loaded:
+    info: PluginInfo
+    runner: PluginRunner | None = None
+    capability_states: list[tuple[object, object]] = field(default_factory=list)
+
+
+def _bundle_dirs(plugin_dirs: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for plugin_dir in plugin_dirs:
+        if not plugin_dir.is_dir():
+            _log.warning("plugin dir %s does not exist", plugin_dir)
+            continue
+        found.extend(
+            child
+            for child in sorted(plugin_dir.iterdir())
+            if child.is_dir() and (child / MANIFEST_FILENAME).is_file()
+        )
+    return found
+
+
+def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits:
+    """The tighter of what the manifest asks and what the operator allows."""
+    runtime = manifest.runtime
+    memory = runtime.memory_limit_bytes
+    if operator.memory_limit is not None:
+        memory = min(memory, parse_size(operator.memory_limit))
+    timeout = runtime.execution_timeout_s
+    if operator.execution_timeout is not None:
+        timeout = min(timeout, parse_duration(operator.execution_timeout))
+    fuels = [f for f in (runtime.fuel, operator.fuel) if f is not None]
+    return PluginLimits(
+        memory_bytes=memory,
+        timeout_s=timeout,
+        fuel=min(fuels) if fuels else None,
+        max_instances=operator.max_instances or 4,
+    )
+
+
+def check_contract(component: Component, runtime: Runtime, bundle: Bundle) -> None:
+    """Refuse a component that does not export `handler` or imports what the host lacks."""
+    engine = runtime.engine
+    ctype = component.type
+    exports = ctype.exports(engine)
+    source = f"{bundle.wasm_path.name} of plugin {bundle.name!r}"
+    if HANDLER not in exports:
+        raise BundleError(f"{source} does not export {HANDLER} (see plugin-sdk/wit)")
+    handler = exports[HANDLER].ty
+    names = handler.exports(engine) if isinstance(handler, ComponentInstanceType) else {}
+    missing = [n for n in _HANDLER_FUNCTIONS if n not in names]
+    if missing:
+        raise BundleError(f"{source}: {HANDLER} lacks {', '.join(missing)}")
+    provided = {wit_interface(cap.name) for cap in CAPABILITIES}
+    for name in ctype.imports(engine):
+        if name.startswith("wasi:") or name in provided or name == wit_interface("types"):
+            continue
+        raise BundleError(f"{source} imports {name}, which this host does not provide")
+
+
+class Registry:
+    """The plugins of one host, loaded or not."""
+
+    def __init__(self, runtime: Runtime, config: HostConfig, services: HostServices) -> None:
+        self._runtime = runtime
+        self._config = config
+        self._services = services
+        self._cache = CompiledCache(
+            config.compiled_cache_dir, runtime.engine, runtime.settings.fingerprint()
+        )
+        self._plugins: dict[str, _Loaded] = {}
+        self._failed_dirs: list[PluginInfo] = []
+
+    def load_all(self) -> list[PluginInfo]:
+        """Discover and load every bundle; returns what happened to each."""
+        self.close()
+        for directory in _bundle_dirs(self._config.plugin_dirs):
+            self._load_dir(directory)
+        return self.infos()
+
+    def infos(self) -> list[PluginInfo]:
+        return sorted(
+            [loaded.info for loaded in self._plugins.values()] + self._failed_dirs,
+            key=lambda info: (info.name, str(info.directory)),
+        )
+
+    def runner(self, name: str) -> PluginRunner:
+        loaded = self._plugins.get(name)
+        failed = [info for info in self._failed_dirs if info.name == name]
+        if loaded is None and failed:
+            raise PluginUnavailable(f"plugin {name!r} failed to load: {failed[0].reason}")
+        if loaded is None:
+            known = ", ".join(sorted(self._plugins)) or "none"
+            raise PluginNotFound(f"no plugin named {name!r} (loaded plugins: {known})")
+        if loaded.runner is None:
+            raise PluginUnavailable(f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}")
+        return loaded.runner
+
+    def _load_dir(self, directory: Path) -> None:
+        # A bundle that cannot be opened is listed under its directory's name.
+        try:
+            bundle = Bundle.open(directory)
+        except (ManifestError, BundleError) as exc:
+            self._failed_dirs.append(PluginInfo(directory.name, "failed", str(exc), directory))
+            _log.error("%s", exc)
+            return
+        if bundle.name in self._plugins:
+            winner = self._plugins[bundle.name].info.directory
+            reason = f"duplicate plugin name {bundle.name!r}: {winner} was found first and is used"
+            self._failed_dirs.append(PluginInfo(bundle.name, "failed", reason, directory))
+            _log.error("%s: %s", directory, reason)
+            return
+        base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
+        settings = self._config.settings_for(bundle.name)
+        if not settings.enabled:
+            info = PluginInfo(
+                **{**base.__dict__, "state": "disabled", "reason": "disabled in config"}
+            )
+            self._plugins[bundle.name] = _Loaded(info)
+            return
+        loaded = _Loaded(base)
+        self._plugins[bundle.name] = loaded
+        try:
+            self._load(bundle, loaded)
+        except CorralError as exc:
+            self._release(loaded)
+            loaded.info = PluginInfo(**{**base.__dict__, "reason": str(exc)})
+            _log.error("plugin %s failed to load: %s", bundle.name, exc)
+
+    def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
+        name = bundle.name
+        settings = self._config.settings_for(name)
+        requested = bundle.manifest.requested_permissions
+        granted = expand_permissions(settings.grant)
+        for permission in sorted(requested - granted):
+            raise PermissionDenied(
+                f'plugin {name!r} requests permission "{permission}", which is not granted; '
+                f"to grant it add it to plugins.{name}.grant in corral.yaml"
+            )
+        in_force = requested & granted
+        options = settings.capability_options()
+        interfaces = {}
+        for capability in CAPABILITIES:
+            context = PluginContext(
+                name=name,
+                manifest=bundle.manifest,
+                granted=in_force,
+                options={k: options[k] for k in capability.option_keys if k in options},
+                plugin_config=settings.config,
+                data_dir=self._config.data_dir,
+                services=self._services,
+            )
+            try:
+                state = capability.configure(context)
+            except ConfigError as exc:
+                raise ConfigError(f"{capability.name}: {exc}") from None
+            loaded.capability_states.append((capability, state))
+            interfaces[capability.name] = capability.host_functions(state)
+        component, from_cache = self._cache.load(
+            bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
+        )
+        check_contract(component, self._runtime, bundle)
+        limits = effective_limits(
+            bundle.manifest, settings.limits.merged_over(self._config.defaults)
+        )
+        loaded.runner = PluginRunner(
+            self._runtime, name, component, limits, interfaces, in_force, plugin_logger(name)
+        )
+        loaded.info = PluginInfo(
+            name,
+            "loaded",
+            "",
+            bundle.directory,
+            bundle.manifest.plugin.version,
+            in_force,
+            from_cache,
+        )
+        _log.info(
+            "plugin %s %s loaded%s", name, loaded.info.version, " (cached)" if from_cache else ""
+        )
+
+    def _release(self, loaded: _Loaded) -> None:
+        if loaded.runner is not None:
+            loaded.runner.close()
+            loaded.runner = None
+        for capability, state in loaded.capability_states:
+            capability.close(state)  # type: ignore[attr-defined]
+        loaded.capability_states.clear()
+
+    def close(self) -> None:
+        for loaded in self._plugins.values():
+            self._release(loaded)
+        self._plugins.clear()
+        self._failed_dirs.clear()

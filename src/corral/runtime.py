@@ -1,0 +1,474 @@
+"""Running components in Wasmtime: the shared engine, limits, deadlines and instance pools.
+
+One `Runtime` owns one Engine. Deadlines use epoch interruption, and the epoch counter belongs
+to the Engine: bumping it to stop one call would interrupt every other plugin's call too. So a
+single ticker thread advances the epoch at a fixed rate and each call sets its own per-store
+deadline, counted in ticks.
+
+A `Store` is not thread-safe. Each `PluginRunner` keeps a bounded pool of instances, each in its
+own store; a call takes an idle instance (or creates one, up to `max_instances`), or waits for
+one until its deadline. An instance that trapped is discarded; the next call gets a fresh one.
+Instances are otherwise reused between calls, so module-level state in a plugin may survive
+from one call to the next but is never guaranteed to.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+from wasmtime import Config, Engine, Store, WasiConfig, WasmtimeError
+from wasmtime.component import Component, Func, Instance, Linker, Variant
+
+from ._errors import (
+    BundleError,
+    HostApiError,
+    PermissionDenied,
+    PluginError,
+    PluginFuelExhausted,
+    PluginMemoryExceeded,
+    PluginTimeout,
+    PluginTrap,
+)
+from .capabilities import CallContext, HostFunction, wit_interface
+from .capabilities._wit import error_value, record
+
+__all__ = ["EngineSettings", "Event", "PluginLimits", "PluginRunner", "Runtime"]
+
+_log = logging.getLogger("corral.runtime")
+
+HANDLER = wit_interface("handler")
+_current_call: contextvars.ContextVar[CallContext] = contextvars.ContextVar("corral_call")
+# Components built with componentize-py contain a few dozen core instances and tables; these
+# caps stop a component from multiplying them while leaving room for any real toolchain.
+_MAX_CORE_INSTANCES = 1000
+_MAX_TABLES = 1000
+_MAX_MEMORIES = 100
+_MAX_TABLE_ELEMENTS = 1_000_000
+# Without a fuel budget a call still needs fuel: the engine meters every store.
+_UNMETERED_FUEL = 1 << 62
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Engine-wide settings: every plugin shares them, and compiled artifacts depend on them."""
+
+    max_wasm_stack: int = 1 << 20
+    epoch_tick_s: float = 0.005
+
+    def fingerprint(self) -> str:
+        return (
+            f"wasmtime={wasmtime.__version__ if hasattr(wasmtime, '__version__') else '50'};"
+            f"epoch=1;fuel=1;stack={self.max_wasm_stack}"
+        )
+
+
+@dataclass(frozen=True)
+class PluginLimits:
+    """The limits in force for one plugin (the tighter of manifest and operator)."""
+
+    memory_bytes: int
+    timeout_s: float
+    fuel: int | None = None
+    max_instances: int = 4
+    max_output_bytes: int = 64 << 10
+    """Guest stdout/stderr logged per call; the rest is dropped and counted."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event delivered to a plugin's `on-event` export."""
+
+    source: str
+    type: str
+    id: str
+    payload: str
+    received_at_ms: int
+
+
+class Runtime:
+    """The shared Engine, its epoch ticker, and component compilation."""
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        config = Config()
+        config.epoch_interruption = True
+        config.consume_fuel = True
+        config.max_wasm_stack = self.settings.max_wasm_stack
+        self.engine = Engine(config)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="corral-epoch", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        # The epoch follows the wall clock: a late wake-up (sleep jitter, a busy GIL) catches up
+        # with several increments instead of stretching every deadline.
+        tick = self.settings.epoch_tick_s
+        started = time.monotonic()
+        epoch = 0
+        while not self._stop.wait(tick):
+            due = int((time.monotonic() - started) / tick)
+            while epoch < due:
+                self.engine.increment_epoch()
+                epoch += 1
+
+    def ticks_until(self, deadline: float) -> int:
+        """Epoch ticks from now until the `time.monotonic()` value `deadline`.
+
+        One more than the division gives: the next tick may be due at any moment, and a call
+        must never be interrupted before its deadline.
+        """
+        remaining = deadline - time.monotonic()
+        return max(0, math.ceil(remaining / self.settings.epoch_tick_s)) + 1
+
+    def compile(self, wasm: bytes) -> Component:
+        """Compile a component (seconds for a Python plugin: callers cache the result)."""
+        try:
+            return Component(self.engine, wasm)
+        except WasmtimeError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "invalid"
+            raise BundleError(f"not a valid WebAssembly component: {first}") from None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._ticker.join()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _GuestOutput:
+    """Guest stdout/stderr, line-buffered into the plugin's logger, bounded per call.
+
+    The last few KiB of each call are kept whatever the limit, so a trap can be explained by
+    what the guest printed just before it (a Python traceback, an allocator's complaint).
+    """
+
+    _TAIL = 4096
+
+    def __init__(self, logger: logging.Logger, stream: str, limit: int) -> None:
+        self._logger = logger
+        self._stream = stream
+        self._limit = limit
+        self._buffer = b""
+        self._written = 0
+        self._dropped = 0
+        self.tail = b""
+
+    def write(self, data: bytes) -> None:
+        self.tail = (self.tail + data)[-self._TAIL :]
+        room = self._limit - self._written
+        if room <= 0:
+            self._dropped += len(data)
+            return
+        accepted = data[:room]
+        self._dropped += len(data) - len(accepted)
+        self._written += len(accepted)
+        self._buffer += accepted
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._emit(line)
+
+    def _emit(self, line: bytes) -> None:
+        self._logger.info("[%s] %s", self._stream, line.decode("utf-8", "replace"))
+
+    def end_call(self) -> None:
+        if self._buffer:
+            self._emit(self._buffer)
+            self._buffer = b""
+        if self._dropped:
+            self._logger.warning(
+                "[%s] %d bytes of output dropped over the %d-byte limit per call",
+                self._stream,
+                self._dropped,
+                self._limit,
+            )
+        self._written = self._dropped = 0
+        self.tail = b""
+
+
+def _export(store: Store, instance: Instance, name: str) -> Func:
+    handler = instance.get_export_index(store, HANDLER)
+    index = instance.get_export_index(store, name, handler) if handler is not None else None
+    func = instance.get_func(store, index) if index is not None else None
+    if func is None:  # check_contract refuses such components at load time
+        raise PluginTrap("?", "missing export", detail=f"{HANDLER}#{name}")
+    return func
+
+
+class _Instance:
+    """One instantiated component in its own store."""
+
+    def __init__(self, store: Store, instance: Instance, outputs: list[_GuestOutput]) -> None:
+        self.store = store
+        self.outputs = outputs
+        self.invoke = _export(store, instance, "invoke")
+        self.on_event = _export(store, instance, "on-event")
+
+
+# What language runtimes print when an allocation fails: the guest then aborts, so the trap
+# itself only says "unreachable".
+_OUT_OF_MEMORY_MARKERS = (b"MemoryError", b"memory allocation of", b"out of memory")
+_GUEST_ERROR_LINE = re.compile(rb"^[A-Za-z_][\w.]*(?:Error|Exception)\b.*$")
+
+
+def _trap_from(
+    plugin: str, error: WasmtimeError, limits: PluginLimits, elapsed: float, stderr_tail: bytes
+) -> PluginTrap:
+    """Classify a Wasmtime error into the most specific `PluginTrap`."""
+    text = str(error)
+    head, _, rest = text.partition("\n")
+    frames = [line.strip() for line in rest.splitlines() if line.strip()[:1].isdigit()]
+    backtrace = "\n".join(frames[:8])
+    cause = (
+        text.rsplit("Caused by:", 1)[-1].strip().splitlines()[0] if "Caused by:" in text else head
+    )
+    lowered = text.lower()
+    if "interrupt" in lowered:
+        return PluginTimeout(
+            plugin, "timeout", backtrace, f"ran past its {limits.timeout_s:g} s execution_timeout"
+        )
+    if "all fuel consumed" in lowered:
+        return PluginFuelExhausted(
+            plugin, "fuel exhausted", backtrace, f"used up its budget of {limits.fuel} fuel"
+        )
+    if any(marker in stderr_tail for marker in _OUT_OF_MEMORY_MARKERS):
+        return PluginMemoryExceeded(
+            plugin, "out of memory", backtrace, f"needed more than its {limits.memory_bytes} bytes"
+        )
+    trap = cause.removeprefix("error while executing at wasm backtrace:").strip()
+    trap = trap.removeprefix("wasm trap: ") or "trap"
+    guest_errors = [
+        line.strip() for line in stderr_tail.splitlines() if _GUEST_ERROR_LINE.match(line.strip())
+    ]
+    detail = guest_errors[-1].decode("utf-8", "replace") if guest_errors else ""
+    detail = detail or f"after {elapsed * 1000:.0f} ms"
+    return PluginTrap(plugin, trap, backtrace, detail)
+
+
+class PluginRunner:
+    """Calls into one loaded plugin: links its capabilities and pools its instances."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        name: str,
+        component: Component,
+        limits: PluginLimits,
+        interfaces: dict[str, list[HostFunction]],
+        granted: frozenset[str],
+        logger: logging.Logger,
+    ) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.component = component
+        self.limits = limits
+        self._logger = logger
+        self._linker = self._link(interfaces, granted)
+        self._idle: list[_Instance] = []
+        self._live = 0
+        self._available = threading.Condition()
+        self._closed = False
+
+    # -- linking ---------------------------------------------------------------------------
+
+    def _link(self, interfaces: dict[str, list[HostFunction]], granted: frozenset[str]) -> Linker:
+        linker = Linker(self.runtime.engine)
+        # WASI is linked for what language runtimes need (clocks, random, stdio); the store's
+        # WasiConfig grants no files, no environment and no network.
+        linker.add_wasip2()
+        linker.allow_shadowing = True
+        with linker.root() as root:
+            for interface, functions in interfaces.items():
+                with root.add_instance(wit_interface(interface)) as instance:
+                    for function in functions:
+                        instance.add_func(
+                            function.name, self._host_call(interface, function, granted)
+                        )
+        return linker
+
+    def _host_call(
+        self, interface: str, function: HostFunction, granted: frozenset[str]
+    ) -> Callable[..., Any]:
+        plugin = self.name
+        qualified = f"{interface}.{function.name}"
+        if function.permission is not None and function.permission not in granted:
+            denied = error_value(_denied(plugin, qualified, function.permission))
+
+            def refuse(_store: Any, *_args: Any) -> Any:
+                return denied
+
+            return refuse
+
+        impl = function.impl
+        logger = self._logger
+
+        def call(_store: Any, *args: Any) -> Any:
+            # Host functions never raise into Wasmtime: an exception there becomes a trap, and
+            # the contract says errors cross as values.
+            try:
+                return impl(_current_call.get(), *args)
+            except HostApiError as exc:
+                return error_value(exc)
+            except Exception:
+                logger.exception("host function %s failed", qualified)
+                return Variant("internal", f"the host failed in {qualified}; see the host log")
+
+        return call
+
+    # -- instances -------------------------------------------------------------------------
+
+    def _new_instance(self, deadline: float) -> _Instance:
+        store = Store(self.runtime.engine)
+        wasi = WasiConfig()
+        outputs = [
+            _GuestOutput(self._logger, "stdout", self.limits.max_output_bytes),
+            _GuestOutput(self._logger, "stderr", self.limits.max_output_bytes),
+        ]
+        wasi.stdout_custom = outputs[0].write
+        wasi.stderr_custom = outputs[1].write
+        store.set_wasi(wasi)
+        store.set_limits(
+            memory_size=self.limits.memory_bytes,
+            table_elements=_MAX_TABLE_ELEMENTS,
+            instances=_MAX_CORE_INSTANCES,
+            tables=_MAX_TABLES,
+            memories=_MAX_MEMORIES,
+        )
+        self._arm(store, deadline)
+        start = time.monotonic()
+        try:
+            instance = self._linker.instantiate(store, self.component)
+        except WasmtimeError as exc:
+            elapsed = time.monotonic() - start
+            raise _trap_from(self.name, exc, self.limits, elapsed, outputs[1].tail) from None
+        finally:
+            for output in outputs:
+                output.end_call()
+        return _Instance(store, instance, outputs)
+
+    def _arm(self, store: Store, deadline: float) -> None:
+        """Give the store what is left of the call's time, and its fuel budget."""
+        store.set_epoch_deadline(self.runtime.ticks_until(deadline))
+        store.set_fuel(self.limits.fuel if self.limits.fuel is not None else _UNMETERED_FUEL)
+
+    @contextmanager
+    def _instance(self, deadline: float) -> Iterator[_Instance]:
+        with self._available:
+            while not self._idle and self._live >= self.limits.max_instances:
+                remaining = deadline - time.monotonic()
+                if self._closed or remaining <= 0 or not self._available.wait(remaining):
+                    if self._closed:
+                        raise PluginTrap(self.name, "closed", detail="the host is shutting down")
+                    raise PluginTimeout(
+                        self.name,
+                        "timeout",
+                        detail=f"all {self.limits.max_instances} instances stayed busy",
+                    )
+            taken = self._idle.pop() if self._idle else None
+            if taken is None:
+                self._live += 1
+        try:
+            if taken is None:
+                taken = self._new_instance(deadline)
+        except BaseException:
+            self._release(None)
+            raise
+        healthy = False
+        try:
+            yield taken
+            healthy = True
+        finally:
+            self._release(taken if healthy else None)
+
+    def _release(self, instance: _Instance | None) -> None:
+        with self._available:
+            if instance is None or self._closed:
+                self._live -= 1
+            else:
+                self._idle.append(instance)
+            self._available.notify()
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def _run(self, export: str, *args: Any) -> Any:
+        start = time.monotonic()
+        deadline = start + self.limits.timeout_s
+        call = CallContext(plugin=self.name, deadline=deadline)
+        token = _current_call.set(call)
+        try:
+            with self._instance(deadline) as instance:
+                self._arm(instance.store, deadline)
+                func = instance.invoke if export == "invoke" else instance.on_event
+                try:
+                    result = func(instance.store, *args)
+                    func.post_return(instance.store)
+                except WasmtimeError as exc:
+                    elapsed = time.monotonic() - start
+                    stderr_tail = instance.outputs[1].tail
+                    raise _trap_from(self.name, exc, self.limits, elapsed, stderr_tail) from None
+                finally:
+                    for output in instance.outputs:
+                        output.end_call()
+                return result
+        finally:
+            _current_call.reset(token)
+
+    def invoke(self, command: str, input_json: str) -> str:
+        """Call the plugin's `invoke` export; returns its JSON text."""
+        result = self._run("invoke", command, input_json)
+        if isinstance(result, Variant):
+            raise _plugin_error(self.name, result)
+        if not isinstance(result, str):
+            raise PluginTrap(self.name, "bad result", detail=f"invoke returned {type(result)}")
+        return result
+
+    def on_event(self, event: Event) -> None:
+        """Deliver an event to the plugin's `on-event` export."""
+        value = record(
+            source=event.source,
+            type=event.type,
+            id=event.id,
+            payload=event.payload,
+            received_at=event.received_at_ms,
+        )
+        result = self._run("on-event", value)
+        if isinstance(result, Variant):
+            raise _plugin_error(self.name, result)
+
+    def close(self) -> None:
+        with self._available:
+            self._closed = True
+            self._idle.clear()
+            self._available.notify_all()
+
+
+def _denied(plugin: str, function: str, permission: str) -> HostApiError:
+    return PermissionDenied(
+        f'{function} needs permission "{permission}", which plugin "{plugin}" was not granted '
+        f"(the operator grants it under plugins.{plugin}.grant in corral.yaml)"
+    )
+
+
+def _plugin_error(plugin: str, value: Variant) -> PluginError:
+    payload = value.payload
+    if value.tag == "rate-limited":
+        return PluginError(
+            plugin,
+            value.tag,
+            str(getattr(payload, "message", "")),
+            int(getattr(payload, "retry-after-ms", 0)),
+        )
+    return PluginError(plugin, value.tag, str(payload))

@@ -1,0 +1,39 @@
+"""The host application's tasks: the model, the `TaskStore` protocol and its SQLite default.
+
+Plugins reach tasks through the ``tasks`` host functions; a host application either uses
+`SQLiteTaskStore` or implements `TaskStore` over its own database.
+"""
+
+from __future__ import annotations
+
+from .model import (
+    Change,
+    ChangeOp,
+    JSONValue,
+    Link,
+    Page,
+    Task,
+    TaskFilter,
+    TaskUpsert,
+    check_version,
+    format_timestamp,
+)
+from .sqlite import SQLiteTaskStore
+from .store import MAX_LIMIT, TaskStore, clamp_limit
+
+__all__ = [
+    "MAX_LIMIT",
+    "Change",
+    "ChangeOp",
+    "JSONValue",
+    "Link",
+    "Page",
+    "SQLiteTaskStore",
+    "Task",
+    "TaskFilter",
+    "TaskStore",
+    "TaskUpsert",
+    "check_version",
+    "clamp_limit",
+    "format_timestamp",
+]

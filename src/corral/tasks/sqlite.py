@@ -1,0 +1,527 @@
+"""`SQLiteTaskStore`: the default task store, one SQLite file.
+
+The statements are portable SQL that PostgreSQL runs as well; SQLite's own settings are
+confined to the PRAGMAs at connect (WAL, busy timeout, foreign keys) and the DDL's column types.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from corral._errors import InvalidInput, NotFound, Unavailable
+
+from .model import (
+    Change,
+    ChangeOp,
+    Link,
+    Page,
+    Task,
+    TaskFilter,
+    TaskUpsert,
+    check_version,
+    format_timestamp,
+)
+from .store import TaskStore, clamp_limit
+
+__all__ = ["SQLiteConnections", "SQLiteTaskStore"]
+
+
+class SQLiteConnections:
+    """Connections to one SQLite file, for a store used by many threads and processes.
+
+    Each thread gets its own connection, so under WAL readers run in parallel and never wait
+    for a writer (a single shared connection would queue every plugin's reads behind another
+    plugin's big batch). Writers of this process queue on one lock before ``BEGIN IMMEDIATE``:
+    SQLite admits one writer at a time anyway, and a lock hands over at once where SQLite's
+    busy handler sleeps and polls. Writers in other processes wait on SQLite's lock, up to
+    `busy_timeout` seconds.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, name: str, busy_timeout: float) -> None:
+        self._path = os.fspath(path)
+        self._name = name
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._registry_lock = threading.Lock()
+        self._by_thread: dict[threading.Thread, sqlite3.Connection] = {}
+        self._closed = False
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, in autocommit mode: each statement sees one snapshot."""
+        with self._translated():
+            yield self._connection()
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, committed when the block ends and rolled back if it raises."""
+        with self._translated(), self._write_lock:
+            conn = self._connection()
+            # IMMEDIATE takes the write lock now: a deferred transaction that read first could
+            # fail to upgrade (SQLITE_BUSY without waiting) if another process wrote meanwhile.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.rollback()
+                raise
+
+    def close(self) -> None:
+        """Close every thread's connection; later calls raise `Unavailable`."""
+        with self._registry_lock:
+            self._closed = True
+            connections = list(self._by_thread.values())
+            self._by_thread.clear()
+        for conn in connections:
+            conn.close()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        # Callers see Corral's errors only; sqlite3's are an implementation detail.
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise Unavailable(f"{self._name}: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise Unavailable(f"{self._name} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._registry_lock:
+                if self._closed:
+                    raise Unavailable(f"{self._name} is closed")
+                # Threads come and go (thread pools grow and shrink); don't keep their files open.
+                for thread in [t for t in self._by_thread if not t.is_alive()]:
+                    self._by_thread.pop(thread).close()
+                conn = self._connect()
+                self._by_thread[threading.current_thread()] = conn
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,  # SQLite's busy timeout: how long to wait for a lock
+            # Transactions are explicit (`writing`), not begun behind our back by the module.
+            isolation_level=None,
+            # Each connection is still used by one thread only; this lets `close` close them all.
+            check_same_thread=False,
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # `synchronous` stays FULL: under NORMAL a power cut can undo commits that a plugin
+        # already read from the change feed, and their seqs would then be handed out again.
+        return conn
+
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS tasks (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        assignee TEXT,
+        labels TEXT NOT NULL,
+        due_date TEXT,
+        custom_fields TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        version INTEGER NOT NULL
+    )""",
+    # The one secondary index: queries walk it in page order and filter as they go. Indexes
+    # per filter column would speed up rare selective queries and slow down every write,
+    # which is what sync plugins do in bulk.
+    "CREATE INDEX IF NOT EXISTS tasks_by_update ON tasks (updated_at, id)",
+    # `tasks.labels` (JSON) is what is returned; this table is what label filters search.
+    """CREATE TABLE IF NOT EXISTS task_labels (
+        task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        PRIMARY KEY (task_id, label)
+    )""",
+    "CREATE INDEX IF NOT EXISTS task_labels_by_label ON task_labels (label, task_id)",
+    """CREATE TABLE IF NOT EXISTS task_links (
+        plugin TEXT NOT NULL,
+        system TEXT NOT NULL,
+        external_key TEXT NOT NULL,
+        task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        snapshot TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (plugin, system, external_key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS task_links_by_task ON task_links (task_id, plugin, system)",
+    # A change holds the task as the change left it, in the same columns as `tasks` (only id
+    # and version for a delete): the rows written to `tasks` are reused, not encoded again.
+    """CREATE TABLE IF NOT EXISTS task_changes (
+        seq INTEGER PRIMARY KEY,
+        op TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        id TEXT NOT NULL,
+        title TEXT,
+        description TEXT,
+        status TEXT,
+        priority TEXT,
+        assignee TEXT,
+        labels TEXT,
+        due_date TEXT,
+        custom_fields TEXT,
+        created_at TEXT,
+        updated_at TEXT,
+        version INTEGER NOT NULL
+    )""",
+    # One row: the last seq handed out. See `_append_changes`.
+    "CREATE TABLE IF NOT EXISTS task_change_seq (last_seq INTEGER NOT NULL)",
+    """INSERT INTO task_change_seq (last_seq)
+        SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM task_change_seq)""",
+)
+
+_TASK_COLUMNS = (
+    "id, title, description, status, priority, assignee, labels, due_date, custom_fields, "
+    "created_at, updated_at, version"
+)
+_SELECT_TASKS = f"SELECT {_TASK_COLUMNS} FROM tasks"
+_INSERT_TASK = f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_SELECT_CHANGES = f"SELECT seq, op, actor, at, {_TASK_COLUMNS} FROM task_changes"
+_INSERT_CHANGE = (
+    f"INSERT INTO task_changes (seq, op, actor, at, {_TASK_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+)
+_UPDATE_TASK = """UPDATE tasks SET title = ?, description = ?, status = ?, priority = ?,
+    assignee = ?, labels = ?, due_date = ?, custom_fields = ?, created_at = ?, updated_at = ?,
+    version = ? WHERE id = ?"""
+_LINK_COLUMNS = "plugin, system, external_key, task_id, snapshot, updated_at"
+_SELECT_LINKS = f"SELECT {_LINK_COLUMNS} FROM task_links"
+
+# Parameters per `IN (...)` list: well under every database's limit on bound parameters.
+_CHUNK = 500
+
+
+def _now() -> str:
+    return format_timestamp(datetime.now(UTC))
+
+
+_Row = tuple[Any, ...]
+
+
+def _task_row(task: Task) -> _Row:
+    """`task` as values for `_TASK_COLUMNS`."""
+    return (
+        task.id,
+        task.title,
+        task.description,
+        task.status,
+        task.priority,
+        task.assignee,
+        json.dumps(task.labels),
+        task.due_date,
+        json.dumps(task.custom_fields),
+        task.created_at,
+        task.updated_at,
+        task.version,
+    )
+
+
+def _tombstone_row(task_id: str, version: int) -> _Row:
+    """The `_TASK_COLUMNS` values a delete's change holds."""
+    return (task_id, *[None] * 10, version)
+
+
+def _task_from_row(row: _Row) -> Task:
+    task_id, title, description, status, priority, assignee, labels, due, custom, *stamps = row
+    created_at, updated_at, version = stamps
+    return Task(
+        id=task_id,
+        title=title,
+        description=description,
+        status=status,
+        priority=priority,
+        assignee=assignee,
+        labels=json.loads(labels),
+        due_date=due,
+        custom_fields=json.loads(custom),
+        created_at=created_at,
+        updated_at=updated_at,
+        version=version,
+    )
+
+
+def _link_row(link: Link) -> tuple[str, ...]:
+    """`link` as values for `_LINK_COLUMNS`."""
+    return (
+        link.plugin,
+        link.system,
+        link.external_key,
+        link.task_id,
+        link.snapshot,
+        link.updated_at,
+    )
+
+
+def _link_from_row(row: _Row) -> Link:
+    plugin, system, external_key, task_id, snapshot, updated_at = row
+    return Link(
+        plugin=plugin,
+        system=system,
+        external_key=external_key,
+        task_id=task_id,
+        snapshot=snapshot,
+        updated_at=updated_at,
+    )
+
+
+def _encode_cursor(kind: str, *position: str | int) -> str:
+    text = json.dumps([kind, *position], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, kind: str, *types: type) -> list[Any]:
+    """The position in a cursor `_encode_cursor(kind, ...)` made; `InvalidInput` otherwise."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:
+        value = None
+    if (
+        isinstance(value, list)
+        and len(value) == len(types) + 1
+        and value[0] == kind
+        and all(type(item) is type_ for item, type_ in zip(value[1:], types, strict=True))
+    ):
+        return value[1:]
+    raise InvalidInput(f'cursor "{cursor}" was not returned by {kind}')
+
+
+def _filter_sql(task_filter: TaskFilter) -> tuple[list[str], list[Any]]:
+    """`WHERE` conditions on `tasks t` for `task_filter`, and their parameters."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column in ("status", "assignee"):
+        value = getattr(task_filter, column)
+        if value is not None:
+            conditions.append(f"t.{column} = ?")
+            params.append(value)
+    if task_filter.label is not None:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM task_labels l WHERE l.task_id = t.id AND l.label = ?)"
+        )
+        params.append(task_filter.label)
+    if task_filter.updated_since is not None:
+        conditions.append("t.updated_at >= ?")
+        params.append(task_filter.updated_since)
+    linked = (
+        "EXISTS (SELECT 1 FROM task_links k"
+        " WHERE k.task_id = t.id AND k.plugin = ? AND k.system = ?)"
+    )
+    if task_filter.linked_system is not None:
+        conditions.append(linked)
+        params += [task_filter.linked_plugin, task_filter.linked_system]
+    if task_filter.unlinked_system is not None:
+        conditions.append(f"NOT {linked}")
+        params += [task_filter.unlinked_plugin, task_filter.unlinked_system]
+    return conditions, params
+
+
+def _tasks_by_id(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Task]:
+    found: dict[str, Task] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.execute(f"{_SELECT_TASKS} WHERE id IN ({marks})", chunk):
+            task = _task_from_row(row)
+            found[task.id] = task
+    return found
+
+
+def _reject_repeated_ids(upserts: list[TaskUpsert]) -> None:
+    # One write per task per batch keeps "expected_version" meaning the version before the batch.
+    first: dict[str, str] = {}
+    for upsert in upserts:
+        if upsert.id is None:
+            continue
+        if upsert.id in first:
+            raise InvalidInput(
+                f'{upsert.where}.id: task "{upsert.id}" is also written by {first[upsert.id]}; '
+                "a batch may write each task once"
+            )
+        first[upsert.id] = upsert.where
+
+
+def _append_changes(
+    conn: sqlite3.Connection, actor: str, at: str, changes: list[tuple[ChangeOp, _Row]]
+) -> None:
+    """Add (op, task row) entries to the change feed, in the caller's write transaction.
+
+    Seqs come from a counter row updated inside the write transaction, which keeps the feed
+    gapless for readers: BEGIN IMMEDIATE serializes writers on SQLite's write lock, so the
+    transaction that takes seqs n+1.. commits after the one that took ..n, and any snapshot
+    that holds seq n+1 holds every seq below it. A reader at cursor n thus never sees n+2 and
+    later misses an n+1 that commits after its read. (In PostgreSQL the counter row's lock
+    serializes writers the same way; a SEQUENCE would not: it numbers in start order, not
+    commit order.)
+    """
+    conn.execute("UPDATE task_change_seq SET last_seq = last_seq + ?", (len(changes),))
+    (last,) = conn.execute("SELECT last_seq FROM task_change_seq").fetchone()
+    first = last - len(changes) + 1
+    conn.executemany(
+        _INSERT_CHANGE,
+        [(first + i, op, actor, at, *row) for i, (op, row) in enumerate(changes)],
+    )
+
+
+class SQLiteTaskStore(TaskStore):
+    """`TaskStore` in one SQLite file (WAL), safe for many threads and several processes.
+
+    `path` may be shared with `SQLiteKVStore`. Writers that find the file locked by another
+    process wait up to `busy_timeout` seconds, then fail with `Unavailable`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self._db = SQLiteConnections(path, name="task store", busy_timeout=busy_timeout)
+        with self._db.writing() as conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+    def get(self, task_id: str) -> Task:
+        with self._db.reading() as conn:
+            row = conn.execute(f"{_SELECT_TASKS} WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise NotFound(f'task "{task_id}" does not exist')
+        return _task_from_row(row)
+
+    def query(self, filter: TaskFilter, cursor: str | None, limit: int) -> Page[Task]:
+        limit = clamp_limit(limit)
+        conditions, params = _filter_sql(filter)
+        if cursor is not None:
+            conditions.append("(t.updated_at, t.id) > (?, ?)")
+            params += _decode_cursor(cursor, "query", str, str)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"{_SELECT_TASKS} t {where} ORDER BY t.updated_at, t.id LIMIT ?"
+        with self._db.reading() as conn:
+            # One row more than asked tells whether another page follows.
+            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+        tasks = [_task_from_row(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return Page(tasks)
+        return Page(tasks, _encode_cursor("query", tasks[-1].updated_at, tasks[-1].id))
+
+    def put_many(self, items: list[dict[str, Any]], actor: str) -> list[Task]:
+        # Validate everything before taking the write lock.
+        upserts = [TaskUpsert.from_json(item, where=f"tasks[{i}]") for i, item in enumerate(items)]
+        _reject_repeated_ids(upserts)
+        if not upserts:
+            return []
+        with self._db.writing() as conn:
+            now = _now()
+            stored = _tasks_by_id(conn, [u.id for u in upserts if u.id is not None])
+            written: list[tuple[ChangeOp, Task]] = []
+            relabeled: list[Task] = []
+            for upsert in upserts:
+                current = None if upsert.id is None else stored.get(upsert.id)
+                check_version(upsert.id, upsert.expected_version, current.version if current else 0)
+                if current is None:
+                    written.append(("create", upsert.create(now)))
+                else:
+                    written.append(("update", task := upsert.apply(current, now)))
+                    if "labels" in upsert.values:
+                        relabeled.append(task)
+            rows = [(op, _task_row(task)) for op, task in written]
+            created = [task for op, task in written if op == "create"]
+            conn.executemany(_INSERT_TASK, [row for op, row in rows if op == "create"])
+            conn.executemany(
+                _UPDATE_TASK, [(*row[1:], row[0]) for op, row in rows if op == "update"]
+            )
+            conn.executemany(
+                "DELETE FROM task_labels WHERE task_id = ?", [(task.id,) for task in relabeled]
+            )
+            conn.executemany(
+                "INSERT INTO task_labels (task_id, label) VALUES (?, ?)",
+                [(task.id, label) for task in created + relabeled for label in task.labels],
+            )
+            _append_changes(conn, actor, now, rows)
+        return [task for _, task in written]
+
+    def delete(self, task_id: str, expected_version: int | None, actor: str) -> None:
+        with self._db.writing() as conn:
+            row = conn.execute("SELECT version FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                raise NotFound(f'task "{task_id}" does not exist')
+            check_version(task_id, expected_version, row[0])
+            # Its labels and links go with it (ON DELETE CASCADE).
+            conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            _append_changes(conn, actor, _now(), [("delete", _tombstone_row(task_id, row[0]))])
+
+    def changes_since(self, cursor: str | None, limit: int) -> Page[Change]:
+        after = 0 if cursor is None else _decode_cursor(cursor, "changes_since", int)[0]
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                f"{_SELECT_CHANGES} WHERE seq > ? ORDER BY seq LIMIT ?", (after, clamp_limit(limit))
+            ).fetchall()
+        changes = [
+            Change(
+                seq=seq,
+                op=op,
+                actor=actor,
+                at=at,
+                task_id=task[0],
+                version=task[-1],
+                task=None if op == "delete" else _task_from_row(task).to_json(),
+            )
+            for seq, op, actor, at, *task in rows
+        ]
+        return Page(changes, _encode_cursor("changes_since", changes[-1].seq) if changes else None)
+
+    def get_link(self, plugin: str, system: str, external_key: str) -> Link:
+        with self._db.reading() as conn:
+            row = conn.execute(
+                f"{_SELECT_LINKS} WHERE plugin = ? AND system = ? AND external_key = ?",
+                (plugin, system, external_key),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f'no link to "{external_key}" in "{system}"')
+        return _link_from_row(row)
+
+    def links_for_task(self, plugin: str, task_id: str) -> list[Link]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                f"{_SELECT_LINKS} WHERE task_id = ? AND plugin = ? ORDER BY system, external_key",
+                (task_id, plugin),
+            ).fetchall()
+        return [_link_from_row(row) for row in rows]
+
+    def put_link(self, link: Link) -> Link:
+        link.validate()
+        with self._db.writing() as conn:
+            if conn.execute("SELECT 1 FROM tasks WHERE id = ?", (link.task_id,)).fetchone() is None:
+                raise NotFound(f'task "{link.task_id}" does not exist')
+            stored = replace(link, updated_at=_now())
+            conn.execute(
+                f"INSERT INTO task_links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (plugin, system, external_key) DO UPDATE SET"
+                " task_id = excluded.task_id, snapshot = excluded.snapshot,"
+                " updated_at = excluded.updated_at",
+                _link_row(stored),
+            )
+        return stored
+
+    def delete_link(self, plugin: str, system: str, external_key: str) -> None:
+        with self._db.writing() as conn:
+            deleted = conn.execute(
+                "DELETE FROM task_links WHERE plugin = ? AND system = ? AND external_key = ?",
+                (plugin, system, external_key),
+            ).rowcount
+        if not deleted:
+            raise NotFound(f'no link to "{external_key}" in "{system}"')
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,90 @@
+"""`TaskStore`: what Corral needs from the host application's task storage.
+
+`SQLiteTaskStore` is the default; a host application with its own database implements this
+protocol instead (`TaskUpsert` and `check_version` carry the upsert rules).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .model import Change, Link, Page, Task, TaskFilter
+
+__all__ = ["MAX_LIMIT", "TaskStore", "clamp_limit"]
+
+MAX_LIMIT = 1000
+"""The most items one page holds."""
+
+
+def clamp_limit(limit: int) -> int:
+    """A page size within 1..MAX_LIMIT."""
+    return max(1, min(limit, MAX_LIMIT))
+
+
+class TaskStore(Protocol):
+    """The host application's tasks, their external links and their change feed.
+
+    `actor` is ``"host"`` for the host application's own writes and the plugin's name for a
+    plugin's, so a sync plugin can skip changes it made itself.
+    """
+
+    def get(self, task_id: str) -> Task:
+        """The task `task_id`; `NotFound` if there is none."""
+        ...
+
+    def query(self, filter: TaskFilter, cursor: str | None, limit: int) -> Page[Task]:
+        """Tasks matching `filter`, ordered by (updated_at, id), `limit` (clamped to
+        1..MAX_LIMIT) at a time.
+
+        `cursor` is a page's `next_cursor`; pagination is by key, so pages neither repeat nor
+        skip tasks that were not updated meanwhile.
+        """
+        ...
+
+    def put_many(self, items: list[dict[str, Any]], actor: str) -> list[Task]:
+        """Create or update tasks, all in one transaction; returns them as stored, in order.
+
+        Each item is a task's JSON object plus an optional ``expected_version`` (see
+        `TaskUpsert`): no id creates a task with a new id; an id that exists updates the fields
+        given; an id that does not exist creates the task with that id. Any invalid item
+        (`InvalidInput`) or version mismatch (`Conflict`) fails the whole batch.
+        """
+        ...
+
+    def delete(self, task_id: str, expected_version: int | None, actor: str) -> None:
+        """Delete a task and its links, leaving a tombstone in the change feed.
+
+        `NotFound` if there is no such task; `Conflict` if `expected_version` is given and
+        differs from the stored version.
+        """
+        ...
+
+    def changes_since(self, cursor: str | None, limit: int) -> Page[Change]:
+        """Up to `limit` changes after `cursor` (None: from the start), oldest first.
+
+        `next_cursor` is where to resume, and stays valid across restarts; it is None only when
+        there was nothing new, in which case keep the cursor you passed. Every create, update
+        and delete appears exactly once, in commit order.
+        """
+        ...
+
+    def get_link(self, plugin: str, system: str, external_key: str) -> Link:
+        """`plugin`'s link for `external_key` in `system`; `NotFound` if there is none."""
+        ...
+
+    def links_for_task(self, plugin: str, task_id: str) -> list[Link]:
+        """`plugin`'s links to the task `task_id` (none if the task does not exist)."""
+        ...
+
+    def put_link(self, link: Link) -> Link:
+        """Create or replace a link; returns it as stored. `NotFound` if its task does not
+        exist; `InvalidInput` if a field is empty or the snapshot is not JSON text."""
+        ...
+
+    def delete_link(self, plugin: str, system: str, external_key: str) -> None:
+        """Delete a link; `NotFound` if there is none."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources; it cannot be used afterwards."""
+        ...

@@ -1,0 +1,82 @@
+"""Shared fixtures: plugins are built from source once per session (cached by source hash) and
+compiled once per machine (Corral's own compiled cache), so the suite pays for each only once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral import PluginHost
+from corral.build import build_cached
+from corral.bundle import Bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))
+PLUGIN_SOURCES = {
+    "hello": ROOT / "examples" / "hello-python",
+    "misbehave": ROOT / "tests" / "plugins" / "misbehave",
+    "hostapi": ROOT / "tests" / "plugins" / "hostapi",
+}
+
+
+@pytest.fixture(scope="session")
+def bundles() -> dict[str, Bundle]:
+    """Every test plugin, built (two at a time: componentize-py is CPU-bound)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {
+            name: pool.submit(build_cached, source, BUILD_DIR / "bundles")
+            for name, source in PLUGIN_SOURCES.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="session")
+def compiled_cache_dir() -> Path:
+    return BUILD_DIR / "compiled"
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path, bundles: dict[str, Bundle]) -> Callable[..., Path]:
+    """Lay out a plugin dir holding copies of the named bundles."""
+
+    def make(*names: str, into: str = "plugins") -> Path:
+        directory = tmp_path / into
+        directory.mkdir(exist_ok=True)
+        for name in names:
+            shutil.copytree(bundles[name].directory, directory / name)
+        return directory
+
+    return make
+
+
+@pytest.fixture
+def make_host(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> Iterator[Callable[..., PluginHost]]:
+    """Start a loaded host over copies of the named bundles; closed after the test."""
+    hosts: list[PluginHost] = []
+
+    def make(
+        *names: str, plugins: Mapping[str, Mapping[str, Any]] | None = None, **kwargs: Any
+    ) -> PluginHost:
+        host = PluginHost(
+            plugin_dirs=[plugin_dir(*names)],
+            data_dir=tmp_path / "data",
+            cache_dir=compiled_cache_dir,
+            plugins=plugins,
+            **kwargs,
+        )
+        hosts.append(host)
+        host.load()
+        return host
+
+    yield make
+    for host in hosts:
+        host.close()

@@ -1,0 +1,145 @@
+"""Calls host functions as its input says and reports what came back, errors included."""
+
+import json
+import os
+import sys
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import config, http, kv, log, tasks
+
+
+def _error(value):
+    kind = type(value).__name__.removeprefix("PluginError_")
+    kind = "".join("-" + c.lower() if c.isupper() else c for c in kind).lstrip("-")
+    payload = value.value
+    if kind == "rate-limited":
+        return {"error": kind, "message": payload.message, "retry_after_ms": payload.retry_after_ms}
+    return {"error": kind, "message": payload}
+
+
+def _page(page):
+    return {"items": json.loads(page.items), "next_cursor": page.next_cursor}
+
+
+def _link(link):
+    return {
+        "task_id": link.task_id,
+        "system": link.system,
+        "external_key": link.external_key,
+        "snapshot": link.snapshot,
+    }
+
+
+def _http(a):
+    request = http.Request(
+        method=a.get("method", "GET"),
+        url=a["url"],
+        headers=[tuple(h) for h in a.get("headers", [])],
+        body=a.get("body", "").encode(),
+        timeout_ms=a.get("timeout_ms"),
+    )
+    response = http.send(request)
+    return {
+        "status": response.status,
+        "headers": [list(h) for h in response.headers],
+        "body": response.body.decode("utf-8", "replace"),
+    }
+
+
+def _sandbox(a):
+    """What the guest can see of its environment."""
+    report = {"env": dict(os.environ), "argv": sys.argv}
+    for path in ["/", "/etc/passwd", "."]:
+        try:
+            report[f"listdir {path}"] = os.listdir(path)
+        except OSError as exc:
+            report[f"listdir {path}"] = f"error: {exc.__class__.__name__}"
+    try:
+        import socket
+
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.connect(("127.0.0.1", int(a.get("port", 80))))
+        report["socket"] = "connected"
+    except Exception as exc:
+        report["socket"] = f"error: {exc.__class__.__name__}"
+    return report
+
+
+COMMANDS = {
+    "config.get": lambda a: json.loads(config.get(a["key"])),
+    "config.get-all": lambda a: json.loads(config.get_all()),
+    "log": lambda a: log.log(
+        getattr(log.Level, a.get("level", "INFO").upper()),
+        a["message"],
+        [tuple(f) for f in a.get("fields", [])],
+    ),
+    "log.many": lambda a: (
+        [log.log(log.Level.INFO, f"line {i}", []) for i in range(a["n"])] and a["n"]
+    ),
+    "http": _http,
+    "kv.get": lambda a: kv.get(a["key"]).decode(),
+    "kv.set": lambda a: kv.set(a["key"], a["value"].encode()),
+    "kv.delete": lambda a: kv.delete(a["key"]),
+    "kv.list": lambda a: (lambda p: {"keys": p.keys, "next_cursor": p.next_cursor})(
+        kv.list_keys(a.get("prefix", ""), a.get("cursor"), a.get("limit", 100))
+    ),
+    "kv.cas": lambda a: kv.compare_and_set(
+        a["key"],
+        None if a.get("expected") is None else a["expected"].encode(),
+        a["value"].encode(),
+    ),
+    "tasks.get": lambda a: json.loads(tasks.get(a["id"])),
+    "tasks.query": lambda a: _page(
+        tasks.query(json.dumps(a.get("filter", {})), a.get("cursor"), a.get("limit", 100))
+    ),
+    "tasks.put-many": lambda a: json.loads(tasks.put_many(json.dumps(a["tasks"]))),
+    "tasks.upsert-generated": lambda a: _upsert_generated(a),
+    "tasks.delete": lambda a: tasks.delete(a["id"], a.get("expected_version")),
+    "tasks.changes": lambda a: _page(tasks.changes_since(a.get("cursor"), a.get("limit", 100))),
+    "tasks.get-link": lambda a: _link(tasks.get_link(a["system"], a["external_key"])),
+    "tasks.links-for-task": lambda a: [_link(x) for x in tasks.links_for_task(a["task_id"])],
+    "tasks.put-link": lambda a: tasks.put_link(
+        tasks.Link(
+            task_id=a["task_id"],
+            system=a["system"],
+            external_key=a["external_key"],
+            snapshot=json.dumps(a.get("snapshot", {})),
+        )
+    ),
+    "tasks.delete-link": lambda a: tasks.delete_link(a["system"], a["external_key"]),
+    "sandbox": _sandbox,
+}
+
+
+def _upsert_generated(a):
+    """Upsert `count` generated tasks in batches of `batch` (for the bulk benchmark)."""
+    count, batch = int(a["count"]), int(a.get("batch", 1000))
+    done = 0
+    while done < count:
+        n = min(batch, count - done)
+        items = [
+            {
+                "id": f"bench-{done + i}",
+                "title": f"Task {done + i}",
+                "status": "todo",
+                "labels": ["bench"],
+                "custom_fields": {"n": done + i},
+            }
+            for i in range(n)
+        ]
+        tasks.put_many(json.dumps(items))
+        done += n
+    return done
+
+
+class Handler(exports.Handler):
+    def invoke(self, command: str, input: str) -> str:
+        args = json.loads(input) or {}
+        try:
+            return json.dumps({"ok": COMMANDS[command](args)})
+        except Err as error:
+            return json.dumps(_error(error.value))
+
+    def on_event(self, event: exports.handler.Event) -> None:
+        log.log(log.Level.INFO, f"event {event.type}", [("id", event.id)])

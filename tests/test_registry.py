@@ -1,0 +1,186 @@
+"""Discovery, verification, grants and the compiled cache, on real bundles."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from corral import (
+    Bundle,
+    BundleError,
+    ChecksumMismatch,
+    ConfigError,
+    PluginHost,
+    PluginNotFound,
+    PluginUnavailable,
+)
+from corral.bundle import sha256_hex
+
+HostFactory = Callable[..., PluginHost]
+
+
+def edit_manifest(bundle_dir: Path, **sections: dict[str, object]) -> None:
+    path = bundle_dir / "manifest.yaml"
+    data = yaml.safe_load(path.read_text())
+    for section, values in sections.items():
+        data[section].update(values)
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_checksum_tampering_is_rejected_before_compilation(plugin_dir: Callable[..., Path]) -> None:
+    directory = plugin_dir("hello") / "hello"
+    with (directory / "plugin.wasm").open("r+b") as wasm:
+        wasm.seek(1000)
+        byte = wasm.read(1)
+        wasm.seek(1000)
+        wasm.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ChecksumMismatch, match=r"checksum mismatch: manifest says sha256:"):
+        Bundle.open(directory)
+
+
+def test_missing_component_and_escaping_paths(
+    plugin_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    directory = plugin_dir("hello") / "hello"
+    (directory / "plugin.wasm").unlink()
+    with pytest.raises(BundleError, match=r"component 'plugin.wasm' is missing"):
+        Bundle.open(directory)
+    outside = tmp_path / "outside.wasm"
+    outside.write_bytes(b"\0asm")
+    (directory / "plugin.wasm").symlink_to(outside)
+    with pytest.raises(BundleError, match=r"resolves outside the bundle"):
+        Bundle.open(directory)
+
+
+def test_good_and_bad_bundles_load_side_by_side(
+    make_host: HostFactory, plugin_dir: Callable[..., Path]
+) -> None:
+    directory = plugin_dir("hello", "misbehave")
+    # a bundle with a bad manifest, one with a tampered component, one that is not a component
+    broken = directory / "broken"
+    broken.mkdir()
+    (broken / "manifest.yaml").write_text("schema_version: '1.0'\nplugin: {name: Bad}\n")
+    tampered = directory / "tampered"
+    shutil.copytree(directory / "hello", tampered)
+    edit_manifest(tampered, plugin={"name": "tampered"})
+    (tampered / "plugin.wasm").write_bytes(b"not the original")
+    notwasm = directory / "notwasm"
+    notwasm.mkdir()
+    (notwasm / "plugin.wasm").write_bytes(b"\0asm garbage")
+    shutil.copy(directory / "hello" / "manifest.yaml", notwasm / "manifest.yaml")
+    edit_manifest(
+        notwasm,
+        plugin={"name": "notwasm"},
+        security={"checksum": "sha256:" + sha256_hex(b"\0asm garbage")},
+    )
+    grant = {"grant": ["config.read"]}
+    host = make_host(plugins={"hello": grant, "notwasm": grant})
+    states = {(i.name, i.state): i.reason for i in host.plugins()}
+    assert ("hello", "loaded") in states
+    assert ("misbehave", "loaded") in states
+    assert "plugin.name" in states[("broken", "failed")]
+    assert "checksum mismatch" in states[("tampered", "failed")]
+    assert "not a valid WebAssembly component" in states[("notwasm", "failed")]
+    assert host.call("hello", "echo", [1, 2]) == [1, 2]
+    with pytest.raises(PluginUnavailable, match="checksum mismatch"):
+        host.call("tampered", "echo")
+    with pytest.raises(PluginNotFound, match="no plugin named 'nope'"):
+        host.call("nope", "echo")
+
+
+def test_ungranted_permission_refuses_the_load_and_says_how_to_grant(
+    make_host: HostFactory,
+) -> None:
+    host = make_host("hello")  # hello requests config.read; nothing granted
+    (info,) = host.plugins()
+    assert info.state == "failed"
+    assert 'requests permission "config.read", which is not granted' in info.reason
+    assert "plugins.hello.grant in corral.yaml" in info.reason
+
+
+def test_plugin_config_is_validated_against_the_manifest_schema(make_host: HostFactory) -> None:
+    host = make_host(
+        "hello", plugins={"hello": {"grant": ["config.read"], "config": {"greeting": 42}}}
+    )
+    (info,) = host.plugins()
+    assert info.state == "failed"
+    assert "plugins.hello.config.greeting: 42 is not of type 'string'" in info.reason
+
+
+def test_disabled_plugin_is_listed_not_loaded(make_host: HostFactory) -> None:
+    host = make_host("hello", plugins={"hello": {"enabled": False}})
+    (info,) = host.plugins()
+    assert (info.state, info.reason) == ("disabled", "disabled in config")
+
+
+def test_duplicate_names_first_plugin_dir_wins(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    first = plugin_dir("hello", into="first")
+    second = plugin_dir("hello", into="second")
+    with PluginHost(
+        plugin_dirs=[second, first],
+        data_dir=tmp_path / "data",
+        cache_dir=compiled_cache_dir,
+        plugins={"hello": {"grant": ["config.read"]}},
+    ) as host:
+        infos = host.load()
+        loaded = [i for i in infos if i.state == "loaded"]
+        failed = [i for i in infos if i.state == "failed"]
+        assert [i.directory for i in loaded] == [second / "hello"]
+        assert [i.directory for i in failed] == [first / "hello"]
+        assert "duplicate plugin name 'hello'" in failed[0].reason
+        assert str(second / "hello") in failed[0].reason
+
+
+def test_compiled_cache_is_reused_and_survives_corruption(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    cache = tmp_path / "cache"
+    # seed from the session cache so this test does not pay for a compilation
+    shutil.copytree(compiled_cache_dir, cache)
+    directory = plugin_dir("hello")
+    settings = {"hello": {"grant": ["config.read"]}}
+
+    def load() -> bool:
+        with PluginHost(
+            plugin_dirs=[directory], data_dir=tmp_path / "d", cache_dir=cache, plugins=settings
+        ) as host:
+            (info,) = host.load()
+            assert host.call("hello", "echo", "ok") == "ok"
+            return info.from_cache
+
+    assert load() is True
+    artifacts = sorted(cache.glob("*.cwasm"))
+    entry = next(
+        a
+        for a in artifacts
+        if json.loads(a.with_suffix(".json").read_text())["wasm_sha256"]
+        == Bundle.open(directory / "hello").wasm_sha256
+    )
+    # corrupt one byte in the middle: detected by the recorded hash, recompiled, rewritten
+    with entry.open("r+b") as file:
+        file.seek(os.path.getsize(entry) // 2)
+        file.write(b"\xff\xff\xff\xff")
+    assert load() is False
+    assert load() is True
+    # truncate it: same
+    with entry.open("r+b") as file:
+        file.truncate(1000)
+    assert load() is False
+    assert load() is True
+
+
+def test_host_config_errors_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"plugins.hello.grant: \"net.all\" is not a permission"):
+        PluginHost(plugins={"hello": {"grant": ["net.all"]}})
+    with pytest.raises(ConfigError, match=r"plugins.hello: unknown key 'grants'"):
+        PluginHost(plugins={"hello": {"grants": ["kv"]}})
+    with pytest.raises(ConfigError, match=r"defaults.memory_limit: \"lots\" is not a size"):
+        PluginHost(defaults={"memory_limit": "lots"})
