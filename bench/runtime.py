@@ -30,15 +30,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = '{"msg": "hello, benchmark", "n": 42}'
 
 
-def median_us(fn: Callable[[], Any], calls: int) -> float:
-    for _ in range(min(100, calls)):  # warm up
-        fn()
-    samples = []
+def median_us(calls: int, *fns: Callable[[], Any]) -> list[float]:
+    """Median microseconds per call of each function, measured interleaved so that load on
+    the machine falls on all of them alike."""
+    for fn in fns:
+        for _ in range(min(100, calls)):  # warm up
+            fn()
+    samples: list[list[int]] = [[] for _ in fns]
     for _ in range(calls):
-        started = time.perf_counter_ns()
-        fn()
-        samples.append(time.perf_counter_ns() - started)
-    return statistics.median(samples) / 1000
+        for fn, taken in zip(fns, samples, strict=True):
+            started = time.perf_counter_ns()
+            fn()
+            taken.append(time.perf_counter_ns() - started)
+    return [statistics.median(taken) / 1000 for taken in samples]
 
 
 def bare_invoke(runner: PluginRunner) -> Callable[[], Any]:
@@ -108,9 +112,12 @@ def main() -> None:
                 runner._new_instance(time.monotonic() + 10)
                 instantiate_ms[i] = (time.perf_counter() - started) * 1000
 
-            corral_us = median_us(lambda: runner.invoke("echo", PAYLOAD), args.calls)
-            host_call_us = median_us(lambda: host.call("hello", "echo", {"msg": "hi"}), args.calls)
-            bare_us = median_us(bare_invoke(runner), args.calls)
+            bare_us, corral_us, host_call_us = median_us(
+                args.calls,
+                bare_invoke(runner),
+                lambda: runner.invoke("echo", PAYLOAD),
+                lambda: host.call("hello", "echo", {"msg": "hi"}),
+            )
 
     print(f"cold load (compile)      {cold * 1000:9.1f} ms")
     print(f"warm load (cache hit)    {warm * 1000:9.1f} ms   (target <= 100 ms)")

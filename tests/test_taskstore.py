@@ -233,7 +233,7 @@ def test_get_missing_task(store: SQLiteTaskStore) -> None:
 def test_version_conflict_fails_the_whole_batch(store: SQLiteTaskStore) -> None:
     first, second = store.put_many([{"title": "one"}, {"title": "two"}], actor="host")
     feed_before = all_changes(store)
-    batch = [
+    batch: list[dict[str, Any]] = [
         {"title": "three"},
         {"id": first.id, "title": "one, edited", "expected_version": 1},
         {"id": second.id, "title": "two, edited", "expected_version": 4},

@@ -20,8 +20,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -347,6 +346,9 @@ class PluginRunner:
             tables=_MAX_TABLES,
             memories=_MAX_MEMORIES,
         )
+        # The engine meters fuel for every store; without a budget a store gets a practically
+        # endless supply once, rather than a refill on every call.
+        store.set_fuel(_UNMETERED_FUEL)
         self._arm(store, deadline)
         start = time.monotonic()
         try:
@@ -360,12 +362,13 @@ class PluginRunner:
         return _Instance(store, instance, outputs)
 
     def _arm(self, store: Store, deadline: float) -> None:
-        """Give the store what is left of the call's time, and its fuel budget."""
+        """Give the store what is left of the call's time, and a fresh fuel budget."""
         store.set_epoch_deadline(self.runtime.ticks_until(deadline))
-        store.set_fuel(self.limits.fuel if self.limits.fuel is not None else _UNMETERED_FUEL)
+        if self.limits.fuel is not None:
+            store.set_fuel(self.limits.fuel)
 
-    @contextmanager
-    def _instance(self, deadline: float) -> Iterator[_Instance]:
+    def _acquire(self, deadline: float) -> _Instance:
+        """An idle instance, or a new one while under `max_instances`, or wait for one."""
         with self._available:
             while not self._idle and self._live >= self.limits.max_instances:
                 remaining = deadline - time.monotonic()
@@ -377,23 +380,18 @@ class PluginRunner:
                         "timeout",
                         detail=f"all {self.limits.max_instances} instances stayed busy",
                     )
-            taken = self._idle.pop() if self._idle else None
-            if taken is None:
-                self._live += 1
+            if self._idle:
+                return self._idle.pop()
+            self._live += 1
         try:
-            if taken is None:
-                taken = self._new_instance(deadline)
+            # Instantiation runs outside the lock: it takes milliseconds.
+            return self._new_instance(deadline)
         except BaseException:
             self._release(None)
             raise
-        healthy = False
-        try:
-            yield taken
-            healthy = True
-        finally:
-            self._release(taken if healthy else None)
 
     def _release(self, instance: _Instance | None) -> None:
+        """Return an instance to the pool, or (None) give up its slot."""
         with self._available:
             if instance is None or self._closed:
                 self._live -= 1
@@ -406,15 +404,17 @@ class PluginRunner:
     def _run(self, export: str, *args: Any) -> Any:
         start = time.monotonic()
         deadline = start + self.limits.timeout_s
-        call = CallContext(plugin=self.name, deadline=deadline)
-        token = _current_call.set(call)
+        token = _current_call.set(CallContext(plugin=self.name, deadline=deadline))
         try:
-            with self._instance(deadline) as instance:
-                self._arm(instance.store, deadline)
+            instance = self._acquire(deadline)
+            healthy = False
+            try:
+                store = instance.store
+                self._arm(store, deadline)
                 func = instance.invoke if export == "invoke" else instance.on_event
                 try:
-                    result = func(instance.store, *args)
-                    func.post_return(instance.store)
+                    result = func(store, *args)
+                    func.post_return(store)
                 except WasmtimeError as exc:
                     elapsed = time.monotonic() - start
                     stderr_tail = instance.outputs[1].tail
@@ -422,7 +422,11 @@ class PluginRunner:
                 finally:
                     for output in instance.outputs:
                         output.end_call()
+                healthy = True
                 return result
+            finally:
+                # An instance that failed in any way is dropped: its state is unknown.
+                self._release(instance if healthy else None)
         finally:
             _current_call.reset(token)
 

@@ -20,15 +20,15 @@ __all__ = ["add_tasks_parser"]
 
 # The change feed's actor for writes made here: the host application, not a plugin.
 _ACTOR = "host"
-# Options that set a task field, as (flag, field); `--label` repeats to give several.
+# Options that set a task field: (flag, field, help).
 _FIELD_OPTIONS = (
-    ("--title", "title"),
-    ("--description", "description"),
-    ("--status", "status"),
-    ("--priority", "priority"),
-    ("--assignee", "assignee"),
-    ("--label", "labels"),
-    ("--due", "due_date"),
+    ("--title", "title", "the title"),
+    ("--description", "description", "the description"),
+    ("--status", "status", "the status (new tasks: todo)"),
+    ("--priority", "priority", "the priority (new tasks: medium)"),
+    ("--assignee", "assignee", "the assignee"),
+    ("--label", "labels", "the labels (repeat for several)"),
+    ("--due", "due_date", "the due date, YYYY-MM-DD"),
 )
 
 
@@ -71,20 +71,22 @@ def add_tasks_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
 
 def _add_field_options(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     verb = "set" if creating else "replace"
-    parser.add_argument("--title", required=creating, help=f"{verb} the title")
-    parser.add_argument("--description", help=f"{verb} the description")
-    parser.add_argument("--status", help=f"{verb} the status (default: todo)")
-    parser.add_argument("--priority", help=f"{verb} the priority (default: medium)")
-    parser.add_argument("--assignee", help=f"{verb} the assignee")
-    parser.add_argument(
-        "--label", action="append", dest="labels", help=f"{verb} the labels (repeat for more)"
-    )
-    parser.add_argument("--due", dest="due_date", metavar="YYYY-MM-DD", help=f"{verb} the due date")
+    for flag, name, what in _FIELD_OPTIONS:
+        parser.add_argument(
+            flag,
+            dest=name,
+            metavar=flag.removeprefix("--").upper(),
+            action="append" if name == "labels" else "store",
+            required=creating and name == "title",
+            help=f"{verb} {what}",
+        )
 
 
 def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        name: getattr(args, name) for _, name in _FIELD_OPTIONS if getattr(args, name) is not None
+        name: getattr(args, name)
+        for _, name, _ in _FIELD_OPTIONS
+        if getattr(args, name) is not None
     }
 
 
@@ -145,7 +147,7 @@ def _create(args: argparse.Namespace, store: TaskStore) -> int:
 def _edit(args: argparse.Namespace, store: TaskStore) -> int:
     fields = _given_fields(args)
     if not fields:
-        flags = ", ".join(flag for flag, _ in _FIELD_OPTIONS)
+        flags = ", ".join(flag for flag, _, _ in _FIELD_OPTIONS)
         raise InvalidInput(f"tasks edit: nothing to change; give one of {flags}")
     # `put_many` would create a missing task; editing one that is not there is an error.
     current = store.get(args.id)

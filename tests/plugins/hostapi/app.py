@@ -78,6 +78,7 @@ COMMANDS = {
         [log.log(log.Level.INFO, f"line {i}", []) for i in range(a["n"])] and a["n"]
     ),
     "http": _http,
+    "http.many": lambda a: [_http({"url": a["url"]})["status"] for _ in range(a["n"])],
     "kv.get": lambda a: kv.get(a["key"]).decode(),
     "kv.set": lambda a: kv.set(a["key"], a["value"].encode()),
     "kv.delete": lambda a: kv.delete(a["key"]),

@@ -15,7 +15,8 @@ from ..._validation import validate_model
 from .._base import CallContext, Capability, HostFunction, PluginContext
 from .._wit import record
 from ._client import OutboundHttp
-from ._policy import CredentialOptions, HttpOptions, build_policy
+from ._policy import CredentialOptions, HttpOptions, HttpPolicy, build_policy
+from ._secrets import basic_token, install_redaction
 
 __all__ = ["HttpCapability"]
 
@@ -26,6 +27,27 @@ PERMISSION = "network.http.outbound"
 class _HttpState:
     client: OutboundHttp
     max_requests_per_call: int
+    secret_forms: tuple[bytes, ...]
+    """Every form in which this plugin's credentials could come back in a response."""
+
+    def scrub(self, data: bytes) -> bytes:
+        for form in self.secret_forms:
+            data = data.replace(form, MASK)
+        return data
+
+
+MASK = b"***"
+
+
+def _secret_forms(policy: HttpPolicy) -> tuple[bytes, ...]:
+    forms: set[bytes] = set()
+    for binding in policy.credentials:
+        forms.add(binding.secret.reveal().encode())
+        forms.add(binding.header()[1].encode())
+        if binding.username is not None:
+            forms.add(basic_token(binding.username, binding.secret).encode())
+    # longest first, so a form that contains another is masked whole
+    return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 
 class HttpCapability(Capability):
@@ -49,8 +71,13 @@ class HttpCapability(Capability):
             policy = build_policy(plugin.manifest.security.allowed_hosts, options, credentials)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        if policy.credentials:
+            # httpcore logs response headers at debug level: an echoing server would put the
+            # credentials there.
+            for logger in ("corral", "httpx", "httpcore"):
+                install_redaction(logger)
         client = OutboundHttp(plugin.name, policy, plugin.services.audit)
-        return _HttpState(client, policy.max_requests_per_call)
+        return _HttpState(client, policy.max_requests_per_call, _secret_forms(policy))
 
     def host_functions(self, state: _HttpState) -> list[HostFunction]:
         def send(call: CallContext, request: Any) -> object:
@@ -68,7 +95,13 @@ class HttpCapability(Capability):
                 timeout_s=None if timeout_ms is None else timeout_ms / 1000,
                 deadline=call.deadline,
             )
-            return record(status=response.status, headers=response.headers, body=response.body)
+            # A server that echoes requests back (or a hostile redirect target) must not hand
+            # the plugin the credentials the host added.
+            headers = [
+                (name, state.scrub(value.encode()).decode("utf-8", "replace"))
+                for name, value in response.headers
+            ]
+            return record(status=response.status, headers=headers, body=state.scrub(response.body))
 
         return [HostFunction("send", send, PERMISSION)]
 

@@ -10,6 +10,7 @@ writes one audit entry.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -85,7 +86,10 @@ class OutboundHttp:
         self._audit = audit
         self._resolver = resolver
         self._bucket = TokenBucket(policy.requests_per_second, policy.burst)
-        self._transport = PinnedTransport()
+        # Created on the first request: building the TLS context reads the CA bundle (tens of
+        # milliseconds), which plugins that never send a request should not pay at load.
+        self._transport: PinnedTransport | None = None
+        self._transport_lock = threading.Lock()
 
     def send(
         self,
@@ -118,7 +122,16 @@ class OutboundHttp:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._transport.close()
+        with self._transport_lock:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
+
+    def _pinned_transport(self) -> PinnedTransport:
+        with self._transport_lock:
+            if self._transport is None:
+                self._transport = PinnedTransport()
+            return self._transport
 
     def _hop(self, hop: _Hop, end: float) -> tuple[HttpResponse, _Hop | None]:
         started = time.monotonic()
@@ -191,7 +204,7 @@ class OutboundHttp:
                 _network_errors(url, timeout),
                 _pinned(url.raw_host.decode("ascii"), addresses),
             ):
-                response = self._transport.handle_request(request)
+                response = self._pinned_transport().handle_request(request)
                 try:
                     status = response.status_code
                     location = response.headers.get("location") if status in _REDIRECTS else None
