@@ -20,6 +20,7 @@ from ._errors import ConfigError, CorralError, PluginTrap
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
+from .host_services import HostServices
 from .registry import PluginInfo
 
 __all__ = ["main"]
@@ -151,9 +152,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    with PluginHost(config=_host_config(args)) as host:
+    services = HostServices(_host_config(args).data_dir)
+    try:
         handler: Callable[[argparse.Namespace, Any], int] = args.tasks_handler
-        return handler(args, host.task_store)
+        return handler(args, services.task_store)
+    finally:
+        services.close()
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -202,14 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, help="write the bundle here instead of DIR")
     build.set_defaults(func=cmd_build)
 
-    before = set(commands.choices)
     add_tasks_parser(commands)
-    for name in set(commands.choices) - before:
-        tasks_parser = commands.choices[name]
-        _host_options(tasks_parser)
-        for sub in _subparsers(tasks_parser):
-            _host_options(sub)
-        tasks_parser.set_defaults(func=cmd_tasks)
+    for leaf in _subparsers(commands.choices["tasks"]):
+        _host_options(leaf)
+        leaf.set_defaults(func=cmd_tasks)
     return parser
 
 

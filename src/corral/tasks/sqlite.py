@@ -141,17 +141,17 @@ _SCHEMA = (
         updated_at TEXT NOT NULL,
         version INTEGER NOT NULL
     )""",
-    # The one secondary index: queries walk it in page order and filter as they go. Indexes
-    # per filter column would speed up rare selective queries and slow down every write,
-    # which is what sync plugins do in bulk.
+    # The one secondary index: queries walk it in page order and check each task's filter
+    # conditions on the way (by primary key, for labels and links). Indexes per filter column
+    # would speed up rare, selective queries and slow down every write, which sync plugins
+    # make in bulk.
     "CREATE INDEX IF NOT EXISTS tasks_by_update ON tasks (updated_at, id)",
-    # `tasks.labels` (JSON) is what is returned; this table is what label filters search.
+    # `tasks.labels` (JSON) is what is returned; this table is what label filters look in.
     """CREATE TABLE IF NOT EXISTS task_labels (
         task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
         label TEXT NOT NULL,
         PRIMARY KEY (task_id, label)
     )""",
-    "CREATE INDEX IF NOT EXISTS task_labels_by_label ON task_labels (label, task_id)",
     """CREATE TABLE IF NOT EXISTS task_links (
         plugin TEXT NOT NULL,
         system TEXT NOT NULL,

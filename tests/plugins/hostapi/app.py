@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import time
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -66,6 +67,22 @@ def _sandbox(a):
     return report
 
 
+def _bench(a):
+    """Microseconds per call of `op`, timed inside the guest over `n` calls."""
+    task_id = a.get("task_id", "")
+    ops = {
+        "noop": lambda: None,
+        "log": lambda: log.log(log.Level.DEBUG, "bench", []),
+        "kv.get": lambda: kv.get("bench"),
+        "tasks.get": lambda: tasks.get(task_id),
+    }
+    op, n = ops[a["op"]], int(a["n"])
+    started = time.perf_counter()
+    for _ in range(n):
+        op()
+    return (time.perf_counter() - started) / n * 1e6
+
+
 COMMANDS = {
     "config.get": lambda a: json.loads(config.get(a["key"])),
     "config.get-all": lambda a: json.loads(config.get_all()),
@@ -110,6 +127,7 @@ COMMANDS = {
     ),
     "tasks.delete-link": lambda a: tasks.delete_link(a["system"], a["external_key"]),
     "sandbox": _sandbox,
+    "bench": _bench,
 }
 
 
