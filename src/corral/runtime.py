@@ -28,6 +28,7 @@ import wasmtime
 from wasmtime import Config, Engine, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker, Variant
 
+from ._component_values import add_host_func
 from ._errors import (
     BundleError,
     HostApiError,
@@ -293,9 +294,8 @@ class PluginRunner:
             for interface, functions in interfaces.items():
                 with root.add_instance(wit_interface(interface)) as instance:
                     for function in functions:
-                        instance.add_func(
-                            function.name, self._host_call(interface, function, granted)
-                        )
+                        host_call = self._host_call(interface, function, granted)
+                        add_host_func(instance, function.name, host_call)
         return linker
 
     def _host_call(

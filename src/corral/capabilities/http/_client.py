@@ -190,6 +190,8 @@ class OutboundHttp:
         end: float,
         started: float,
     ) -> tuple[HttpResponse, _Hop | None]:
+        # The transport (its TLS context) may be built now; that time counts against `end`.
+        transport = self._pinned_transport()
         timeout = end - time.monotonic()
         request = httpx.Request(
             hop.method,
@@ -204,7 +206,7 @@ class OutboundHttp:
                 _network_errors(url, timeout),
                 _pinned(url.raw_host.decode("ascii"), addresses),
             ):
-                response = self._pinned_transport().handle_request(request)
+                response = transport.handle_request(request)
                 try:
                     status = response.status_code
                     location = response.headers.get("location") if status in _REDIRECTS else None
