@@ -115,7 +115,8 @@ def test_call_prints_json_and_maps_errors_to_exit_codes(config_file: Path) -> No
     assert done.returncode == 1
     assert (
         done.stderr.strip()
-        == "corral: plugin 'hello' returned invalid-input: unknown command 'nope'"
+        == "corral: plugin 'hello' returned invalid-input: unknown command 'nope' "
+        "(known: config, echo, greet)"
     )
 
     done = corral_cli("call", "misbehave", "loop", "--config", str(config_file))

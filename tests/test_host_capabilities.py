@@ -221,6 +221,15 @@ def test_tasks_through_the_boundary(hostapi: PluginHost) -> None:
     assert call(hostapi, "tasks.changes")["ok"]["items"][-1]["op"] == "delete"
 
 
+def test_sdk_pages_through_a_query(hostapi: PluginHost) -> None:
+    stored = hostapi.task_store.put_many(
+        [{"title": f"t{i}", "labels": ["x"] if i % 2 else []} for i in range(7)], actor="host"
+    )
+    labelled = [t.id for t in stored if t.labels]
+    answer = call(hostapi, "tasks.all", page=2, filter={"label": "x"})
+    assert sorted(answer["ok"]) == sorted(labelled) and len(answer["ok"]) == 3
+
+
 def test_bad_task_input_is_invalid_input_naming_the_field(hostapi: PluginHost) -> None:
     answer = call(
         hostapi, "tasks.put-many", tasks=[{"title": "ok"}, {"title": "x", "due_date": "soon"}]

@@ -1,33 +1,43 @@
 """The hello plugin: `echo` returns its input, `greet` uses the operator's config.
 
-Build it with `corral build examples/hello-python`.
+Build it with `corral build examples/hello-python`. Commands are plain functions taking and
+returning JSON-able values; `corral_sdk` turns them into the exported `Handler`.
 """
 
 import json
 
-from componentize_py_types import Err
-from wit_world import exports
-from wit_world.imports import config, log, types
+from corral_sdk import Plugin, errors
+from wit_world.imports import config, log
+
+plugin = Plugin()
 
 
-class Handler(exports.Handler):
-    def invoke(self, command: str, input: str) -> str:
-        if command == "echo":
-            return input
-        if command == "greet":
-            args = json.loads(input) or {}
-            try:
-                greeting = json.loads(config.get("greeting"))
-            except Err as error:
-                if not isinstance(error.value, types.PluginError_NotFound):
-                    raise
-                greeting = "Hello"
-            name = args.get("name", "world")
-            log.log(log.Level.INFO, "greeting", [("name", name)])
-            return json.dumps({"message": f"{greeting}, {name}!"})
-        if command == "config":
-            return config.get_all()
-        raise Err(types.PluginError_InvalidInput(f"unknown command {command!r}"))
+@plugin.command("echo")
+def echo(args):
+    return args
 
-    def on_event(self, event: exports.handler.Event) -> None:
-        log.log(log.Level.INFO, "event", [("type", event.type), ("id", event.id)])
+
+@plugin.command("greet")
+def greet(args):
+    try:
+        greeting = json.loads(config.get("greeting"))
+    except errors.Err as error:
+        if not errors.is_not_found(error):
+            raise
+        greeting = "Hello"
+    name = (args or {}).get("name", "world")
+    log.log(log.Level.INFO, "greeting", [("name", name)])
+    return {"message": f"{greeting}, {name}!"}
+
+
+@plugin.command("config")
+def show_config(args):
+    return json.loads(config.get_all())
+
+
+@plugin.on("*")
+def on_event(event, payload):
+    log.log(log.Level.INFO, "event", [("type", event.type), ("id", event.id)])
+
+
+Handler = plugin.handler()

@@ -46,6 +46,16 @@ def _with_checksum(manifest_text: str, checksum: str, source: Path) -> str:
     return _CHECKSUM_LINE.sub(lambda m: f'{m["indent"]}checksum: "{checksum}"', manifest_text)
 
 
+def _failure_reason(output: str) -> str:
+    """The line that says what went wrong in componentize-py's report (a Python error)."""
+    lines = [line.strip() for line in output.splitlines()]
+    if "Caused by:" in lines:
+        after = lines[lines.index("Caused by:") + 1 :]
+        return next((line for line in after if line), "")
+    errors = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
+    return errors[-1] if errors else (lines[-1] if lines else "")
+
+
 def _source_manifest(source: Path) -> tuple[str, Manifest]:
     path = source / MANIFEST_FILENAME
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
@@ -66,6 +76,7 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
     if not (source / f"{APP_MODULE}.py").is_file() and not (source / APP_MODULE).is_dir():
         raise BuildError(f"{source}: no {APP_MODULE}.py (the module that defines Handler)")
     text, manifest = _source_manifest(source)
+    _with_checksum(text, _PLACEHOLDER, source)  # fail before a long build, not after it
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="corral-build-") as tmp:
         wasm = Path(tmp) / "plugin.wasm"
@@ -84,9 +95,8 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
         except subprocess.TimeoutExpired:
             raise BuildError(f"{source}: componentize-py took more than {timeout_s:g} s") from None
         if done.returncode != 0 or not wasm.is_file():
-            detail = (done.stderr or done.stdout).strip().splitlines()
-            tail = detail[-1] if detail else f"exit code {done.returncode}"
-            raise BuildError(f"{source}: componentize-py failed: {tail}")
+            reason = _failure_reason(done.stderr or done.stdout) or f"exit code {done.returncode}"
+            raise BuildError(f"{source}: componentize-py failed: {reason}")
         checksum = "sha256:" + sha256_hex(wasm.read_bytes())
         target = out / manifest.runtime.wasm_file
         target.parent.mkdir(parents=True, exist_ok=True)

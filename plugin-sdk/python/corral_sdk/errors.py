@@ -8,6 +8,17 @@ Raising one of the helpers below from a command returns that error to the host a
 from componentize_py_types import Err
 from wit_world.imports import types
 
+__all__ = [
+    "Err",
+    "conflict",
+    "internal",
+    "invalid_input",
+    "is_not_found",
+    "kind_of",
+    "not_found",
+    "unavailable",
+]
+
 
 def kind_of(error: Err) -> str:
     """The WIT case name of a plugin error, e.g. ``"not-found"``."""

@@ -6,14 +6,15 @@ import sys
 import time
 
 from componentize_py_types import Err
+from corral_sdk import errors
+from corral_sdk import tasks as sdk_tasks
 from wit_world import exports
 from wit_world.imports import config, http, kv, log, tasks
 
 
-def _error(value):
-    kind = type(value).__name__.removeprefix("PluginError_")
-    kind = "".join("-" + c.lower() if c.isupper() else c for c in kind).lstrip("-")
-    payload = value.value
+def _error(error):
+    kind = errors.kind_of(error)
+    payload = error.value.value
     if kind == "rate-limited":
         return {"error": kind, "message": payload.message, "retry_after_ms": payload.retry_after_ms}
     return {"error": kind, "message": payload}
@@ -115,6 +116,7 @@ COMMANDS = {
     "tasks.upsert-generated": lambda a: _upsert_generated(a),
     "tasks.delete": lambda a: tasks.delete(a["id"], a.get("expected_version")),
     "tasks.changes": lambda a: _page(tasks.changes_since(a.get("cursor"), a.get("limit", 100))),
+    "tasks.all": lambda a: [t["id"] for t in sdk_tasks.iter_query(limit=a["page"], **a["filter"])],
     "tasks.get-link": lambda a: _link(tasks.get_link(a["system"], a["external_key"])),
     "tasks.links-for-task": lambda a: [_link(x) for x in tasks.links_for_task(a["task_id"])],
     "tasks.put-link": lambda a: tasks.put_link(
@@ -158,7 +160,7 @@ class Handler(exports.Handler):
         try:
             return json.dumps({"ok": COMMANDS[command](args)})
         except Err as error:
-            return json.dumps(_error(error.value))
+            return json.dumps(_error(error))
 
     def on_event(self, event: exports.handler.Event) -> None:
         log.log(log.Level.INFO, f"event {event.type}", [("id", event.id)])
