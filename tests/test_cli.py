@@ -138,6 +138,12 @@ def test_config_errors_exit_2_and_debug_shows_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" in done.stderr
 
 
-def test_usage_errors_exit_2() -> None:
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
     done = corral_cli("plugins", "frobnicate")
     assert done.returncode == 2
+    done = corral_cli("plugins", "list", "--plugins-dir", str(tmp_path / "nope"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == f"corral: plugin dir {tmp_path / 'nope'} does not exist or is not a directory\n"
+    )

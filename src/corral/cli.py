@@ -224,8 +224,10 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Without --debug only errors are logged: a command reports its own failures in one line
+    # (or, for `plugins list`, in its table).
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
+        level=logging.DEBUG if args.debug else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:

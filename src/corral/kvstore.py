@@ -10,8 +10,8 @@ import os
 import sqlite3
 
 from ._errors import InvalidInput, NotFound
+from ._sqlite import SQLiteConnections
 from ._units import format_size
-from .tasks.sqlite import SQLiteConnections
 from .tasks.store import clamp_limit
 
 __all__ = ["SQLiteKVStore"]

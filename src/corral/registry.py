@@ -71,8 +71,7 @@ def _bundle_dirs(plugin_dirs: list[Path]) -> list[Path]:
     found: list[Path] = []
     for plugin_dir in plugin_dirs:
         if not plugin_dir.is_dir():
-            _log.warning("plugin dir %s does not exist", plugin_dir)
-            continue
+            raise ConfigError(f"plugin dir {plugin_dir} does not exist or is not a directory")
         found.extend(
             child
             for child in sorted(plugin_dir.iterdir())
@@ -163,13 +162,13 @@ class Registry:
             bundle = Bundle.open(directory)
         except (ManifestError, BundleError) as exc:
             self._failed_dirs.append(PluginInfo(directory.name, "failed", str(exc), directory))
-            _log.error("%s", exc)
+            _log.warning("%s", exc)
             return
         if bundle.name in self._plugins:
             winner = self._plugins[bundle.name].info.directory
             reason = f"duplicate plugin name {bundle.name!r}: {winner} was found first and is used"
             self._failed_dirs.append(PluginInfo(bundle.name, "failed", reason, directory))
-            _log.error("%s: %s", directory, reason)
+            _log.warning("%s: %s", directory, reason)
             return
         base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
         settings = self._config.settings_for(bundle.name)
@@ -186,7 +185,7 @@ class Registry:
         except CorralError as exc:
             self._release(loaded)
             loaded.info = PluginInfo(**{**base.__dict__, "reason": str(exc)})
-            _log.error("plugin %s failed to load: %s", bundle.name, exc)
+            _log.warning("plugin %s failed to load: %s", bundle.name, exc)
 
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
         name = bundle.name
