@@ -56,6 +56,14 @@ def plugin_dir(tmp_path: Path, bundles: dict[str, Bundle]) -> Callable[..., Path
     return make
 
 
+def copy_as(plugins: Path, name: str, new_name: str) -> Path:
+    """Copy bundle `name` as a plugin called `new_name` (only the manifest differs)."""
+    shutil.copytree(plugins / name, plugins / new_name)
+    manifest = plugins / new_name / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace(f"name: {name}", f"name: {new_name}"))
+    return plugins / new_name
+
+
 @pytest.fixture
 def make_host(
     tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path

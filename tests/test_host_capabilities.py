@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from conftest import copy_as
 from corral import PluginHost
 
 HostFactory = Callable[..., PluginHost]
@@ -173,9 +173,7 @@ def test_kv_is_private_to_each_plugin(
     tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
 ) -> None:
     plugins = plugin_dir("hostapi")
-    shutil.copytree(plugins / "hostapi", plugins / "other")
-    manifest = plugins / "other" / "manifest.yaml"
-    manifest.write_text(manifest.read_text().replace("name: hostapi", "name: other"))
+    copy_as(plugins, "hostapi", "other")
     settings = {"hostapi": {"grant": ALL}, "other": {"grant": ALL}}
     with PluginHost(
         plugin_dirs=[plugins], data_dir=tmp_path / "d", cache_dir=compiled_cache_dir,

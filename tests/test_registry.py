@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import copy_as
 from corral import (
     Bundle,
     BundleError,
@@ -66,9 +67,7 @@ def test_good_and_bad_bundles_load_side_by_side(
     broken = directory / "broken"
     broken.mkdir()
     (broken / "manifest.yaml").write_text("schema_version: '1.0'\nplugin: {name: Bad}\n")
-    tampered = directory / "tampered"
-    shutil.copytree(directory / "hello", tampered)
-    edit_manifest(tampered, plugin={"name": "tampered"})
+    tampered = copy_as(directory, "hello", "tampered")
     (tampered / "plugin.wasm").write_bytes(b"not the original")
     notwasm = directory / "notwasm"
     notwasm.mkdir()

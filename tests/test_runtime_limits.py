@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conftest import copy_as
 from corral import (
     PluginFuelExhausted,
     PluginHost,
@@ -53,10 +53,7 @@ def test_a_looping_plugin_does_not_stop_another_plugins_call(
 ) -> None:
     """Plugin A loops past its deadline while plugin B runs a legitimate 1 s call."""
     plugins = plugin_dir("misbehave")
-    # plugin B: the same component under another name (only the manifest differs)
-    shutil.copytree(plugins / "misbehave", plugins / "spinner")
-    manifest = plugins / "spinner" / "manifest.yaml"
-    manifest.write_text(manifest.read_text().replace("name: misbehave", "name: spinner"))
+    copy_as(plugins, "misbehave", "spinner")  # plugin B: the same component, another name
     outcome: dict[str, Any] = {}
     with PluginHost(
         plugin_dirs=[plugins], data_dir=tmp_path / "data", cache_dir=compiled_cache_dir

@@ -32,7 +32,7 @@ from ._errors import ConfigError
 from ._units import parse_duration, parse_size
 from ._validation import load_yaml_mapping, validate_model
 from .capabilities import CAPABILITIES
-from .permissions import KNOWN_PERMISSIONS
+from .permissions import check_permission_names
 
 __all__ = ["EngineOptions", "HostConfig", "LimitOptions", "PluginSettings", "load_host_config"]
 
@@ -93,14 +93,7 @@ class PluginSettings(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     limits: LimitOptions = Field(default_factory=LimitOptions)
 
-    @field_validator("grant")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        for permission in value:
-            if permission not in KNOWN_PERMISSIONS:
-                known = ", ".join(sorted(KNOWN_PERMISSIONS))
-                raise ValueError(f'"{permission}" is not a permission (known: {known})')
-        return value
+    _known = field_validator("grant")(check_permission_names)
 
     @model_validator(mode="after")
     def _capability_keys(self) -> PluginSettings:

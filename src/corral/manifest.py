@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ._errors import ManifestError
 from ._units import parse_duration, parse_size
 from ._validation import load_yaml_mapping, validate_model
-from .permissions import KNOWN_PERMISSIONS, expand_permissions
+from .permissions import KNOWN_PERMISSIONS, check_permission_names, expand_permissions
 
 __all__ = ["MANIFEST_FILENAME", "Manifest", "load_manifest", "manifest_json_schema"]
 
@@ -124,14 +124,7 @@ class Security(_Strict):
         description='"sha256:<hex>" of the component.', json_schema_extra={"pattern": _CHECKSUM}
     )
 
-    @field_validator("permissions")
-    @classmethod
-    def _check_permissions(cls, value: list[str]) -> list[str]:
-        for permission in value:
-            if permission not in KNOWN_PERMISSIONS:
-                known = ", ".join(sorted(KNOWN_PERMISSIONS))
-                raise ValueError(f'"{permission}" is not a permission (known: {known})')
-        return value
+    _check_permissions = field_validator("permissions")(check_permission_names)
 
     @field_validator("checksum")
     @classmethod

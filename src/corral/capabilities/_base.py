@@ -88,9 +88,12 @@ class Capability(ABC):
     option_keys: ClassVar[tuple[str, ...]] = ()
     """Keys of ``plugins.<name>`` in corral.yaml this capability validates."""
 
-    @abstractmethod
     def configure(self, plugin: PluginContext) -> Any:
-        """Validate the options this capability owns and build its per-plugin state."""
+        """Validate the options this capability owns and build its per-plugin state.
+
+        A capability without options of its own keeps the plugin's context as its state.
+        """
+        return plugin
 
     @abstractmethod
     def host_functions(self, state: Any) -> list[HostFunction]:

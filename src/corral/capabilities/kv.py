@@ -14,9 +14,6 @@ class KvCapability(Capability):
     name = "kv"
     permissions = (PERMISSION,)
 
-    def configure(self, plugin: PluginContext) -> PluginContext:
-        return plugin
-
     def host_functions(self, state: PluginContext) -> list[HostFunction]:
         services = state.services
         name = state.name

@@ -42,9 +42,6 @@ class TasksCapability(Capability):
     permissions = (READ, WRITE)
     permission_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {"task.read_write": (READ, WRITE)}
 
-    def configure(self, plugin: PluginContext) -> PluginContext:
-        return plugin
-
     def host_functions(self, state: PluginContext) -> list[HostFunction]:
         services = state.services
         plugin = state.name
