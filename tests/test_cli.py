@@ -95,8 +95,9 @@ def test_verify_ok_and_each_failure(plugin_dir: Callable[..., Path]) -> None:
     assert done.returncode == 1 and "is missing" in done.stderr
 
 
-def test_inspect_shows_imports_and_exports(plugin_dir: Callable[..., Path]) -> None:
-    done = corral_cli("plugins", "inspect", str(plugin_dir("hello") / "hello"), "--json")
+def test_inspect_shows_imports_and_exports(config_file: Path) -> None:
+    bundle = config_file.parent / "plugins" / "hello"
+    done = corral_cli("plugins", "inspect", str(bundle), "--json", "--config", str(config_file))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["permissions"] == ["config.read"]

@@ -93,26 +93,8 @@ def cmd_plugins_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_inspect(args: argparse.Namespace) -> int:
-    from .runtime import Runtime
-
-    bundle = Bundle.open(args.bundle)
-    with Runtime() as runtime:
-        component = runtime.compile(bundle.read_verified_wasm())
-        imports = sorted(component.type.imports(runtime.engine))
-        exports = sorted(component.type.exports(runtime.engine))
-    manifest = bundle.manifest
-    report = {
-        "name": manifest.name,
-        "version": manifest.plugin.version,
-        "description": manifest.plugin.description,
-        "capabilities": manifest.capabilities,
-        "permissions": sorted(manifest.requested_permissions),
-        "allowed_hosts": manifest.security.allowed_hosts,
-        "limits": manifest.runtime.model_dump(),
-        "checksum": manifest.security.checksum,
-        "imports": imports,
-        "exports": exports,
-    }
+    with PluginHost(config=_host_config(args)) as host:
+        report = host.describe(args.bundle)
     if args.json:
         _print_json(report)
         return EXIT_OK
@@ -192,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = plugin_commands.add_parser("inspect", help="manifest, permissions, imports, exports")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
     inspect.add_argument("--json", action="store_true")
+    _host_options(inspect)
     inspect.set_defaults(func=cmd_plugins_inspect)
 
     call = commands.add_parser("call", help="call a plugin command and print the JSON result")

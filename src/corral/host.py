@@ -14,6 +14,7 @@ from typing import Any
 from ._errors import ConfigError, PluginError
 from ._units import parse_size
 from ._validation import validate_model
+from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host_services import HostServices
 from .registry import PluginInfo, Registry
@@ -94,6 +95,27 @@ class PluginHost:
                 return info
         self._registry.runner(name)  # raises PluginNotFound with the list of names
         raise AssertionError("unreachable")
+
+    def describe(self, bundle_dir: str | Path) -> dict[str, Any]:
+        """A bundle's manifest, permissions, and its component's imports and exports.
+
+        The bundle is verified first; compiling it uses (and fills) this host's cache.
+        """
+        bundle = Bundle.open(Path(bundle_dir))
+        imports, exports = self._registry.interface(bundle)
+        manifest = bundle.manifest
+        return {
+            "name": manifest.name,
+            "version": manifest.plugin.version,
+            "description": manifest.plugin.description,
+            "capabilities": manifest.capabilities,
+            "permissions": sorted(manifest.requested_permissions),
+            "allowed_hosts": manifest.security.allowed_hosts,
+            "limits": manifest.runtime.model_dump(),
+            "checksum": manifest.security.checksum,
+            "imports": imports,
+            "exports": exports,
+        }
 
     def call(self, plugin: str, command: str, input: Any = None) -> Any:
         """Run `command` in `plugin` with a JSON-able `input`; returns the decoded JSON result.

@@ -216,9 +216,7 @@ class Registry:
                 raise ConfigError(f"{capability.name}: {exc}") from None
             loaded.capability_states.append((capability, state))
             interfaces[capability.name] = capability.host_functions(state)
-        component, from_cache = self._cache.load(
-            bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
-        )
+        component, from_cache = self.compiled(bundle)
         check_contract(component, self._runtime, bundle)
         limits = effective_limits(
             bundle.manifest, settings.limits.merged_over(self._config.defaults)
@@ -238,6 +236,18 @@ class Registry:
         _log.info(
             "plugin %s %s loaded%s", name, loaded.info.version, " (cached)" if from_cache else ""
         )
+
+    def compiled(self, bundle: Bundle) -> tuple[Component, bool]:
+        """The bundle's component, compiled or from the cache; and whether it was cached."""
+        return self._cache.load(
+            bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
+        )
+
+    def interface(self, bundle: Bundle) -> tuple[list[str], list[str]]:
+        """The names a bundle's component imports and exports."""
+        ctype = self.compiled(bundle)[0].type
+        engine = self._runtime.engine
+        return sorted(ctype.imports(engine)), sorted(ctype.exports(engine))
 
     def _release(self, loaded: _Loaded) -> None:
         if loaded.runner is not None:

@@ -17,14 +17,15 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
+import platform
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
-import wasmtime
 from wasmtime import Config, Engine, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker, Variant
 
@@ -54,6 +55,7 @@ _MAX_CORE_INSTANCES = 1000
 _MAX_TABLES = 1000
 _MAX_MEMORIES = 100
 _MAX_TABLE_ELEMENTS = 1_000_000
+_WASMTIME_VERSION = metadata.version("wasmtime")
 # Without a fuel budget a call still needs fuel: the engine meters every store.
 _UNMETERED_FUEL = 1 << 62
 
@@ -66,9 +68,10 @@ class EngineSettings:
     epoch_tick_s: float = 0.005
 
     def fingerprint(self) -> str:
+        """What a compiled artifact depends on besides the component itself."""
         return (
-            f"wasmtime={wasmtime.__version__ if hasattr(wasmtime, '__version__') else '50'};"
-            f"epoch=1;fuel=1;stack={self.max_wasm_stack}"
+            f"wasmtime={_WASMTIME_VERSION};epoch=1;fuel=1;stack={self.max_wasm_stack};"
+            f"target={platform.machine()}"
         )
 
 
