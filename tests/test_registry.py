@@ -183,3 +183,14 @@ def test_host_config_errors_name_the_field(tmp_path: Path) -> None:
         PluginHost(plugins={"hello": {"grants": ["kv"]}})
     with pytest.raises(ConfigError, match=r"defaults.memory_limit: \"lots\" is not a size"):
         PluginHost(defaults={"memory_limit": "lots"})
+
+
+def test_a_component_that_cannot_instantiate_fails_at_load(make_host: HostFactory) -> None:
+    # componentize-py components need about 16 MiB of linear memory to start
+    host = make_host("misbehave", plugins={"misbehave": {"limits": {"memory_limit": "2MB"}}})
+    (info,) = host.plugins()
+    assert info.state == "failed"
+    assert info.reason.startswith("plugin 'misbehave' trapped: memory limit (needs 12.4 MiB")
+    assert info.reason.endswith("its memory_limit is 2 MiB)")
+    with pytest.raises(PluginUnavailable):
+        host.call("misbehave", "count", {"n": 1})

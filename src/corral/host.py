@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, PluginError
+from ._errors import ConfigError, PluginError, PluginNotFound
 from ._units import parse_size
 from ._validation import validate_model
 from .bundle import Bundle
@@ -90,11 +90,11 @@ class PluginHost:
         return self._registry.infos()
 
     def plugin(self, name: str) -> PluginInfo:
+        """What the host knows about plugin `name` (`PluginNotFound` if nothing)."""
         for info in self._registry.infos():
             if info.name == name:
                 return info
-        self._registry.runner(name)  # raises PluginNotFound with the list of names
-        raise AssertionError("unreachable")
+        raise PluginNotFound(f"no plugin named {name!r}")
 
     def describe(self, bundle_dir: str | Path) -> dict[str, Any]:
         """A bundle's manifest, permissions, and its component's imports and exports.

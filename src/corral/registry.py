@@ -12,7 +12,7 @@ as ``failed`` with a reason naming the winner.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -173,9 +173,7 @@ class Registry:
         base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
         settings = self._config.settings_for(bundle.name)
         if not settings.enabled:
-            info = PluginInfo(
-                **{**base.__dict__, "state": "disabled", "reason": "disabled in config"}
-            )
+            info = replace(base, state="disabled", reason="disabled in config")
             self._plugins[bundle.name] = _Loaded(info)
             return
         loaded = _Loaded(base)
@@ -184,7 +182,7 @@ class Registry:
             self._load(bundle, loaded)
         except CorralError as exc:
             self._release(loaded)
-            loaded.info = PluginInfo(**{**base.__dict__, "reason": str(exc)})
+            loaded.info = replace(base, reason=str(exc))
             _log.warning("plugin %s failed to load: %s", bundle.name, exc)
 
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
@@ -192,10 +190,14 @@ class Registry:
         settings = self._config.settings_for(name)
         requested = bundle.manifest.requested_permissions
         granted = expand_permissions(settings.grant)
-        for permission in sorted(requested - granted):
+        missing = ", ".join(f'"{p}"' for p in sorted(requested - granted))
+        if missing:
+            plural = "s" if "," in missing else ""
             raise PermissionDenied(
-                f'plugin {name!r} requests permission "{permission}", which is not granted; '
-                f"to grant it add it to plugins.{name}.grant in corral.yaml"
+                f"plugin {name!r} requests permission{plural} {missing}, which "
+                f"{'are' if plural else 'is'} not granted; to grant "
+                f"{'them' if plural else 'it'} add {'them' if plural else 'it'} to "
+                f"plugins.{name}.grant in corral.yaml"
             )
         in_force = requested & granted
         options = settings.capability_options()
@@ -224,14 +226,9 @@ class Registry:
         loaded.runner = PluginRunner(
             self._runtime, name, component, limits, interfaces, in_force, plugin_logger(name)
         )
-        loaded.info = PluginInfo(
-            name,
-            "loaded",
-            "",
-            bundle.directory,
-            bundle.manifest.plugin.version,
-            in_force,
-            from_cache,
+        loaded.runner.prepare()
+        loaded.info = replace(
+            loaded.info, state="loaded", permissions=in_force, from_cache=from_cache
         )
         _log.info(
             "plugin %s %s loaded%s", name, loaded.info.version, " (cached)" if from_cache else ""

@@ -21,7 +21,8 @@ import platform
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -40,6 +41,7 @@ from ._errors import (
     PluginTimeout,
     PluginTrap,
 )
+from ._units import format_size
 from .capabilities import CallContext, HostFunction, wit_interface
 from .capabilities._wit import error_value, record
 
@@ -108,21 +110,41 @@ class Runtime:
         config.consume_fuel = True
         config.max_wasm_stack = self.settings.max_wasm_stack
         self.engine = Engine(config)
-        self._stop = threading.Event()
+        self._active = 0
+        self._closing = False
+        self._wake = threading.Condition()
         self._ticker = threading.Thread(target=self._tick, name="corral-epoch", daemon=True)
         self._ticker.start()
 
+    def call_started(self) -> None:
+        """Count a call in flight: the ticker runs only while there is one."""
+        with self._wake:
+            self._active += 1
+            if self._active == 1:
+                self._wake.notify()
+
+    def call_finished(self) -> None:
+        with self._wake:
+            self._active -= 1
+
     def _tick(self) -> None:
-        # The epoch follows the wall clock: a late wake-up (sleep jitter, a busy GIL) catches up
-        # with several increments instead of stretching every deadline.
         tick = self.settings.epoch_tick_s
-        started = time.monotonic()
-        epoch = 0
-        while not self._stop.wait(tick):
-            due = int((time.monotonic() - started) / tick)
-            while epoch < due:
-                self.engine.increment_epoch()
-                epoch += 1
+        while True:
+            with self._wake:
+                # An idle host does not wake up 200 times a second.
+                self._wake.wait_for(lambda: self._active > 0 or self._closing)
+                if self._closing:
+                    return
+            # The epoch follows the wall clock: a late wake-up (sleep jitter, a busy GIL)
+            # catches up with several increments instead of stretching every deadline.
+            started = time.monotonic()
+            epoch = 0
+            while self._active > 0 and not self._closing:
+                time.sleep(tick)
+                due = int((time.monotonic() - started) / tick)
+                while epoch < due:
+                    self.engine.increment_epoch()
+                    epoch += 1
 
     def ticks_until(self, deadline: float) -> int:
         """Epoch ticks from now until the `time.monotonic()` value `deadline`.
@@ -142,7 +164,9 @@ class Runtime:
             raise BundleError(f"not a valid WebAssembly component: {first}") from None
 
     def close(self) -> None:
-        self._stop.set()
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
         self._ticker.join()
 
     def __enter__(self) -> Runtime:
@@ -224,6 +248,8 @@ class _Instance:
 # What language runtimes print when an allocation fails: the guest then aborts, so the trap
 # itself only says "unreachable".
 _OUT_OF_MEMORY_MARKERS = (b"MemoryError", b"memory allocation of", b"out of memory")
+_MINIMUM_MEMORY = re.compile(r"memory minimum size of (\d+) pages exceeds memory limits")
+_WASM_PAGE = 64 << 10
 _GUEST_ERROR_LINE = re.compile(rb"^[A-Za-z_][\w.]*(?:Error|Exception)\b.*$")
 
 
@@ -246,6 +272,15 @@ def _trap_from(
     if "all fuel consumed" in lowered:
         return PluginFuelExhausted(
             plugin, "fuel exhausted", backtrace, f"used up its budget of {limits.fuel} fuel"
+        )
+    if start_too_big := _MINIMUM_MEMORY.search(text):
+        needed = int(start_too_big.group(1)) * _WASM_PAGE
+        return PluginMemoryExceeded(
+            plugin,
+            "memory limit",
+            backtrace,
+            f"needs {format_size(needed)} of linear memory to start; its memory_limit is "
+            f"{format_size(limits.memory_bytes)}",
         )
     if any(marker in stderr_tail for marker in _OUT_OF_MEMORY_MARKERS):
         return PluginMemoryExceeded(
@@ -386,8 +421,12 @@ class PluginRunner:
             if self._idle:
                 return self._idle.pop()
             self._live += 1
+        # Instantiation runs outside the lock: it takes milliseconds.
+        return self._spawn(deadline)
+
+    def _spawn(self, deadline: float) -> _Instance:
+        """A new instance for a slot already counted in `_live` (given up if this fails)."""
         try:
-            # Instantiation runs outside the lock: it takes milliseconds.
             return self._new_instance(deadline)
         except BaseException:
             self._release(None)
@@ -402,13 +441,30 @@ class PluginRunner:
                 self._idle.append(instance)
             self._available.notify()
 
+    def prepare(self) -> None:
+        """Instantiate once now, so a component that cannot link fails at load, not at its
+        first call; the instance then waits in the pool for that call."""
+        with self._call_scope(time.monotonic() + self.limits.timeout_s) as deadline:
+            with self._available:
+                self._live += 1
+            self._release(self._spawn(deadline))
+
+    @contextmanager
+    def _call_scope(self, deadline: float) -> Iterator[float]:
+        """What host functions and the epoch ticker need while guest code runs."""
+        token = _current_call.set(CallContext(plugin=self.name, deadline=deadline))
+        self.runtime.call_started()
+        try:
+            yield deadline
+        finally:
+            self.runtime.call_finished()
+            _current_call.reset(token)
+
     # -- calls -----------------------------------------------------------------------------
 
     def _run(self, export: str, *args: Any) -> Any:
         start = time.monotonic()
-        deadline = start + self.limits.timeout_s
-        token = _current_call.set(CallContext(plugin=self.name, deadline=deadline))
-        try:
+        with self._call_scope(start + self.limits.timeout_s) as deadline:
             instance = self._acquire(deadline)
             healthy = False
             try:
@@ -430,8 +486,6 @@ class PluginRunner:
             finally:
                 # An instance that failed in any way is dropped: its state is unknown.
                 self._release(instance if healthy else None)
-        finally:
-            _current_call.reset(token)
 
     def invoke(self, command: str, input_json: str) -> str:
         """Call the plugin's `invoke` export; returns its JSON text."""
