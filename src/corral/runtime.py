@@ -325,7 +325,9 @@ class PluginRunner:
     def _link(self, interfaces: dict[str, list[HostFunction]], granted: frozenset[str]) -> Linker:
         linker = Linker(self.runtime.engine)
         # WASI is linked for what language runtimes need (clocks, random, stdio); the store's
-        # WasiConfig grants no files, no environment and no network.
+        # WasiConfig grants no files, no environment and no network (Wasmtime's WASI context
+        # denies every socket address and name lookup by default). wasi:http is never linked:
+        # it would give unrestricted egress; plugins use Corral's `http` instead.
         linker.add_wasip2()
         linker.allow_shadowing = True
         with linker.root() as root:
