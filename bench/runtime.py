@@ -11,6 +11,7 @@ overhead <= 1.2x the bare call.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -43,6 +44,12 @@ def median_us(calls: int, *fns: Callable[[], Any]) -> list[float]:
             fn()
             taken.append(time.perf_counter_ns() - started)
     return [statistics.median(taken) / 1000 for taken in samples]
+
+
+def resident_bytes() -> int:
+    """This process's resident set size (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def bare_invoke(runner: PluginRunner) -> Callable[[], Any]:
@@ -111,6 +118,13 @@ def main() -> None:
                 started = time.perf_counter()
                 runner._new_instance(time.monotonic() + 10)
                 instantiate_ms[i] = (time.perf_counter() - started) * 1000
+            before = resident_bytes()
+            live = [runner._new_instance(time.monotonic() + 60) for _ in range(50)]
+            for instance in live:  # memory is only resident once the guest touches it
+                instance.invoke(instance.store, "echo", PAYLOAD)
+                instance.invoke.post_return(instance.store)
+            per_instance_mb = (resident_bytes() - before) / len(live) / (1 << 20)
+            del live
 
             bare_us, corral_us, host_call_us = median_us(
                 args.calls,
@@ -122,6 +136,7 @@ def main() -> None:
     print(f"cold load (compile)      {cold * 1000:9.1f} ms")
     print(f"warm load (cache hit)    {warm * 1000:9.1f} ms   (target <= 100 ms)")
     print(f"instantiate              {statistics.median(instantiate_ms):9.2f} ms")
+    print(f"live instance            {per_instance_mb:9.2f} MB resident each (50 held)")
     print(f"invoke('echo'), bare     {bare_us:9.1f} us   (median of {args.calls})")
     print(
         f"invoke('echo'), corral   {corral_us:9.1f} us   ratio {corral_us / bare_us:.2f}x "

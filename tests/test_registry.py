@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -194,3 +196,20 @@ def test_a_component_that_cannot_instantiate_fails_at_load(make_host: HostFactor
     assert info.reason.endswith("its memory_limit is 2 MiB)")
     with pytest.raises(PluginUnavailable):
         host.call("misbehave", "count", {"n": 1})
+
+
+def test_reloading_keeps_running_calls_and_swaps_whole(make_host: HostFactory) -> None:
+    host = make_host("misbehave")
+    outcome: dict[str, object] = {}
+
+    def spin() -> None:
+        outcome["spin"] = host.call("misbehave", "spin", {"seconds": 0.5})
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    time.sleep(0.1)
+    infos = host.load()  # while the call above is running on the old instance
+    worker.join()
+    assert [i.state for i in infos] == ["loaded"]
+    assert isinstance(outcome["spin"], int) and outcome["spin"] > 0
+    assert host.call("misbehave", "count", {"n": 4}) == 6

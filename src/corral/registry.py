@@ -67,6 +67,15 @@ class _Loaded:
     capability_states: list[tuple[object, object]] = field(default_factory=list)
 
 
+@dataclass
+class _Generation:
+    """The outcome of one discovery: swapped in whole, so callers never see half a reload."""
+
+    plugins: dict[str, _Loaded] = field(default_factory=dict)
+    unopened: list[PluginInfo] = field(default_factory=list)
+    """Bundles that failed before their plugin name was known, or lost a name clash."""
+
+
 def _bundle_dirs(plugin_dirs: list[Path]) -> list[Path]:
     found: list[Path] = []
     for plugin_dir in plugin_dirs:
@@ -128,56 +137,63 @@ class Registry:
         self._cache = CompiledCache(
             config.compiled_cache_dir, runtime.engine, runtime.settings.fingerprint()
         )
-        self._plugins: dict[str, _Loaded] = {}
-        self._failed_dirs: list[PluginInfo] = []
+        self._current = _Generation()
 
     def load_all(self) -> list[PluginInfo]:
-        """Discover and load every bundle; returns what happened to each."""
-        self.close()
+        """Discover and load every bundle; returns what happened to each.
+
+        Loading again replaces the plugins as a whole once the new ones are ready; calls already
+        running on the old ones finish there.
+        """
+        fresh = _Generation()
         for directory in _bundle_dirs(self._config.plugin_dirs):
-            self._load_dir(directory)
+            self._load_dir(directory, fresh)
+        old, self._current = self._current, fresh
+        self._release_all(old)
         return self.infos()
 
     def infos(self) -> list[PluginInfo]:
+        current = self._current
         return sorted(
-            [loaded.info for loaded in self._plugins.values()] + self._failed_dirs,
+            [loaded.info for loaded in current.plugins.values()] + current.unopened,
             key=lambda info: (info.name, str(info.directory)),
         )
 
     def runner(self, name: str) -> PluginRunner:
-        loaded = self._plugins.get(name)
-        failed = [info for info in self._failed_dirs if info.name == name]
+        current = self._current
+        loaded = current.plugins.get(name)
+        failed = [info for info in current.unopened if info.name == name]
         if loaded is None and failed:
             raise PluginUnavailable(f"plugin {name!r} failed to load: {failed[0].reason}")
         if loaded is None:
-            known = ", ".join(sorted(self._plugins)) or "none"
+            known = ", ".join(sorted(current.plugins)) or "none"
             raise PluginNotFound(f"no plugin named {name!r} (loaded plugins: {known})")
         if loaded.runner is None:
             raise PluginUnavailable(f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}")
         return loaded.runner
 
-    def _load_dir(self, directory: Path) -> None:
+    def _load_dir(self, directory: Path, into: _Generation) -> None:
         # A bundle that cannot be opened is listed under its directory's name.
         try:
             bundle = Bundle.open(directory)
         except (ManifestError, BundleError) as exc:
-            self._failed_dirs.append(PluginInfo(directory.name, "failed", str(exc), directory))
+            into.unopened.append(PluginInfo(directory.name, "failed", str(exc), directory))
             _log.warning("%s", exc)
             return
-        if bundle.name in self._plugins:
-            winner = self._plugins[bundle.name].info.directory
+        if bundle.name in into.plugins:
+            winner = into.plugins[bundle.name].info.directory
             reason = f"duplicate plugin name {bundle.name!r}: {winner} was found first and is used"
-            self._failed_dirs.append(PluginInfo(bundle.name, "failed", reason, directory))
+            into.unopened.append(PluginInfo(bundle.name, "failed", reason, directory))
             _log.warning("%s: %s", directory, reason)
             return
         base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
         settings = self._config.settings_for(bundle.name)
         if not settings.enabled:
             info = replace(base, state="disabled", reason="disabled in config")
-            self._plugins[bundle.name] = _Loaded(info)
+            into.plugins[bundle.name] = _Loaded(info)
             return
         loaded = _Loaded(base)
-        self._plugins[bundle.name] = loaded
+        into.plugins[bundle.name] = loaded
         try:
             self._load(bundle, loaded)
         except CorralError as exc:
@@ -254,8 +270,10 @@ class Registry:
             capability.close(state)  # type: ignore[attr-defined]
         loaded.capability_states.clear()
 
-    def close(self) -> None:
-        for loaded in self._plugins.values():
+    def _release_all(self, generation: _Generation) -> None:
+        for loaded in generation.plugins.values():
             self._release(loaded)
-        self._plugins.clear()
-        self._failed_dirs.clear()
+
+    def close(self) -> None:
+        old, self._current = self._current, _Generation()
+        self._release_all(old)
