@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from wasmtime import WasmtimeError
+from wasmtime import Store, WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime._slab import Slab
 from wasmtime.component import (
     U8,
     EnumType,
     FlagsType,
+    Func,
     FuncType,
     LinkerInstance,
     ListType,
@@ -39,10 +40,10 @@ from wasmtime.component import (
     ValType,
     VariantType,
 )
-from wasmtime.component._enter import catch_exceptions
+from wasmtime.component._enter import catch_exceptions, enter_wasm
 from wasmtime.component._types import VariantLikeType
 
-__all__ = ["add_host_func", "freeze"]
+__all__ = ["ExportFunc", "add_host_func", "freeze"]
 
 _VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
 _PAYLOAD_OFFSET = ffi.wasmtime_component_val_t.of.offset
@@ -214,6 +215,55 @@ def _call_host(idx, context, ty_raw, args, nargs, results, nresults):  # type: i
 def _forget_host(idx):  # type: ignore[no-untyped-def]
     if _HOST_FUNCS:
         _HOST_FUNCS.deallocate(idx or 0)
+
+
+class ExportFunc:
+    """A function a component instance exports, callable like `Func`, types frozen on first use.
+
+    Calls into the guest pay the same generic conversion as host calls do; freezing the
+    export's types once takes most of that cost off every call.
+    """
+
+    def __init__(self, func: Func) -> None:
+        self._func = func
+        self._signature: tuple[list[ValType], ValType | None] | None = None
+
+    def __call__(self, store: Store, *args: Any) -> Any:
+        if self._signature is None:
+            with self._func.type(store) as func_type:
+                result = func_type.result
+                self._signature = (
+                    [freeze(ty) for _, ty in func_type.params],
+                    None if result is None else freeze(result),
+                )
+        params, result_type = self._signature
+        if len(args) != len(params):
+            raise TypeError(f"expected {len(params)} arguments, got {len(args)}")
+        lowered_args = (ffi.wasmtime_component_val_t * len(params))()
+        lowered = 0
+        try:
+            for ty, value in zip(params, args, strict=True):
+                ty.convert_to_c(store, value, ctypes.pointer(lowered_args[lowered]))
+                lowered += 1
+            out = ffi.wasmtime_component_val_t()
+            out_ref = ctypes.byref(out) if result_type is not None else None
+            func = ctypes.byref(self._func._func)
+            context = store._context()
+            count = 0 if result_type is None else 1
+
+            def call() -> Any:
+                return ffi.wasmtime_component_func_call(
+                    func, context, lowered_args, lowered, out_ref, count
+                )
+
+            enter_wasm(call)
+            return None if result_type is None else result_type.convert_from_c(out)
+        finally:
+            for i in range(lowered):
+                ffi.wasmtime_component_val_delete(ctypes.byref(lowered_args[i]))
+
+    def post_return(self, store: Store) -> None:
+        self._func.post_return(store)
 
 
 def add_host_func(instance: LinkerInstance, name: str, func: Callable[..., Any]) -> None:

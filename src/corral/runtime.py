@@ -28,9 +28,9 @@ from importlib import metadata
 from typing import Any
 
 from wasmtime import Config, Engine, Store, WasiConfig, WasmtimeError
-from wasmtime.component import Component, Func, Instance, Linker, Variant
+from wasmtime.component import Component, Instance, Linker, Variant
 
-from ._component_values import add_host_func
+from ._component_values import ExportFunc, add_host_func
 from ._errors import (
     BundleError,
     HostApiError,
@@ -60,6 +60,7 @@ _MAX_TABLE_ELEMENTS = 1_000_000
 _WASMTIME_VERSION = metadata.version("wasmtime")
 # Without a fuel budget a call still needs fuel: the engine meters every store.
 _UNMETERED_FUEL = 1 << 62
+_TICKER_LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,40 +112,51 @@ class Runtime:
         config.max_wasm_stack = self.settings.max_wasm_stack
         self.engine = Engine(config)
         self._active = 0
+        self._ticking = False
+        self._last_call = 0.0
         self._closing = False
         self._wake = threading.Condition()
         self._ticker = threading.Thread(target=self._tick, name="corral-epoch", daemon=True)
         self._ticker.start()
 
     def call_started(self) -> None:
-        """Count a call in flight: the ticker runs only while there is one."""
+        """Count a call in flight: the ticker runs while there is one (and a while after)."""
         with self._wake:
             self._active += 1
-            if self._active == 1:
+            if not self._ticking:
+                self._ticking = True
                 self._wake.notify()
 
     def call_finished(self) -> None:
         with self._wake:
             self._active -= 1
+            self._last_call = time.monotonic()
 
     def _tick(self) -> None:
         tick = self.settings.epoch_tick_s
         while True:
             with self._wake:
                 # An idle host does not wake up 200 times a second.
-                self._wake.wait_for(lambda: self._active > 0 or self._closing)
+                self._wake.wait_for(lambda: self._ticking or self._closing)
                 if self._closing:
                     return
             # The epoch follows the wall clock: a late wake-up (sleep jitter, a busy GIL)
             # catches up with several increments instead of stretching every deadline.
             started = time.monotonic()
             epoch = 0
-            while self._active > 0 and not self._closing:
+            while not self._closing:
                 time.sleep(tick)
-                due = int((time.monotonic() - started) / tick)
+                now = time.monotonic()
+                due = int((now - started) / tick)
                 while epoch < due:
                     self.engine.increment_epoch()
                     epoch += 1
+                with self._wake:
+                    # Waking this thread costs a call tens of microseconds, so it keeps ticking
+                    # through short gaps between calls and sleeps only after a quiet second.
+                    if self._active == 0 and now - self._last_call > _TICKER_LINGER_S:
+                        self._ticking = False
+                        break
 
     def ticks_until(self, deadline: float) -> int:
         """Epoch ticks from now until the `time.monotonic()` value `deadline`.
@@ -226,13 +238,13 @@ class _GuestOutput:
         self.tail = b""
 
 
-def _export(store: Store, instance: Instance, name: str) -> Func:
+def _export(store: Store, instance: Instance, name: str) -> ExportFunc:
     handler = instance.get_export_index(store, HANDLER)
     index = instance.get_export_index(store, name, handler) if handler is not None else None
     func = instance.get_func(store, index) if index is not None else None
     if func is None:  # check_contract refuses such components at load time
         raise PluginTrap("?", "missing export", detail=f"{HANDLER}#{name}")
-    return func
+    return ExportFunc(func)
 
 
 class _Instance:
