@@ -18,7 +18,6 @@ import contextvars
 import logging
 import math
 import platform
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,12 +35,11 @@ from ._errors import (
     HostApiError,
     PermissionDenied,
     PluginError,
-    PluginFuelExhausted,
-    PluginMemoryExceeded,
     PluginTimeout,
     PluginTrap,
 )
-from ._units import format_size
+from ._guest_output import GuestOutput
+from ._traps import trap_from
 from .capabilities import CallContext, HostFunction, wit_interface
 from .capabilities._wit import error_value, record
 
@@ -188,56 +186,6 @@ class Runtime:
         self.close()
 
 
-class _GuestOutput:
-    """Guest stdout/stderr, line-buffered into the plugin's logger, bounded per call.
-
-    The last few KiB of each call are kept whatever the limit, so a trap can be explained by
-    what the guest printed just before it (a Python traceback, an allocator's complaint).
-    """
-
-    _TAIL = 4096
-
-    def __init__(self, logger: logging.Logger, stream: str, limit: int) -> None:
-        self._logger = logger
-        self._stream = stream
-        self._limit = limit
-        self._buffer = b""
-        self._written = 0
-        self._dropped = 0
-        self.tail = b""
-
-    def write(self, data: bytes) -> None:
-        self.tail = (self.tail + data)[-self._TAIL :]
-        room = self._limit - self._written
-        if room <= 0:
-            self._dropped += len(data)
-            return
-        accepted = data[:room]
-        self._dropped += len(data) - len(accepted)
-        self._written += len(accepted)
-        self._buffer += accepted
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            self._emit(line)
-
-    def _emit(self, line: bytes) -> None:
-        self._logger.info("[%s] %s", self._stream, line.decode("utf-8", "replace"))
-
-    def end_call(self) -> None:
-        if self._buffer:
-            self._emit(self._buffer)
-            self._buffer = b""
-        if self._dropped:
-            self._logger.warning(
-                "[%s] %d bytes of output dropped over the %d-byte limit per call",
-                self._stream,
-                self._dropped,
-                self._limit,
-            )
-        self._written = self._dropped = 0
-        self.tail = b""
-
-
 def _export(store: Store, instance: Instance, name: str) -> ExportFunc:
     handler = instance.get_export_index(store, HANDLER)
     index = instance.get_export_index(store, name, handler) if handler is not None else None
@@ -250,62 +198,11 @@ def _export(store: Store, instance: Instance, name: str) -> ExportFunc:
 class _Instance:
     """One instantiated component in its own store."""
 
-    def __init__(self, store: Store, instance: Instance, outputs: list[_GuestOutput]) -> None:
+    def __init__(self, store: Store, instance: Instance, outputs: list[GuestOutput]) -> None:
         self.store = store
         self.outputs = outputs
         self.invoke = _export(store, instance, "invoke")
         self.on_event = _export(store, instance, "on-event")
-
-
-# What language runtimes print when an allocation fails: the guest then aborts, so the trap
-# itself only says "unreachable".
-_OUT_OF_MEMORY_MARKERS = (b"MemoryError", b"memory allocation of", b"out of memory")
-_MINIMUM_MEMORY = re.compile(r"memory minimum size of (\d+) pages exceeds memory limits")
-_WASM_PAGE = 64 << 10
-_GUEST_ERROR_LINE = re.compile(rb"^[A-Za-z_][\w.]*(?:Error|Exception)\b.*$")
-
-
-def _trap_from(
-    plugin: str, error: WasmtimeError, limits: PluginLimits, elapsed: float, stderr_tail: bytes
-) -> PluginTrap:
-    """Classify a Wasmtime error into the most specific `PluginTrap`."""
-    text = str(error)
-    head, _, rest = text.partition("\n")
-    frames = [line.strip() for line in rest.splitlines() if line.strip()[:1].isdigit()]
-    backtrace = "\n".join(frames[:8])
-    cause = (
-        text.rsplit("Caused by:", 1)[-1].strip().splitlines()[0] if "Caused by:" in text else head
-    )
-    lowered = text.lower()
-    if "interrupt" in lowered:
-        return PluginTimeout(
-            plugin, "timeout", backtrace, f"ran past its {limits.timeout_s:g} s execution_timeout"
-        )
-    if "all fuel consumed" in lowered:
-        return PluginFuelExhausted(
-            plugin, "fuel exhausted", backtrace, f"used up its budget of {limits.fuel} fuel"
-        )
-    if start_too_big := _MINIMUM_MEMORY.search(text):
-        needed = int(start_too_big.group(1)) * _WASM_PAGE
-        return PluginMemoryExceeded(
-            plugin,
-            "memory limit",
-            backtrace,
-            f"needs {format_size(needed)} of linear memory to start; its memory_limit is "
-            f"{format_size(limits.memory_bytes)}",
-        )
-    if any(marker in stderr_tail for marker in _OUT_OF_MEMORY_MARKERS):
-        return PluginMemoryExceeded(
-            plugin, "out of memory", backtrace, f"needed more than its {limits.memory_bytes} bytes"
-        )
-    trap = cause.removeprefix("error while executing at wasm backtrace:").strip()
-    trap = trap.removeprefix("wasm trap: ") or "trap"
-    guest_errors = [
-        line.strip() for line in stderr_tail.splitlines() if _GUEST_ERROR_LINE.match(line.strip())
-    ]
-    detail = guest_errors[-1].decode("utf-8", "replace") if guest_errors else ""
-    detail = detail or f"after {elapsed * 1000:.0f} ms"
-    return PluginTrap(plugin, trap, backtrace, detail)
 
 
 class PluginRunner:
@@ -385,8 +282,8 @@ class PluginRunner:
         store = Store(self.runtime.engine)
         wasi = WasiConfig()
         outputs = [
-            _GuestOutput(self._logger, "stdout", self.limits.max_output_bytes),
-            _GuestOutput(self._logger, "stderr", self.limits.max_output_bytes),
+            GuestOutput(self._logger, "stdout", self.limits.max_output_bytes),
+            GuestOutput(self._logger, "stderr", self.limits.max_output_bytes),
         ]
         wasi.stdout_custom = outputs[0].write
         wasi.stderr_custom = outputs[1].write
@@ -407,7 +304,7 @@ class PluginRunner:
             instance = self._linker.instantiate(store, self.component)
         except WasmtimeError as exc:
             elapsed = time.monotonic() - start
-            raise _trap_from(self.name, exc, self.limits, elapsed, outputs[1].tail) from None
+            raise trap_from(self.name, exc, self.limits, elapsed, outputs[1].tail) from None
         finally:
             for output in outputs:
                 output.end_call()
@@ -491,7 +388,7 @@ class PluginRunner:
                 except WasmtimeError as exc:
                     elapsed = time.monotonic() - start
                     stderr_tail = instance.outputs[1].tail
-                    raise _trap_from(self.name, exc, self.limits, elapsed, stderr_tail) from None
+                    raise trap_from(self.name, exc, self.limits, elapsed, stderr_tail) from None
                 finally:
                     for output in instance.outputs:
                         output.end_call()

@@ -1,0 +1,57 @@
+"""Guest stdout and stderr: into the plugin's logger, line by line, bounded per call."""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = ["GuestOutput"]
+
+
+class GuestOutput:
+    """Guest stdout/stderr, line-buffered into the plugin's logger, bounded per call.
+
+    The last few KiB of each call are kept whatever the limit, so a trap can be explained by
+    what the guest printed just before it (a Python traceback, an allocator's complaint).
+    """
+
+    _TAIL = 4096
+
+    def __init__(self, logger: logging.Logger, stream: str, limit: int) -> None:
+        self._logger = logger
+        self._stream = stream
+        self._limit = limit
+        self._buffer = b""
+        self._written = 0
+        self._dropped = 0
+        self.tail = b""
+
+    def write(self, data: bytes) -> None:
+        self.tail = (self.tail + data)[-self._TAIL :]
+        room = self._limit - self._written
+        if room <= 0:
+            self._dropped += len(data)
+            return
+        accepted = data[:room]
+        self._dropped += len(data) - len(accepted)
+        self._written += len(accepted)
+        self._buffer += accepted
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._emit(line)
+
+    def _emit(self, line: bytes) -> None:
+        self._logger.info("[%s] %s", self._stream, line.decode("utf-8", "replace"))
+
+    def end_call(self) -> None:
+        if self._buffer:
+            self._emit(self._buffer)
+            self._buffer = b""
+        if self._dropped:
+            self._logger.warning(
+                "[%s] %d bytes of output dropped over the %d-byte limit per call",
+                self._stream,
+                self._dropped,
+                self._limit,
+            )
+        self._written = self._dropped = 0
+        self.tail = b""
