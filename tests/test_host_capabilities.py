@@ -169,6 +169,20 @@ def test_kv_round_trip_cas_and_listing(hostapi: PluginHost) -> None:
     assert call(hostapi, "kv.delete", key="cursor") == {"ok": False}
 
 
+def test_kv_limits_are_set_per_plugin(make_host: HostFactory) -> None:
+    kv = {"max_value": "1KB", "max_total": "4KB"}
+    host = make_host("hostapi", plugins={"hostapi": {"grant": ALL, "kv": kv}})
+    too_big = call(host, "kv.set", key="blob", value="x" * 1025)
+    assert too_big == {
+        "error": "invalid-input",
+        "message": 'kv value for "blob" is 1.0 KiB; the limit is 1 KiB per value',
+    }
+    for i in range(4):  # each entry counts its key and value: 1002 bytes
+        assert call(host, "kv.set", key=f"k{i}", value="x" * 1000) == {"ok": None}
+    full = call(host, "kv.set", key="k4", value="x" * 1000)
+    assert full["error"] == "invalid-input" and "the limit is 4 KiB per plugin" in full["message"]
+
+
 def test_kv_is_private_to_each_plugin(
     tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
 ) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
+from dataclasses import dataclass
 
 from ._errors import InvalidInput, NotFound
 from ._sqlite import SQLiteConnections
 from ._units import format_size
 from .tasks.store import clamp_limit
 
-__all__ = ["SQLiteKVStore"]
+__all__ = ["KvLimits", "SQLiteKVStore"]
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS kv_entries (
@@ -59,6 +60,17 @@ def _decode_cursor(cursor: str) -> str:
         raise InvalidInput(f'kv cursor "{cursor}" was not returned by list_keys') from None
 
 
+@dataclass(frozen=True)
+class KvLimits:
+    """Size limits for one plugin's state; the store's own limits apply where None."""
+
+    max_value_bytes: int | None = None
+    max_plugin_bytes: int | None = None
+
+
+_NO_LIMITS = KvLimits()
+
+
 class SQLiteKVStore:
     """Byte values under text keys, namespaced by plugin name, with per-plugin limits.
 
@@ -94,14 +106,15 @@ class SQLiteKVStore:
             raise NotFound(f'kv key "{key}" is not set')
         return bytes(row[0])
 
-    def set(self, plugin: str, key: str, value: bytes) -> None:
+    def set(self, plugin: str, key: str, value: bytes, limits: KvLimits = _NO_LIMITS) -> None:
         """Set `key` to `value`."""
-        key_size = self._check(key, value)
+        key_size = self._check(key, value, limits)
         with self._db.writing() as conn:
             row = conn.execute(
                 "SELECT length(value) FROM kv_entries WHERE plugin = ? AND key = ?", (plugin, key)
             ).fetchone()
-            self._write(conn, plugin, key, key_size, value, None if row is None else row[0])
+            old_size = None if row is None else row[0]
+            self._write(conn, plugin, key, key_size, value, old_size, limits)
 
     def delete(self, plugin: str, key: str) -> bool:
         """Remove `key`; returns whether it was set."""
@@ -145,12 +158,19 @@ class SQLiteKVStore:
             return keys, None
         return keys[:limit], _encode_cursor(keys[limit - 1])
 
-    def compare_and_set(self, plugin: str, key: str, expected: bytes | None, value: bytes) -> bool:
+    def compare_and_set(
+        self,
+        plugin: str,
+        key: str,
+        expected: bytes | None,
+        value: bytes,
+        limits: KvLimits = _NO_LIMITS,
+    ) -> bool:
         """Set `key` to `value` only if its value is `expected` (None: only if `key` is unset).
 
         Returns whether the value was set. Atomic, across threads and processes.
         """
-        key_size = self._check(key, value)
+        key_size = self._check(key, value, limits)
         with self._db.writing() as conn:
             row = conn.execute(
                 "SELECT value FROM kv_entries WHERE plugin = ? AND key = ?", (plugin, key)
@@ -159,7 +179,7 @@ class SQLiteKVStore:
             if current != expected:
                 return False
             old_size = None if current is None else len(current)
-            self._write(conn, plugin, key, key_size, value, old_size)
+            self._write(conn, plugin, key, key_size, value, old_size, limits)
         return True
 
     def usage(self, plugin: str) -> int:
@@ -171,7 +191,7 @@ class SQLiteKVStore:
         """Close the store; it cannot be used afterwards."""
         self._db.close()
 
-    def _check(self, key: str, value: bytes) -> int:
+    def _check(self, key: str, value: bytes, limits: KvLimits) -> int:
         """Check `key` and `value` against the per-key and per-value limits; the key's size."""
         if not key:
             raise InvalidInput("kv key must not be empty")
@@ -185,10 +205,11 @@ class SQLiteKVStore:
                 f'kv key "{shown}" is {format_size(key_size)};'
                 f" the limit is {format_size(self._max_key)} per key"
             )
-        if len(value) > self._max_value:
+        max_value = limits.max_value_bytes or self._max_value
+        if len(value) > max_value:
             raise InvalidInput(
                 f'kv value for "{key}" is {format_size(len(value))};'
-                f" the limit is {format_size(self._max_value)} per value"
+                f" the limit is {format_size(max_value)} per value"
             )
         return key_size
 
@@ -200,6 +221,7 @@ class SQLiteKVStore:
         key_size: int,
         value: bytes,
         old_value_size: int | None,
+        limits: KvLimits,
     ) -> None:
         """Store `value` at `key` (whose old value has `old_value_size`, None: unset)."""
         growth = key_size + len(value)
@@ -207,10 +229,11 @@ class SQLiteKVStore:
             growth -= key_size + old_value_size
         used = self._usage(conn, plugin)
         # Only growth is refused, so a plugin over a lowered limit can still shrink its state.
-        if growth > 0 and used + growth > self._max_plugin:
+        max_plugin = limits.max_plugin_bytes or self._max_plugin
+        if growth > 0 and used + growth > max_plugin:
             raise InvalidInput(
                 f'kv store of plugin "{plugin}" would hold {format_size(used + growth)};'
-                f" the limit is {format_size(self._max_plugin)} per plugin"
+                f" the limit is {format_size(max_plugin)} per plugin"
             )
         if old_value_size is None:
             conn.execute(
