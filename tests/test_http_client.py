@@ -35,7 +35,7 @@ from corral._errors import (
     RateLimited,
     Unavailable,
 )
-from corral.capabilities.http._audit import AuditLog
+from corral.capabilities.http._audit import AuditEntry, AuditLog
 from corral.capabilities.http._client import OutboundHttp
 from corral.capabilities.http._guard import NetworkPolicy
 from corral.capabilities.http._policy import (
@@ -830,3 +830,15 @@ def test_an_unreadable_secret_is_a_config_error() -> None:
     )
     with pytest.raises(ConfigError, match="secret env:CORRAL_NOPE: environment variable"):
         build_policy(["https://a.example"], HttpOptions(), [bound])
+
+
+def test_audit_log_rotates(tmp_path: Path) -> None:
+    audit = AuditLog(tmp_path / "audit.log", max_bytes=2000, backups=2)
+    for i in range(60):
+        audit.write(AuditEntry("p", "GET", f"https://x.example/{i}", "allow", status=200))
+    audit.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["audit.log", "audit.log.1", "audit.log.2"]
+    assert all((tmp_path / name).stat().st_size <= 2000 for name in files)
+    newest = [json.loads(line)["url"] for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert newest[-1] == "https://x.example/59"

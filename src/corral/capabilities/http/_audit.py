@@ -7,8 +7,10 @@ user info and fragments are dropped, and every text field passes through the sec
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -44,10 +46,23 @@ class AuditEntry:
 
 
 class AuditLog:
-    """Appends `AuditEntry` lines to `path` (None: the logger only)."""
+    """Appends `AuditEntry` lines to `path` (None: the logger only).
 
-    def __init__(self, path: Path | None = None, redactor: Redactor = REDACTOR) -> None:
+    The file is rotated when it passes `max_bytes`: ``audit.log`` becomes ``audit.log.1``, and
+    so on up to `backups` old files, the oldest dropped.
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        redactor: Redactor = REDACTOR,
+        *,
+        max_bytes: int = 64 << 20,
+        backups: int = 3,
+    ) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
         self._redactor = redactor
         self._lock = threading.Lock()
         self._file = None if path is None else path.open("a", encoding="utf-8", buffering=1)
@@ -64,8 +79,21 @@ class AuditLog:
         line = json.dumps(record, ensure_ascii=False)
         with self._lock:
             if self._file is not None:
+                position = self._file.tell()
+                if position and position + len(line.encode()) + 1 > self.max_bytes:
+                    self._rotate()
                 self._file.write(line + "\n")
         logger.info("%s", line)
+
+    def _rotate(self) -> None:
+        assert self.path is not None and self._file is not None
+        self._file.close()
+        numbered = [self.path.with_name(f"{self.path.name}.{i}") for i in range(self.backups + 1)]
+        numbered[0] = self.path
+        for older, newer in reversed(list(itertools.pairwise(numbered))):
+            if older.exists():
+                os.replace(older, newer)
+        self._file = self.path.open("a", encoding="utf-8", buffering=1)
 
     def records(self) -> list[dict[str, Any]]:
         """Every line of the file, parsed (for tests and tooling)."""
