@@ -16,7 +16,7 @@ from .._base import CallContext, Capability, HostFunction, PluginContext
 from .._wit import record
 from ._client import OutboundHttp
 from ._policy import CredentialOptions, HttpOptions, HttpPolicy, build_policy
-from ._secrets import basic_token, install_redaction
+from ._secrets import MASK, basic_token, install_redaction
 
 __all__ = ["HttpCapability"]
 
@@ -32,11 +32,11 @@ class _HttpState:
 
     def scrub(self, data: bytes) -> bytes:
         for form in self.secret_forms:
-            data = data.replace(form, MASK)
+            data = data.replace(form, _MASK)
         return data
 
 
-MASK = b"***"
+_MASK = MASK.encode()
 
 
 def _secret_forms(policy: HttpPolicy) -> tuple[bytes, ...]:
