@@ -136,7 +136,7 @@ def test_schema_version_and_config_schema_are_checked(tmp_path: Path) -> None:
         load_manifest(write(tmp_path, data))
     data = valid()
     data["config_schema"] = {"type": "no-such-type"}
-    with pytest.raises(ManifestError, match=r"config_schema: is not a valid JSON Schema"):
+    with pytest.raises(ManifestError, match=r"config_schema.type: is not a valid JSON Schema"):
         load_manifest(write(tmp_path, data))
 
 
