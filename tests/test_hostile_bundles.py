@@ -10,6 +10,8 @@ import http.server
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 import referencing.exceptions
 import yaml
 
+import corral.cli
 from conftest import copy_as
 from corral import ConfigError, ManifestError, PluginHost, PluginInfo, load_manifest
 from corral._config_schema import MAX_SCHEMA_NODES, check_config_schema, config_validator
@@ -294,6 +297,11 @@ def test_costly_config_schemas_are_refused_before_validation(
         plugins, "long-chain", config_schema={"$defs": {**chain, "c100": {}}, "$ref": "#/$defs/c0"}
     )
     hostile(plugins, "wide", config_schema={"enum": list(range(MAX_SCHEMA_NODES + 1))})
+    # no $ref at all: each level makes jsonschema evaluate the one below twice (~100 s at 30)
+    unevaluated: dict[str, Any] = {"type": "object"}
+    for _ in range(30):
+        unevaluated = {"anyOf": [unevaluated], "unevaluatedProperties": False}
+    hostile(plugins, "unevaluated", config_schema=unevaluated)
     settings = {**GRANT, **{n: {"config": {"x": "y"}} for n in ("doubling", "itself")}}
     reasons = assert_only_good_loaded(
         load_in_thread(make_host(plugins=settings), seconds=30),
@@ -301,6 +309,7 @@ def test_costly_config_schemas_are_refused_before_validation(
         "itself",
         "long-chain",
         "wide",
+        "unevaluated",
     )
     assert (
         f"stands for more than {MAX_SCHEMA_NODES} values with references expanded"
@@ -309,6 +318,7 @@ def test_costly_config_schemas_are_refused_before_validation(
     assert "config_schema.properties.x.$ref: '#' refers back to itself" in reasons["itself"]
     assert "nested deeper than 64 levels with references expanded" in reasons["long-chain"]
     assert f"config_schema: has more than {MAX_SCHEMA_NODES} values" in reasons["wide"]
+    assert f"stands for more than {MAX_SCHEMA_NODES} values" in reasons["unevaluated"]
     # a chain within the budget is accepted and validates the operator's config as before
     check_config_schema(doubling_chain(8))
     errors = list(config_validator(doubling_chain(8)).iter_errors({"x": 1}))
@@ -351,22 +361,33 @@ def test_cli_reports_hostile_bundles_without_a_traceback(
     hostile(plugins, "core-module", wasm=b"\0asm\x01\x00\x00\x00")
     deep = copy_as(plugins, "hello", "deep")
     (deep / "manifest.yaml").write_text("a: " + "[" * 2000 + "]" * 2000 + "\n")
-    monkeypatch.chdir(plugins.parent)
-    code = main(["plugins", "list", "--plugins-dir", str(plugins)])
-    out, err = capsys.readouterr()
-    assert code == 1
-    assert "Traceback" not in out + err
-    assert "a core module, not a component" in out
-    assert "nested deeper than 100 levels" in out
-
-    import corral.cli
+    fifo = copy_as(plugins, "hello", "fifo")
+    (fifo / "plugin.wasm").unlink()
+    os.mkfifo(fifo / "plugin.wasm")
+    done = subprocess.run(
+        [sys.executable, "-m", "corral.cli", "plugins", "list", "--plugins-dir", str(plugins)],
+        cwd=plugins.parent,
+        env={**os.environ, "PYTHONPATH": str(Path(corral.__file__).parent.parent)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr == ""
+    listed = dict(line.split(maxsplit=1) for line in done.stdout.splitlines())
+    assert "a core module, not a component" in listed["core-module"]
+    assert "nested deeper than 100 levels" in listed["deep"]
+    assert "is a FIFO, not a regular file" in listed["fifo"]
 
     def broken(args: Any) -> int:
         raise RuntimeError("a bug\nwith details")
 
     monkeypatch.setattr(corral.cli, "cmd_plugins_list", broken)
+    monkeypatch.chdir(plugins.parent)
     assert main(["plugins", "list"]) == 1
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert err == "corral: unexpected RuntimeError: a bug (--debug shows the traceback)\n"
     assert main(["--debug", "plugins", "list"]) == 1
     assert "Traceback" in capsys.readouterr().err

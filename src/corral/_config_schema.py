@@ -9,9 +9,10 @@ The schema comes from the bundle's author, so it is treated as hostile input:
   ``$anchor``, ``$dynamicRef``...) are refused: with them, ``"#/..."`` would no longer mean
   "from the top of this schema", and the cost estimate below could be fooled.
 - Its cost is bounded before any validator sees it: nesting depth and node count, both counted
-  with every reference expanded in place. That expanded size bounds the work of validation,
-  so ``$defs`` + ``allOf`` chains that double at each step are refused up front instead of
-  keeping the host busy for minutes. References that loop back on themselves are refused too.
+  with every reference expanded in place (and what an ``unevaluated*`` keyword evaluates again
+  counted again). That expanded size bounds the work of validation, so ``$defs`` + ``allOf``
+  chains that double at each step are refused up front instead of keeping the host busy for
+  minutes. References that loop back on themselves are refused too.
 
 The checks walk every dict and list, so they also flag a ``"$ref"`` string inside data (an
 ``enum`` or ``default`` value): harmless over-caution for a plugin's config schema.
@@ -49,6 +50,7 @@ _DIALECTS = {
 }
 _LATEST = jsonschema.Draft202012Validator
 _DEFINITIONS = ("$defs", "definitions")
+_REEVALUATING = ("unevaluatedProperties", "unevaluatedItems")
 # Keywords that make a reference mean something other than "this place in this schema".
 _RELOCATING = ("$anchor", "$dynamicAnchor", "$dynamicRef", "$recursiveAnchor", "$recursiveRef")
 
@@ -156,7 +158,7 @@ class _Expansion:
             raise FieldProblem(
                 location, f"nested deeper than {MAX_SCHEMA_DEPTH} levels with references expanded"
             )
-        nodes, height = 1, 0
+        inner, height = 0, 0
         children: list[tuple[object, _Location]] = []
         if isinstance(value, dict):
             # Definitions at the top cost nothing until referenced, and are counted where they
@@ -170,10 +172,15 @@ class _Expansion:
             children = [(item, (*location, index)) for index, item in enumerate(value)]
         for child, where in children:
             child_nodes, child_height = self._measure(child, where, depth + 1)
-            nodes, height = nodes + child_nodes, max(height, child_height + 1)
+            inner, height = inner + child_nodes, max(height, child_height + 1)
         if isinstance(value, dict) and isinstance(value.get("$ref"), str):
             ref_nodes, ref_height = self._follow(value["$ref"], (*location, "$ref"), depth + 1)
-            nodes, height = nodes + ref_nodes, max(height, ref_height + 1)
+            inner, height = inner + ref_nodes, max(height, ref_height + 1)
+        if isinstance(value, dict):
+            # jsonschema evaluates the siblings of an unevaluated* keyword once more to learn
+            # what they evaluated; nested, that doubling is exponential without any $ref.
+            inner *= 1 + sum(1 for keyword in _REEVALUATING if keyword in value)
+        nodes = 1 + inner
         if nodes > MAX_SCHEMA_NODES:
             raise FieldProblem(
                 location, f"stands for more than {MAX_SCHEMA_NODES} values with references expanded"
