@@ -100,7 +100,11 @@ def _bundle_dirs(plugin_dirs: list[Path]) -> Iterator[tuple[Path, Path]]:
             raise ConfigError(f"plugin dir {plugin_dir} does not exist or is not a directory")
         for child in sorted(plugin_dir.iterdir()):
             manifest = child / MANIFEST_FILENAME
-            if child.is_dir() and (manifest.is_symlink() or manifest.exists()):
+            try:
+                listed = child.is_dir() and (manifest.is_symlink() or manifest.exists())
+            except OSError:  # e.g. a bundle dir nobody may search: opening it says why
+                listed = True
+            if listed:
                 yield plugin_dir, child
 
 
@@ -203,9 +207,10 @@ class Registry:
         for name, claimants in claims.items():
             winner, refused = _settle_name(name, claimants, pins.get(name))
             for claim, reason in refused:
-                info = PluginInfo(name, "failed", reason, claim.bundle.directory)
-                fresh.unopened.append(replace(info, version=claim.bundle.manifest.plugin.version))
-                _log.warning("%s: %s", claim.bundle.directory, reason)
+                version = claim.bundle.manifest.plugin.version
+                directory = claim.bundle.directory
+                fresh.unopened.append(PluginInfo(name, "failed", reason, directory, version))
+                _log.warning("%s: %s", directory, reason)
             if winner is not None:
                 self._load_bundle(winner.bundle, fresh)
         old, self._current = self._current, fresh
