@@ -62,7 +62,7 @@ _OFFLINE: referencing.Registry[Any] = referencing.Registry()
 
 def config_validator(schema: Mapping[str, Any]) -> Validator:
     """A validator for `schema` that resolves references only inside `schema` itself."""
-    validator_class = _dialect(schema, ())
+    validator_class = _dialect(schema)
     return validator_class(dict(schema), registry=_OFFLINE)
 
 
@@ -73,7 +73,7 @@ def check_config_schema(schema: Mapping[str, Any]) -> None:
     """
     if not schema:
         return
-    validator_class = _dialect(schema, ())
+    validator_class = _dialect(schema)
     id_keyword = "id" if validator_class is jsonschema.Draft4Validator else "$id"
     _check_shape(schema, id_keyword)
     # Only now is it safe to hand the schema to jsonschema: the metaschema check recurses once
@@ -85,13 +85,13 @@ def check_config_schema(schema: Mapping[str, Any]) -> None:
     _Expansion(schema).check()
 
 
-def _dialect(schema: Mapping[str, Any], location: _Location) -> type[Validator]:
+def _dialect(schema: Mapping[str, Any]) -> type[Validator]:
     declared = schema.get("$schema")
     if declared is None:
         return _LATEST
     if not isinstance(declared, str) or declared.rstrip("#") not in _DIALECTS:
         known = ", ".join(sorted(_DIALECTS))
-        raise FieldProblem((*location, "$schema"), f"{declared!r} is not a known dialect ({known})")
+        raise FieldProblem(("$schema",), f"{declared!r} is not a known dialect ({known})")
     return _DIALECTS[declared.rstrip("#")]
 
 
