@@ -79,49 +79,67 @@ def describe_validation_error(source: str, error: ValidationError) -> str:
 _ESCAPE_CONTROL = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` refusing documents nested too deep or expanding to too many nodes."""
+# libyaml's parser, where PyYAML was built with it: the pure-Python one runs at 60-200 KB/s and
+# its scanner is quadratic in flow nesting, so one hostile megabyte would stall load() for ~15 s
+# (about 2 s with libyaml, most of it spent in `_check_bounds`).
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        # Nodes each composed node stands for, aliases expanded; keyed by id() because the
-        # nodes stay alive in the document tree until loading ends.
-        self._expanded: dict[int, int] = {}
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-        if self.check_event(yaml.AliasEvent):
-            node = super().compose_node(parent, index)
-            if id(node) not in self._expanded:
-                raise yaml.composer.ComposerError(None, None, "recursive alias", mark)
-            return node
-        self._depth += 1
-        if self._depth > MAX_YAML_DEPTH:
-            raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark
-            )
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        size = 1
-        if isinstance(node, yaml.SequenceNode):
-            size += sum(self._expanded[id(child)] for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            size += sum(self._expanded[id(k)] + self._expanded[id(v)] for k, v in node.value)
-        if size > MAX_YAML_NODES:
-            raise yaml.composer.ComposerError(
-                None, None, f"stands for more than {MAX_YAML_NODES} nodes (aliases expanded)", mark
-            )
-        self._expanded[id(node)] = size
-        return node
+class _Refused(Exception):
+    """A bound exceeded, shaped like a YAML error (`problem`, `problem_mark`)."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+def _check_bounds(text: str) -> None:
+    """Refuse, from the event stream alone, a document too deep or expanding too far.
+
+    Runs before anything is built: the loaders recurse once per level, and an alias is built as
+    a shared reference that whatever walks the result later (validation, JSON) expands.
+    """
+    expanded: dict[str, int] = {}  # anchor -> nodes it stands for, once complete
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, nodes so far) per open collection
+    total = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in expanded:
+                raise _Refused("recursive or undefined alias", event.start_mark)
+            size = expanded[event.anchor]
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(open_nodes) >= MAX_YAML_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
+            open_nodes.append((event.anchor, 1))
+            continue
+        elif isinstance(event, yaml.ScalarEvent):
+            size = 1
+            if event.anchor is not None:
+                expanded[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = open_nodes.pop()
+            if anchor is not None:
+                expanded[anchor] = size
+        else:
+            continue
+        if open_nodes:
+            anchor, so_far = open_nodes[-1]
+            open_nodes[-1] = (anchor, so_far + size)
+            size = so_far + size
+        else:
+            total += size
+        if max(size, total) > MAX_YAML_NODES:
+            problem = f"stands for more than {MAX_YAML_NODES} nodes (aliases expanded)"
+            raise _Refused(problem, event.start_mark)
 
 
 def parse_yaml_mapping(text: str, source: str, error: type[Exception]) -> dict[str, Any]:
     """Parse YAML text that must hold a mapping; problems raise `error` naming `source`."""
-    loader = _BoundedLoader(text)
     try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as exc:
+        _check_bounds(text)
+        data = yaml.load(text, Loader=_Loader)
+    except (yaml.YAMLError, _Refused) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
@@ -129,8 +147,6 @@ def parse_yaml_mapping(text: str, source: str, error: type[Exception]) -> dict[s
     except (ValueError, OverflowError) as exc:
         # Scalars the safe constructor cannot represent: a 5,000-digit integer, 2024-13-45.
         raise error(f"{source}: invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
