@@ -216,15 +216,20 @@ def test_fifos_and_directories_fail_their_bundle_at_once(
     wasm_dir = copy_as(plugins, "hello", "wasm-dir")
     (wasm_dir / "plugin.wasm").unlink()
     (wasm_dir / "plugin.wasm").mkdir()
+    manifest_dir = copy_as(plugins, "hello", "manifest-dir")
+    (manifest_dir / "manifest.yaml").unlink()
+    (manifest_dir / "manifest.yaml").mkdir()
     reasons = assert_only_good_loaded(
         load_in_thread(make_host(plugins=GRANT), seconds=30),
         "wasm-fifo",
         "manifest-fifo",
         "wasm-dir",
+        "manifest-dir",
     )
     assert reasons["wasm-fifo"].endswith("plugin.wasm: is a FIFO, not a regular file")
     assert reasons["manifest-fifo"].endswith("manifest.yaml: is a FIFO, not a regular file")
     assert reasons["wasm-dir"].endswith("plugin.wasm: is a directory, not a regular file")
+    assert reasons["manifest-dir"].endswith("manifest.yaml: is a directory, not a regular file")
 
 
 def test_manifest_symlinked_out_of_the_bundle_is_refused(
@@ -249,9 +254,13 @@ def test_sizes_are_capped_by_stat_before_reading(
         manifest.write(("# padding\n" * 1000) * 110)
     reasons = assert_only_good_loaded(make_host(plugins=GRANT).plugins(), "sparse", "huge-manifest")
     assert reasons["sparse"].endswith(
-        "plugin.wasm: is 2 GiB, larger than the 256 MiB allowed (raise bundles.max_component_size)"
+        "plugin.wasm: is 2 GiB (2,147,483,648 bytes), larger than the 256 MiB allowed "
+        "(raise bundles.max_component_size)"
     )
-    assert "manifest.yaml: is 1.0 MiB, larger than the 1 MiB allowed" in reasons["huge-manifest"]
+    assert (
+        "manifest.yaml: is 1.0 MiB (1,100,489 bytes), larger than the 1 MiB allowed"
+        in (reasons["huge-manifest"])
+    )
     # the operator sets the caps: here hello's own 18 MB component is over
     with PluginHost(
         plugin_dirs=[plugins],

@@ -59,6 +59,6 @@ def _check(
         raise error(f"{path}: is {kind}, not a regular file")
     if status.st_size > max_bytes:
         raise error(
-            f"{path}: is {format_size(status.st_size)}, larger than the "
+            f"{path}: is {format_size(status.st_size)} ({status.st_size:,} bytes), larger than the "
             f"{format_size(max_bytes)} allowed (raise {limit_name})"
         )
