@@ -23,10 +23,18 @@ import yaml
 
 import corral.cli
 from conftest import copy_as
-from corral import ConfigError, ManifestError, PluginHost, PluginInfo, load_manifest
+from corral import (
+    ConfigError,
+    ManifestError,
+    PluginHost,
+    PluginInfo,
+    PluginUnavailable,
+    load_manifest,
+)
 from corral._config_schema import MAX_SCHEMA_NODES, check_config_schema, config_validator
 from corral.bundle import sha256_hex
 from corral.cli import main
+from corral.config import load_host_config
 
 HostFactory = Callable[..., PluginHost]
 GRANT = {"hello": {"grant": ["config.read"]}}
@@ -457,7 +465,7 @@ def test_a_name_clash_without_a_pin_loads_neither(
         for reason in by_dir.values():
             assert "none of them is loaded: pin the name to one plugin dir with " in reason
             assert "plugins.hello.pin.plugin_dir" in reason
-        with pytest.raises(Exception, match="is also claimed by"):
+        with pytest.raises(PluginUnavailable, match="is also claimed by"):
             host.call("hello", "echo", 1)
 
 
@@ -496,3 +504,20 @@ def test_a_pin_cannot_decide_within_one_dir_and_must_name_a_plugin_dir(
         pytest.raises(ConfigError, match=r"plugins.hello.pin.plugin_dir: .* not one of"),
     ):
         host.load()
+
+
+def test_a_pin_in_corral_yaml_is_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "vendor").mkdir()
+    config = tmp_path / "corral.yaml"
+    config.write_text(
+        "plugin_dirs: [plugins, vendor]\n"
+        "bundles: {max_manifest_size: 64KB}\n"
+        "plugins:\n  jira-sync: {pin: {plugin_dir: vendor}}\n"
+    )
+    loaded = load_host_config(config)
+    pin = loaded.settings_for("jira-sync").pin
+    assert pin is not None and pin.plugin_dir == tmp_path / "vendor"
+    assert loaded.bundles.limits().max_manifest_bytes == 64 << 10
+    config.write_text("plugins:\n  jira-sync: {pin: {plugin_dir: vendor, signer: me}}\n")
+    with pytest.raises(ConfigError, match=r"plugins.jira-sync.pin.signer: unknown key"):
+        load_host_config(config)
