@@ -149,6 +149,10 @@ def test_yaml_problems_are_one_line(tmp_path: Path) -> None:
         load_manifest(write(tmp_path, "- a list\n"))
     with pytest.raises(ManifestError, match=r"file not found"):
         load_manifest(tmp_path / "nope.yaml")
+    with pytest.raises(ManifestError, match=r"invalid YAML: unacceptable character #x0001"):
+        load_manifest(write(tmp_path, "plugin: \x01\n"))
+    with pytest.raises(ManifestError, match=r"invalid YAML: Exceeds the limit \(4300 digits\)"):
+        load_manifest(write(tmp_path, "plugin: " + "1" * 5000 + "\n"))
 
 
 def test_published_schema_matches_the_model() -> None:

@@ -142,7 +142,8 @@ def parse_yaml_mapping(text: str, source: str, error: type[Exception]) -> dict[s
     except (yaml.YAMLError, _Refused) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
+        # A ReaderError (a control character, say) has no `problem`; its text's first line says.
+        problem = getattr(exc, "problem", None) or str(exc).partition("\n")[0] or "unreadable"
         raise error(f"{source}: invalid YAML{where}: {problem}") from None
     except (ValueError, OverflowError) as exc:
         # Scalars the safe constructor cannot represent: a 5,000-digit integer, 2024-13-45.
