@@ -215,29 +215,21 @@ def test_deep_yaml_and_alias_bombs_are_one_line_manifest_errors(
 def test_fifos_and_directories_fail_their_bundle_at_once(
     plugins: Path, make_host: HostFactory
 ) -> None:
-    wasm_fifo = copy_as(plugins, "hello", "wasm-fifo")
-    (wasm_fifo / "plugin.wasm").unlink()
-    os.mkfifo(wasm_fifo / "plugin.wasm")
-    manifest_fifo = copy_as(plugins, "hello", "manifest-fifo")
-    (manifest_fifo / "manifest.yaml").unlink()
-    os.mkfifo(manifest_fifo / "manifest.yaml")
-    wasm_dir = copy_as(plugins, "hello", "wasm-dir")
-    (wasm_dir / "plugin.wasm").unlink()
-    (wasm_dir / "plugin.wasm").mkdir()
-    manifest_dir = copy_as(plugins, "hello", "manifest-dir")
-    (manifest_dir / "manifest.yaml").unlink()
-    (manifest_dir / "manifest.yaml").mkdir()
+    replaced = {
+        "wasm-fifo": ("plugin.wasm", os.mkfifo, "a FIFO"),
+        "manifest-fifo": ("manifest.yaml", os.mkfifo, "a FIFO"),
+        "wasm-dir": ("plugin.wasm", os.mkdir, "a directory"),
+        "manifest-dir": ("manifest.yaml", os.mkdir, "a directory"),
+    }
+    for bundle, (filename, make, _) in replaced.items():
+        path = copy_as(plugins, "hello", bundle) / filename
+        path.unlink()
+        make(path)
     reasons = assert_only_good_loaded(
-        load_in_thread(make_host(plugins=GRANT), seconds=30),
-        "wasm-fifo",
-        "manifest-fifo",
-        "wasm-dir",
-        "manifest-dir",
+        load_in_thread(make_host(plugins=GRANT), seconds=30), *replaced
     )
-    assert reasons["wasm-fifo"].endswith("plugin.wasm: is a FIFO, not a regular file")
-    assert reasons["manifest-fifo"].endswith("manifest.yaml: is a FIFO, not a regular file")
-    assert reasons["wasm-dir"].endswith("plugin.wasm: is a directory, not a regular file")
-    assert reasons["manifest-dir"].endswith("manifest.yaml: is a directory, not a regular file")
+    for bundle, (filename, _, kind) in replaced.items():
+        assert reasons[bundle].endswith(f"{filename}: is {kind}, not a regular file")
 
 
 def test_manifest_symlinked_out_of_the_bundle_is_refused(
