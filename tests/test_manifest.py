@@ -136,19 +136,23 @@ def test_schema_version_and_config_schema_are_checked(tmp_path: Path) -> None:
         load_manifest(write(tmp_path, data))
     data = valid()
     data["config_schema"] = {"type": "no-such-type"}
-    with pytest.raises(ManifestError, match=r"config_schema: is not a valid JSON Schema"):
+    with pytest.raises(ManifestError, match=r"config_schema.type: is not a valid JSON Schema"):
         load_manifest(write(tmp_path, data))
 
 
 def test_yaml_problems_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(
-        ManifestError, match=r"invalid YAML at line 3, column 1: expected ',' or ']'"
+        ManifestError, match=r"invalid YAML at line 3, column 1: .*expected ',' or ']'"
     ):
         load_manifest(write(tmp_path, "plugin:\n  name: [unclosed\n"))
     with pytest.raises(ManifestError, match=r"expected a mapping"):
         load_manifest(write(tmp_path, "- a list\n"))
     with pytest.raises(ManifestError, match=r"file not found"):
         load_manifest(tmp_path / "nope.yaml")
+    with pytest.raises(ManifestError, match=r"invalid YAML: unacceptable character #x0001"):
+        load_manifest(write(tmp_path, "plugin: \x01\n"))
+    with pytest.raises(ManifestError, match=r"invalid YAML: Exceeds the limit \(4300 digits\)"):
+        load_manifest(write(tmp_path, "plugin: " + "1" * 5000 + "\n"))
 
 
 def test_published_schema_matches_the_model() -> None:

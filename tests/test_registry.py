@@ -120,26 +120,6 @@ def test_disabled_plugin_is_listed_not_loaded(make_host: HostFactory) -> None:
     assert (info.state, info.reason) == ("disabled", "disabled in config")
 
 
-def test_duplicate_names_first_plugin_dir_wins(
-    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
-) -> None:
-    first = plugin_dir("hello", into="first")
-    second = plugin_dir("hello", into="second")
-    with PluginHost(
-        plugin_dirs=[second, first],
-        data_dir=tmp_path / "data",
-        cache_dir=compiled_cache_dir,
-        plugins={"hello": {"grant": ["config.read"]}},
-    ) as host:
-        infos = host.load()
-        loaded = [i for i in infos if i.state == "loaded"]
-        failed = [i for i in infos if i.state == "failed"]
-        assert [i.directory for i in loaded] == [second / "hello"]
-        assert [i.directory for i in failed] == [first / "hello"]
-        assert "duplicate plugin name 'hello'" in failed[0].reason
-        assert str(second / "hello") in failed[0].reason
-
-
 def test_compiled_cache_is_reused_and_survives_corruption(
     tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
 ) -> None:

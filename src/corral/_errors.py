@@ -54,6 +54,7 @@ __all__ = [
     "PluginUnavailable",
     "RateLimited",
     "Unavailable",
+    "describe_failure",
 ]
 
 
@@ -180,3 +181,12 @@ class HostTimeout(HostApiError):
 
 class Unavailable(HostApiError):
     kind = "unavailable"
+
+
+def describe_failure(error: Exception) -> str:
+    """`error` as one line; an exception Corral did not raise on purpose is named as such."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(error, CorralError):
+        return text or type(error).__name__
+    return f"unexpected {type(error).__name__}" + (f": {text}" if text else "")

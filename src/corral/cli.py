@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._errors import ConfigError, CorralError, PluginTrap
+from ._errors import ConfigError, CorralError, PluginTrap, describe_failure
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
@@ -223,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(error)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug or an unforeseen input: still one line without --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"corral: {describe_failure(error)} (--debug shows the traceback)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """The operator's host configuration, `corral.yaml`.
 
 ```yaml
-plugin_dirs: [plugins]          # searched in order; on a name clash the earlier dir wins
+plugin_dirs: [plugins]          # searched in order
 data_dir: .corral               # SQLite stores, audit log, compiled-component cache
 engine:
   max_wasm_stack: 1MB
+bundles:                        # what reading one bundle may cost
+  max_manifest_size: 1MiB
+  max_component_size: 256MiB
 defaults:                       # limits for every plugin (the manifest may ask for less)
   memory_limit: 128MB
   execution_timeout: 30s
@@ -15,10 +18,12 @@ plugins:
     grant: [network.http.outbound, config.read, task.read_write, kv]
     config: {project: OPS}      # validated against the manifest's config_schema
     limits: {execution_timeout: 10s}
+    pin: {plugin_dir: plugins}  # only a bundle in this plugin dir may take the name
     http: {...}                 # options owned by capabilities (see capabilities/*)
 ```
 
-Relative paths are relative to the directory of the config file.
+Relative paths are relative to the directory of the config file. Two bundles claiming one
+plugin name are both refused unless a pin decides between them.
 """
 
 from __future__ import annotations
@@ -29,12 +34,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._errors import ConfigError
-from ._units import parse_duration, parse_size
+from ._units import format_size, parse_duration, parse_size
 from ._validation import load_yaml_mapping, validate_model
+from .bundle import BundleLimits
 from .capabilities import CAPABILITIES
 from .permissions import check_permission_names
 
-__all__ = ["EngineOptions", "HostConfig", "LimitOptions", "PluginSettings", "load_host_config"]
+__all__ = [
+    "BundleOptions",
+    "EngineOptions",
+    "HostConfig",
+    "LimitOptions",
+    "PinOptions",
+    "PluginSettings",
+    "load_host_config",
+]
 
 _CAPABILITY_KEYS = frozenset(key for cap in CAPABILITIES for key in cap.option_keys)
 
@@ -83,6 +97,40 @@ class EngineOptions(_Strict):
         return value
 
 
+_BUNDLE_DEFAULTS = BundleLimits()
+
+
+class BundleOptions(_Strict):
+    """``bundles:``: caps on reading a bundle, checked with `stat` before anything is read."""
+
+    max_manifest_size: str = format_size(_BUNDLE_DEFAULTS.max_manifest_bytes)
+    max_component_size: str = format_size(_BUNDLE_DEFAULTS.max_component_bytes)
+
+    @field_validator("max_manifest_size", "max_component_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if parse_size(value) <= 0:
+            raise ValueError(f'"{value}" must be larger than zero')
+        return value
+
+    def limits(self) -> BundleLimits:
+        return BundleLimits(
+            max_manifest_bytes=parse_size(self.max_manifest_size),
+            max_component_bytes=parse_size(self.max_component_size),
+        )
+
+
+class PinOptions(_Strict):
+    """``plugins.<name>.pin``: which bundle may take the name when several claim it.
+
+    A bundle outside the pin is refused, so a bundle dropped into another plugin dir cannot take
+    over the name with its grants, credentials and stored data. (Signed bundles will add a
+    ``signer`` here.)
+    """
+
+    plugin_dir: Path = Field(description="One of plugin_dirs; relative to the config file.")
+
+
 class PluginSettings(BaseModel):
     """``plugins.<name>`` in corral.yaml. Keys beyond these belong to capabilities."""
 
@@ -92,6 +140,7 @@ class PluginSettings(BaseModel):
     grant: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
     limits: LimitOptions = Field(default_factory=LimitOptions)
+    pin: PinOptions | None = None
 
     _known = field_validator("grant")(check_permission_names)
 
@@ -100,7 +149,7 @@ class PluginSettings(BaseModel):
         for key in self.model_extra or {}:
             if key not in _CAPABILITY_KEYS:
                 raise ValueError(
-                    f"unknown key {key!r} (known: enabled, grant, config, limits, "
+                    f"unknown key {key!r} (known: enabled, grant, config, limits, pin, "
                     + ", ".join(sorted(_CAPABILITY_KEYS))
                     + ")"
                 )
@@ -119,6 +168,7 @@ class HostConfig(_Strict):
         default=None, description="Compiled-component cache; default <data_dir>/cache."
     )
     engine: EngineOptions = Field(default_factory=EngineOptions)
+    bundles: BundleOptions = Field(default_factory=BundleOptions)
     defaults: LimitOptions = Field(default_factory=LimitOptions)
     plugins: dict[str, PluginSettings] = Field(default_factory=dict)
 
@@ -132,6 +182,14 @@ class HostConfig(_Strict):
                 "plugin_dirs": [base / p for p in self.plugin_dirs],
                 "data_dir": base / self.data_dir,
                 "cache_dir": None if self.cache_dir is None else base / self.cache_dir,
+                "plugins": {
+                    name: settings.model_copy(
+                        update={"pin": PinOptions(plugin_dir=base / settings.pin.plugin_dir)}
+                    )
+                    if settings.pin is not None
+                    else settings
+                    for name, settings in self.plugins.items()
+                },
             }
         )
 

@@ -34,7 +34,9 @@ class PluginHost:
 
     `plugins` maps plugin names to their operator settings, as under ``plugins:`` in corral.yaml.
     `task_store` lets a host application serve its own tasks to plugins; by default they live in
-    SQLite under `data_dir`. Calls are thread-safe; `acall` runs one off the asyncio event loop.
+    SQLite under `data_dir`. `max_manifest_size` and `max_component_size` cap what reading one
+    bundle may cost, as ``bundles:`` in corral.yaml does. Calls are thread-safe; `acall` runs one
+    off the asyncio event loop.
     """
 
     def __init__(
@@ -46,6 +48,8 @@ class PluginHost:
         defaults: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
         max_wasm_stack: str = "1MB",
+        max_manifest_size: str | None = None,
+        max_component_size: str | None = None,
         task_store: TaskStore | None = None,
         config: HostConfig | None = None,
     ) -> None:
@@ -55,6 +59,14 @@ class PluginHost:
                 "data_dir": str(data_dir),
                 "cache_dir": None if cache_dir is None else str(cache_dir),
                 "engine": {"max_wasm_stack": max_wasm_stack},
+                "bundles": {
+                    key: value
+                    for key, value in (
+                        ("max_manifest_size", max_manifest_size),
+                        ("max_component_size", max_component_size),
+                    )
+                    if value is not None
+                },
                 "defaults": dict(defaults or {}),
                 "plugins": {k: dict(v) for k, v in (plugins or {}).items()},
             }
@@ -101,7 +113,7 @@ class PluginHost:
 
         The bundle is verified first; compiling it uses (and fills) this host's cache.
         """
-        bundle = Bundle.open(Path(bundle_dir))
+        bundle = Bundle.open(Path(bundle_dir), self.config.bundles.limits())
         imports, exports = self._registry.interface(bundle)
         manifest = bundle.manifest
         return {

@@ -10,17 +10,26 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._config_schema import check_config_schema
 from ._errors import ManifestError
+from ._regular_file import read_regular_file
 from ._units import parse_duration, parse_size
-from ._validation import load_yaml_mapping, validate_model
+from ._validation import parse_yaml_mapping, validate_model
 from .permissions import KNOWN_PERMISSIONS, check_permission_names, expand_permissions
 
-__all__ = ["MANIFEST_FILENAME", "Manifest", "load_manifest", "manifest_json_schema"]
+__all__ = [
+    "MANIFEST_FILENAME",
+    "MAX_MANIFEST_BYTES",
+    "Manifest",
+    "load_manifest",
+    "manifest_json_schema",
+]
 
 MANIFEST_FILENAME = "manifest.yaml"
+MAX_MANIFEST_BYTES = 1 << 20
+"""The default cap on a manifest's size (operators set `bundles.max_manifest_size`)."""
 
 _SEMVER = (
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -47,7 +56,7 @@ class PluginInfo(_Strict):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not re.match(_NAME, value):
+        if not re.fullmatch(_NAME, value):
             raise ValueError(
                 f'"{value}" is not a plugin name (lowercase letters, digits and "-", '
                 "starting with a letter, at most 63 characters)"
@@ -57,7 +66,7 @@ class PluginInfo(_Strict):
     @field_validator("version")
     @classmethod
     def _check_version(cls, value: str) -> str:
-        if not re.match(_SEMVER, value):
+        if not re.fullmatch(_SEMVER, value):
             raise ValueError(f'"{value}" is not a semantic version like "1.0.0"')
         return value
 
@@ -129,7 +138,7 @@ class Security(_Strict):
     @field_validator("checksum")
     @classmethod
     def _check_checksum(cls, value: str) -> str:
-        if not re.match(_CHECKSUM, value):
+        if not re.fullmatch(_CHECKSUM, value):
             raise ValueError(f'"{value}" is not "sha256:" followed by 64 lowercase hex digits')
         return value
 
@@ -146,19 +155,16 @@ class Manifest(_Strict):
     security: Security
     config_schema: dict[str, Any] = Field(
         default_factory=dict,
-        description="JSON Schema for the operator-supplied plugin config.",
+        description=(
+            "JSON Schema for the operator-supplied plugin config. Self-contained: references "
+            'only inside it ("#/..."), nothing is ever fetched.'
+        ),
     )
 
     @field_validator("config_schema")
     @classmethod
     def _check_config_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            jsonschema.validators.validator_for(value).check_schema(value)
-        except jsonschema.SchemaError as exc:
-            where = "/".join(str(p) for p in exc.path)
-            raise ValueError(
-                f"is not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"
-            ) from None
+        check_config_schema(value)
         return value
 
     @property
@@ -171,10 +177,20 @@ class Manifest(_Strict):
         return expand_permissions(self.security.permissions)
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Load and validate a manifest file; every problem is one `ManifestError` line."""
-    data = load_yaml_mapping(path, ManifestError)
-    return validate_model(Manifest, data, str(path), ManifestError)
+def load_manifest(path: Path, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest:
+    """Load and validate a manifest file; every problem is one `ManifestError` line.
+
+    Only a regular file of at most `max_bytes` is read (a FIFO or device is refused, not opened
+    for a blocking read).
+    """
+    data = read_regular_file(path, max_bytes, "bundles.max_manifest_size", ManifestError)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not UTF-8 text") from None
+    return validate_model(
+        Manifest, parse_yaml_mapping(text, str(path), ManifestError), str(path), ManifestError
+    )
 
 
 def manifest_json_schema() -> dict[str, Any]:

@@ -1,17 +1,22 @@
 """Discovering bundles in the plugin directories and loading each one, or recording why not.
 
-Loading a bundle goes: manifest → checksum → grants → capability configuration (plugin config
-included) → compile or cache hit → contract check → runner. The first failing step sets the
-plugin's state to ``failed`` with its reason; one broken bundle never stops the others.
+Loading a bundle goes: manifest → checksum → name → grants → capability configuration (plugin
+config included) → compile or cache hit → contract check → runner. The first failing step sets
+the plugin's state to ``failed`` with a one-line reason; one broken bundle never stops the
+others, whatever it raises (an exception nobody expected is logged with its traceback at debug
+level).
 
-Name clashes: plugin dirs are searched in the configured order, and within one dir bundles in
-the order of their directory names; the first bundle with a name wins, later ones are reported
-as ``failed`` with a reason naming the winner.
+Names: a plugin's name comes with its grants, credentials, stored data and task links, so
+dropping a second bundle with the same name into any plugin dir must not take it over. When
+several bundles claim a name, ``plugins.<name>.pin`` decides (only a bundle in the pinned plugin
+dir may have it); where no pin decides, none of them gets the name: each is ``failed`` with a
+reason naming the others and how to pin.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -23,13 +28,13 @@ from ._errors import (
     BundleError,
     ConfigError,
     CorralError,
-    ManifestError,
     PermissionDenied,
     PluginNotFound,
     PluginUnavailable,
+    describe_failure,
 )
 from ._units import parse_duration, parse_size
-from .bundle import Bundle
+from .bundle import Bundle, BundleLimits
 from .capabilities import CAPABILITIES, PluginContext, wit_interface
 from .capabilities.log import plugin_logger
 from .config import HostConfig, LimitOptions
@@ -76,17 +81,63 @@ class _Generation:
     """Bundles that failed before their plugin name was known, or lost a name clash."""
 
 
-def _bundle_dirs(plugin_dirs: list[Path]) -> list[Path]:
-    found: list[Path] = []
+@dataclass(frozen=True)
+class _Claim:
+    """An opened bundle claiming its plugin name from one of the plugin dirs."""
+
+    bundle: Bundle
+    plugin_dir: Path
+
+
+def _bundle_dirs(plugin_dirs: list[Path]) -> Iterator[tuple[Path, Path]]:
+    """(plugin dir, bundle dir) for each subdirectory holding a manifest.yaml of any kind.
+
+    A manifest that is a FIFO, a device or a symlink out of the bundle is listed too, so that
+    opening it fails that bundle with a reason instead of hiding it.
+    """
     for plugin_dir in plugin_dirs:
         if not plugin_dir.is_dir():
             raise ConfigError(f"plugin dir {plugin_dir} does not exist or is not a directory")
-        found.extend(
-            child
-            for child in sorted(plugin_dir.iterdir())
-            if child.is_dir() and (child / MANIFEST_FILENAME).is_file()
-        )
-    return found
+        for child in sorted(plugin_dir.iterdir()):
+            manifest = child / MANIFEST_FILENAME
+            try:
+                listed = child.is_dir() and (manifest.is_symlink() or manifest.exists())
+            except OSError:  # e.g. a bundle dir nobody may search: opening it says why
+                listed = True
+            if listed:
+                yield plugin_dir, child
+
+
+def _settle_name(
+    name: str, claims: list[_Claim], pinned_dir: Path | None
+) -> tuple[_Claim | None, list[tuple[_Claim, str]]]:
+    """Which claim gets the name, and why each of the others does not."""
+    refused: list[tuple[_Claim, str]] = []
+    eligible: list[_Claim] = []
+    for claim in claims:
+        if pinned_dir is None or _same_dir(claim.plugin_dir, pinned_dir):
+            eligible.append(claim)
+        else:
+            pin = f"plugin name {name!r} is pinned to {pinned_dir} (plugins.{name}.pin.plugin_dir)"
+            refused.append((claim, pin))
+    if len(eligible) <= 1:
+        return (eligible[0] if eligible else None), refused
+    if len({c.plugin_dir for c in eligible}) == len(eligible):
+        fix = f"pin the name to one plugin dir with plugins.{name}.pin.plugin_dir in corral.yaml"
+    else:
+        fix = f"keep one bundle named {name!r} per plugin dir"
+    for claim in eligible:
+        others = ", ".join(str(c.bundle.directory) for c in eligible if c is not claim)
+        reason = f"plugin name {name!r} is also claimed by {others}; none of them is loaded: {fix}"
+        refused.append((claim, reason))
+    return None, refused
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return a == b
 
 
 def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits:
@@ -145,9 +196,23 @@ class Registry:
         Loading again replaces the plugins as a whole once the new ones are ready; calls already
         running on the old ones finish there.
         """
+        pins = self._pinned_dirs()
         fresh = _Generation()
-        for directory in _bundle_dirs(self._config.plugin_dirs):
-            self._load_dir(directory, fresh)
+        claims: dict[str, list[_Claim]] = {}
+        limits = self._config.bundles.limits()
+        for plugin_dir, directory in _bundle_dirs(self._config.plugin_dirs):
+            bundle = self._open(directory, limits, fresh)
+            if bundle is not None:
+                claims.setdefault(bundle.name, []).append(_Claim(bundle, plugin_dir))
+        for name, claimants in claims.items():
+            winner, refused = _settle_name(name, claimants, pins.get(name))
+            for claim, reason in refused:
+                version = claim.bundle.manifest.plugin.version
+                directory = claim.bundle.directory
+                fresh.unopened.append(PluginInfo(name, "failed", reason, directory, version))
+                _log.warning("%s: %s", directory, reason)
+            if winner is not None:
+                self._load_bundle(winner.bundle, fresh)
         old, self._current = self._current, fresh
         self._release_all(old)
         return self.infos()
@@ -172,20 +237,36 @@ class Registry:
             raise PluginUnavailable(f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}")
         return loaded.runner
 
-    def _load_dir(self, directory: Path, into: _Generation) -> None:
-        # A bundle that cannot be opened is listed under its directory's name.
+    def _pinned_dirs(self) -> dict[str, Path]:
+        """Each pinned name's plugin dir; a pin to a dir that is not searched is a config error."""
+        pins: dict[str, Path] = {}
+        for name, settings in self._config.plugins.items():
+            if settings.pin is None:
+                continue
+            if not any(_same_dir(settings.pin.plugin_dir, d) for d in self._config.plugin_dirs):
+                raise ConfigError(
+                    f"plugins.{name}.pin.plugin_dir: {settings.pin.plugin_dir} is not one of "
+                    "plugin_dirs"
+                )
+            pins[name] = settings.pin.plugin_dir
+        return pins
+
+    @staticmethod
+    def _open(directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
+        """The bundle, or None with the failure recorded under the directory's name."""
         try:
-            bundle = Bundle.open(directory)
-        except (ManifestError, BundleError) as exc:
-            into.unopened.append(PluginInfo(directory.name, "failed", str(exc), directory))
-            _log.warning("%s", exc)
-            return
-        if bundle.name in into.plugins:
-            winner = into.plugins[bundle.name].info.directory
-            reason = f"duplicate plugin name {bundle.name!r}: {winner} was found first and is used"
-            into.unopened.append(PluginInfo(bundle.name, "failed", reason, directory))
-            _log.warning("%s: %s", directory, reason)
-            return
+            return Bundle.open(directory, limits)
+        except Exception as exc:  # one bundle can fail only itself, however it fails
+            reason = describe_failure(exc)
+            if not isinstance(exc, CorralError):
+                reason = f"{directory}: {reason}"
+                _log.debug("opening %s failed", directory, exc_info=exc)
+            into.unopened.append(PluginInfo(directory.name, "failed", reason, directory))
+            _log.warning("%s", reason)
+            return None
+
+    def _load_bundle(self, bundle: Bundle, into: _Generation) -> None:
+        directory = bundle.directory
         base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
         settings = self._config.settings_for(bundle.name)
         if not settings.enabled:
@@ -196,10 +277,12 @@ class Registry:
         into.plugins[bundle.name] = loaded
         try:
             self._load(bundle, loaded)
-        except CorralError as exc:
+        except Exception as exc:  # one bundle can fail only itself, however it fails
+            if not isinstance(exc, CorralError):
+                _log.debug("plugin %s failed to load", bundle.name, exc_info=exc)
             self._release(loaded)
-            loaded.info = replace(base, reason=str(exc))
-            _log.warning("plugin %s failed to load: %s", bundle.name, exc)
+            loaded.info = replace(base, reason=describe_failure(exc))
+            _log.warning("plugin %s failed to load: %s", bundle.name, loaded.info.reason)
 
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
         name = bundle.name
