@@ -10,17 +10,14 @@
 Errors from the host (not allowed, timeout, too large, ...) raise `Err` as every import does.
 """
 
-import binascii
 import json
 
 from wit_world.imports import http as _http
 
 __all__ = ["Response", "send"]
 
-# The host returns at most 64 KiB per read. Written chunks are base64 text: 48 KiB of bytes
-# make 64 KiB of text.
-_READ_CHUNK = 64 << 10
-_WRITE_CHUNK = 48 << 10
+# The host returns at most 64 KiB per read; writes of that size cost it little memory each.
+_CHUNK = 64 << 10
 
 
 class Response:
@@ -48,10 +45,8 @@ def send(method, url, headers=(), body=b"", timeout_ms=None):
     handle = None
     if body:
         handle = _http.new_body()
-        view = memoryview(body)
-        for start in range(0, len(view), _WRITE_CHUNK):
-            chunk = binascii.b2a_base64(view[start : start + _WRITE_CHUNK], newline=False)
-            _http.write_body(handle, chunk.decode("ascii"))
+        for start in range(0, len(body), _CHUNK):
+            _http.write_body(handle, bytes(body[start : start + _CHUNK]))
     request = _http.Request(
         method=method,
         url=url,
@@ -67,7 +62,7 @@ def read_body(handle):
     """The rest of response body `handle`, as bytes (for code that calls `http.send` itself)."""
     chunks = []
     while True:
-        chunk = _http.read_body(handle, _READ_CHUNK)
+        chunk = _http.read_body(handle, _CHUNK)
         if not chunk:
             break
         chunks.append(chunk)

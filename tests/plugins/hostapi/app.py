@@ -124,6 +124,8 @@ COMMANDS = {
     "http.many": lambda a: [_http({"url": a["url"]})["status"] for _ in range(a["n"])],
     "kv.get": lambda a: kv.get(a["key"]).decode(),
     "kv.set": lambda a: kv.set(a["key"], a["value"].encode()),
+    "kv.set-big": lambda a: kv.set(a["key"], bytes(range(256)) * (a["size"] // 256)),
+    "kv.get-size": lambda a: len(kv.get(a["key"])),
     "kv.delete": lambda a: kv.delete(a["key"]),
     "kv.list": lambda a: (lambda p: {"keys": p.keys, "next_cursor": p.next_cursor})(
         kv.list_keys(a.get("prefix", ""), a.get("cursor"), a.get("limit", 100))

@@ -112,7 +112,7 @@ class HttpCapability(Capability):
         def new_body(call: CallContext) -> int:
             return state.bodies(call).new_request_body()
 
-        def write_body(call: CallContext, handle: int, chunk: str) -> None:
+        def write_body(call: CallContext, handle: int, chunk: bytes) -> None:
             state.bodies(call).write(handle, chunk)
 
         def read_body(call: CallContext, handle: int, max_bytes: int) -> bytes:

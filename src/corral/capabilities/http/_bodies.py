@@ -1,17 +1,17 @@
 """`Bodies`: the request and response bodies one call holds, by handle.
 
 Bodies stay in the host and cross the component boundary in chunks. Wasmtime's C API holds a
-`list<u8>` as one 32-byte generic value per byte (and Wasmtime as another per byte while it
-lowers the list), so a 16 MiB body passed whole cost the host over a gigabyte; a chunk of
-`READ_CHUNK` bytes costs a few MiB. Chunks from the plugin come as base64 text instead: the
-plugin chooses their size, and a string costs the host about one byte per byte, whatever that
-size. Handles live only as long as the call that made them, so nothing a plugin forgets to
-drop outlives its call; at most `MAX_HELD` bodies hold bytes at once.
+`list<u8>` as one 32-byte generic value per byte (and Wasmtime another while it lifts or lowers
+the list), so a 16 MiB body passed whole cost the host over a gigabyte; a chunk of `READ_CHUNK`
+bytes costs a few MiB. Chunks the plugin writes are its choice, but Wasmtime's hostcall fuel
+(128 MiB of lifted values per call, not settable through the C API) traps a call that would
+lift more than about 2.5 MiB of `list<u8>`, so one write costs the host at most about 210 MiB,
+for an instant. Handles live only as long as the call that made them, so nothing a plugin
+forgets to drop outlives its call; at most `MAX_HELD` bodies hold bytes at once.
 """
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -52,20 +52,16 @@ class Bodies:
         """A handle to a new, empty request body."""
         return self._add(_Outgoing())
 
-    def write(self, handle: int, chunk: str) -> None:
-        """Append the bytes base64 `chunk` encodes to request body `handle`."""
+    def write(self, handle: int, chunk: bytes) -> None:
+        """Append `chunk` to request body `handle`."""
         body = self._get(handle, _Outgoing, "write-body")
-        try:
-            data = binascii.a2b_base64(chunk, strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise InvalidInput(f"write-body: chunk for body {handle} is not base64") from None
-        size = len(body.data) + len(data)
+        size = len(body.data) + len(chunk)
         if size > self._max_request_bytes:
             raise InvalidInput(
                 f"the request body is over the {format_size(self._max_request_bytes)} limit "
                 f"({size} bytes written)"
             )
-        body.data += data
+        body.data += chunk
 
     def take_request_body(self, handle: int) -> bytearray:
         """Request body `handle`'s bytes; the handle is gone afterwards (sending consumes it)."""
