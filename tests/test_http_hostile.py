@@ -104,7 +104,11 @@ class _Hostile(BaseHTTPRequestHandler):
             if query.get("force") or token in self.headers.get("Accept-Encoding", ""):
                 data = encode(data)
                 applied.append(token)
-        status, headers = 200, [("Content-Type", "text/plain")]
+        # The credentials as a header name too: hex, so that it is a valid one; raw (invalid,
+        # for this secret), the client's error message quotes the line.
+        sent = (self.headers.get("X-Api-Key") or self.headers.get("Authorization", "-")).split()
+        name = sent[-1] if query.get("raw-name") else sent[-1].encode().hex()
+        status, headers = 200, [("Content-Type", "text/plain"), (name, "1")]
         if applied:
             headers.append(("Content-Encoding", ", ".join(applied)))
         ranged = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
@@ -304,6 +308,8 @@ def test_a_coding_the_host_cannot_decode_is_refused(
         assert not _reveals_secret(answer)
     answer = _http(host, f"{bound.base}/echo?framing=gzip-transfer")
     assert answer["error"] == "unavailable" and not _reveals_secret(answer)
+    answer = _http(host, f"{bound.base}/echo?raw-name=1&form=percent")
+    assert "illegal header line" in answer["message"] and not _reveals_secret(answer)
 
 
 def test_a_compression_bomb_is_stopped_at_the_limit(

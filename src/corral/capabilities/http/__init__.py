@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..._errors import ConfigError, RateLimited
+from ..._errors import ConfigError, HostApiError, RateLimited
 from ..._validation import validate_model
 from .._base import CallContext, Capability, HostFunction, PluginContext
 from .._wit import record
@@ -19,7 +19,7 @@ from ._bodies import Bodies
 from ._client import OutboundHttp
 from ._mask import SecretMask
 from ._policy import CredentialOptions, HttpOptions, HttpPolicy, build_policy
-from ._secrets import install_redaction
+from ._secrets import basic_token, install_redaction
 
 __all__ = ["HttpCapability"]
 
@@ -45,11 +45,12 @@ class _HttpState:
 def _secret_values(policy: HttpPolicy) -> list[str]:
     values = []
     for binding in policy.credentials:
-        # The secret alone would do (the mask finds it inside base64 text too); the header
-        # and the Basic pair are masked whole, so an echo does not even show the username.
+        # Each form the host sends, so that one encoded whole is masked whole: the header
+        # value and, for Basic, its token and the pair it encodes.
         values += [binding.secret.reveal(), binding.header()[1]]
         if binding.username is not None:
-            values.append(f"{binding.username}:{binding.secret.reveal()}")
+            pair = f"{binding.username}:{binding.secret.reveal()}"
+            values += [pair, basic_token(binding.username, binding.secret)]
     return values
 
 
@@ -91,20 +92,28 @@ class HttpCapability(Capability):
             bodies = state.bodies(call)
             body = b"" if request.body is None else bodies.take_request_body(request.body)
             timeout_ms = getattr(request, "timeout-ms")
-            response = state.client.send(
-                request.method,
-                request.url,
-                list(request.headers),
-                body,
-                timeout_s=None if timeout_ms is None else timeout_ms / 1000,
-                deadline=call.deadline,
-            )
+            try:
+                response = state.client.send(
+                    request.method,
+                    request.url,
+                    list(request.headers),
+                    body,
+                    timeout_s=None if timeout_ms is None else timeout_ms / 1000,
+                    deadline=call.deadline,
+                )
+            except HostApiError as exc:
+                # A protocol error quotes what the server sent (a malformed header line, say).
+                exc.message = state.mask.apply_text(exc.message)
+                raise
             # A server that echoes requests back (or a hostile redirect target) must not hand
             # the plugin the credentials the host added.
             masked = state.mask.apply(response.body)
             return record(
                 status=response.status,
-                headers=[(name, state.mask.apply_text(value)) for name, value in response.headers],
+                headers=[
+                    (state.mask.apply_text(name), state.mask.apply_text(value))
+                    for name, value in response.headers
+                ],
                 body=bodies.add_response_body(masked),
                 body_size=len(masked),
             )
