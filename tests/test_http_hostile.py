@@ -270,15 +270,21 @@ def _reveals_secret(answer: dict[str, Any]) -> bool:
 # --- content codings and framing -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme", ["basic", "bearer", "header"])
-def test_no_content_coding_or_framing_reveals_the_secret(
+@pytest.fixture(params=["basic", "bearer", "header"])
+def credentialed(
+    request: pytest.FixtureRequest,
     make_host: HostFactory,
     servers: tuple[_Server, _Server],
     monkeypatch: pytest.MonkeyPatch,
-    scheme: str,
+) -> tuple[PluginHost, _Server]:
+    """A host whose plugin has credentials bound to the first server, in each scheme."""
+    return _host(make_host, servers[0].base, monkeypatch, request.param), servers[0]
+
+
+def test_no_content_coding_or_framing_reveals_the_secret(
+    credentialed: tuple[PluginHost, _Server],
 ) -> None:
-    bound = servers[0]
-    host = _host(make_host, bound.base, monkeypatch, scheme)
+    host, bound = credentialed
     asks = [[], [["Accept-Encoding", "gzip"]], [["Accept-Encoding", "identity"]]]
     for coding in ["gzip", "deflate", "raw-deflate", "gzip,gzip", "deflate,gzip"]:
         for force in ["", "1"]:
@@ -346,15 +352,8 @@ def test_byte_ranges_are_refused_where_credentials_go(
 # --- echoes in other encodings ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme", ["basic", "bearer"])
-def test_no_echo_encoding_reveals_the_secret(
-    make_host: HostFactory,
-    servers: tuple[_Server, _Server],
-    monkeypatch: pytest.MonkeyPatch,
-    scheme: str,
-) -> None:
-    bound = servers[0]
-    host = _host(make_host, bound.base, monkeypatch, scheme)
+def test_no_echo_encoding_reveals_the_secret(credentialed: tuple[PluginHost, _Server]) -> None:
+    host, bound = credentialed
     for form in FORMS:
         for pad in range(3):  # the three alignments of the secret inside base64 text
             answer = _http(host, f"{bound.base}/echo?form={form}&pad={pad}&coding=gzip")
