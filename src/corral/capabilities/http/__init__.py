@@ -2,8 +2,9 @@
 
 The plugin names a URL; the host decides whether it may go there (manifest allowlist narrowed by
 the operator, then the resolved address against the network policy), adds the credentials the
-operator bound to that host, enforces size, time and rate limits, and audits every hop. What
-comes back is masked (`_mask`) and held for the plugin to read in chunks (`_bodies`).
+operator bound to that host, enforces size, time and rate limits, audits every hop and masks
+the credentials in what comes back (`_client`, `_mask`). Bodies stay in the host, read and
+written in chunks (`_bodies`).
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..._errors import ConfigError, HostApiError, RateLimited
+from ..._errors import ConfigError, RateLimited
 from ..._validation import validate_model
 from .._base import CallContext, Capability, HostFunction, PluginContext
 from .._wit import record
 from ._bodies import Bodies
 from ._client import OutboundHttp
-from ._mask import SecretMask
 from ._policy import CredentialOptions, HttpOptions, HttpPolicy, build_policy
-from ._secrets import basic_token, install_redaction
+from ._secrets import install_redaction
 
 __all__ = ["HttpCapability"]
 
@@ -31,8 +31,6 @@ _BODIES = "http.bodies"
 class _HttpState:
     client: OutboundHttp
     policy: HttpPolicy
-    mask: SecretMask
-    """This plugin's credentials, in every form a server could send them back in."""
 
     def bodies(self, call: CallContext) -> Bodies:
         """The bodies `call` holds (they go when it ends)."""
@@ -40,18 +38,6 @@ class _HttpState:
         if not isinstance(bodies, Bodies):
             bodies = call.state[_BODIES] = Bodies(self.policy.max_request_bytes)
         return bodies
-
-
-def _secret_values(policy: HttpPolicy) -> list[str]:
-    values = []
-    for binding in policy.credentials:
-        # Each form the host sends, so that one encoded whole is masked whole: the header
-        # value and, for Basic, its token and the pair it encodes.
-        values += [binding.secret.reveal(), binding.header()[1]]
-        if binding.username is not None:
-            pair = f"{binding.username}:{binding.secret.reveal()}"
-            values += [pair, basic_token(binding.username, binding.secret)]
-    return values
 
 
 class HttpCapability(Capability):
@@ -81,7 +67,7 @@ class HttpCapability(Capability):
             for logger in ("corral", "httpx", "httpcore"):
                 install_redaction(logger)
         client = OutboundHttp(plugin.name, policy, plugin.services.audit)
-        return _HttpState(client, policy, SecretMask(_secret_values(policy)))
+        return _HttpState(client, policy)
 
     def host_functions(self, state: _HttpState) -> list[HostFunction]:
         limit = state.policy.max_requests_per_call
@@ -92,30 +78,19 @@ class HttpCapability(Capability):
             bodies = state.bodies(call)
             body = b"" if request.body is None else bodies.take_request_body(request.body)
             timeout_ms = getattr(request, "timeout-ms")
-            try:
-                response = state.client.send(
-                    request.method,
-                    request.url,
-                    list(request.headers),
-                    body,
-                    timeout_s=None if timeout_ms is None else timeout_ms / 1000,
-                    deadline=call.deadline,
-                )
-            except HostApiError as exc:
-                # A protocol error quotes what the server sent (a malformed header line, say).
-                exc.message = state.mask.apply_text(exc.message)
-                raise
-            # A server that echoes requests back (or a hostile redirect target) must not hand
-            # the plugin the credentials the host added.
-            masked = state.mask.apply(response.body)
+            response = state.client.send(
+                request.method,
+                request.url,
+                list(request.headers),
+                body,
+                timeout_s=None if timeout_ms is None else timeout_ms / 1000,
+                deadline=call.deadline,
+            )
             return record(
                 status=response.status,
-                headers=[
-                    (state.mask.apply_text(name), state.mask.apply_text(value))
-                    for name, value in response.headers
-                ],
-                body=bodies.add_response_body(masked),
-                body_size=len(masked),
+                headers=response.headers,
+                body=bodies.add_response_body(response.body),
+                body_size=len(response.body),
             )
 
         def new_body(call: CallContext) -> int:

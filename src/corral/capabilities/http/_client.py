@@ -4,7 +4,8 @@ Every request, and every redirect hop the host follows for it, goes through the 
 method and headers, URL shape, allowlist, body size, deadline, rate limit, DNS resolution and
 address guard. Only then does the host connect, to an address it has just checked, adding the
 credentials the operator bound to that host. Each step that refuses, and each hop that goes out,
-writes one audit entry.
+writes one audit entry. What comes back to the plugin, response and error messages alike, has
+those credentials masked (`SecretMask`).
 
 The host, not the plugin, shapes the bytes a response comes back in, so that the credentials
 it added can be found and masked in them: it negotiates the content coding and decodes the
@@ -40,8 +41,9 @@ from ..._units import format_size
 from ._allowlist import DEFAULT_PORTS, url_origin
 from ._audit import AuditEntry, AuditLog, Decision, redact_url
 from ._guard import IPAddress, Resolver, resolve
+from ._mask import SecretMask
 from ._policy import HOP_BY_HOP_HEADERS, HOST_OWNED_HEADERS, TOKEN, HttpPolicy
-from ._secrets import REDACTOR
+from ._secrets import REDACTOR, basic_token
 
 __all__ = ["METHODS", "HttpResponse", "OutboundHttp", "PinnedTransport"]
 
@@ -67,7 +69,7 @@ _WRITE_CHUNK = 64 << 10
 class HttpResponse:
     """What the plugin gets back; header names are lower case, hop-by-hop headers removed.
     The body is decoded: Content-Encoding (and the Content-Length of the encoded bytes) is
-    removed when the host decoded one."""
+    removed when the host decoded one. `send` masks the credentials in all of it."""
 
     status: int
     headers: list[tuple[str, str]]
@@ -102,6 +104,7 @@ class OutboundHttp:
         self._audit = audit
         self._resolver = resolver
         self._bucket = TokenBucket(policy.requests_per_second, policy.burst)
+        self._mask = SecretMask(_secret_values(policy))
         # Created on the first request: building the TLS context reads the CA bundle (tens of
         # milliseconds), which plugins that never send a request should not pay at load.
         self._transport: PinnedTransport | None = None
@@ -134,8 +137,16 @@ class OutboundHttp:
         while True:
             response, next_hop = self._hop(hop, end)
             if next_hop is None:
-                return response
+                break
             hop = next_hop
+        # A server that echoes requests back (or a hostile redirect target) must not hand the
+        # plugin the credentials the host added.
+        mask = self._mask.apply_text
+        return HttpResponse(
+            response.status,
+            [(mask(name), mask(value)) for name, value in response.headers],
+            self._mask.apply(response.body),
+        )
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -156,7 +167,7 @@ class OutboundHttp:
             url, addresses = self._vet(hop, end)
             headers = self._outgoing_headers(hop, url)
         except HostApiError as exc:
-            self._record(hop, started, "deny", reason=exc.message)
+            self._record(hop, started, "deny", reason=self._masked(exc))
             raise
         return self._exchange(hop, url, headers, addresses, end, started)
 
@@ -247,7 +258,7 @@ class OutboundHttp:
                 finally:
                     response.close()
         except HostApiError as exc:
-            self._record(hop, started, "allow", status=status, reason=exc.message)
+            self._record(hop, started, "allow", status=status, reason=self._masked(exc))
             raise
         self._record(hop, started, "allow", status=status, bytes_in=wire_size)
         result = HttpResponse(status, response_headers, body)
@@ -330,6 +341,12 @@ class OutboundHttp:
                 raise InvalidInput(f"response from {where} exceeds {format_size(limit)} decoded")
         return body
 
+    def _masked(self, error: HostApiError) -> str:
+        """`error`'s message, masked in place: it may quote what a server sent (a malformed
+        header line, a redirect's URL)."""
+        error.message = self._mask.apply_text(error.message)
+        return error.message
+
     def _record(
         self,
         hop: _Hop,
@@ -353,6 +370,17 @@ class OutboundHttp:
                 reason=reason,
             )
         )
+
+
+def _secret_values(policy: HttpPolicy) -> list[str]:
+    """What to mask: each form the host sends, so that one encoded whole is masked whole."""
+    values = []
+    for binding in policy.credentials:
+        values += [binding.secret.reveal(), binding.header()[1]]
+        if binding.username is not None:
+            pair = f"{binding.username}:{binding.secret.reveal()}"
+            values += [pair, basic_token(binding.username, binding.secret)]
+    return values
 
 
 def _check_method_and_headers(hop: _Hop) -> None:
