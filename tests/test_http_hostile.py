@@ -426,6 +426,20 @@ def test_reads_are_capped_per_chunk(
     assert answer["ok"]["chunks"] == [8, 8, 4]
 
 
+def test_unread_bodies_are_bounded_before_anything_is_sent(
+    make_host: HostFactory, servers: tuple[_Server, _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = _host(make_host, servers[0].base, monkeypatch)
+    server = servers[1]
+    url = f"{server.base}/bytes?n=1000"
+    answer = host.call("hostapi", "http.hold", {"url": url, "n": MAX_HELD + 1})
+    assert answer["error"] == "invalid-input"
+    assert f"already holds {MAX_HELD} bodies" in answer["message"]
+    assert len(server.seen) == MAX_HELD
+    # They went with the call that held them.
+    assert host.call("hostapi", "http.hold", {"url": url, "n": MAX_HELD})["ok"] == [1000] * 4
+
+
 def test_body_handles() -> None:
     bodies = Bodies(max_request_bytes=10)
     request = bodies.new_request_body()
@@ -454,6 +468,8 @@ def test_body_handles() -> None:
     held = [bodies.add_response_body(b"x") for _ in range(MAX_HELD)]
     with pytest.raises(InvalidInput, match=f"already holds {MAX_HELD} bodies"):
         bodies.new_request_body()
+    with pytest.raises(InvalidInput, match=f"already holds {MAX_HELD} bodies"):
+        bodies.ensure_room()  # as `send` asks before it sends
     bodies.drop(held[0])
     bodies.drop(held[0])  # twice is harmless
     bodies.new_request_body()

@@ -66,6 +66,12 @@ def _http_big(a):
     }
 
 
+def _http_hold(a):
+    """Send `n` requests and read none of their bodies."""
+    request = http.Request(method="GET", url=a["url"], headers=[], body=None, timeout_ms=None)
+    return [http.send(request).body_size for _ in range(a["n"])]
+
+
 def _http_raw(a):
     """Drive the body handles directly, as a plugin without the SDK could."""
     request = http.Request(method="GET", url=a["url"], headers=[], body=None, timeout_ms=None)
@@ -125,6 +131,7 @@ COMMANDS = {
     "http": _http,
     "http.big": _http_big,
     "http.raw": _http_raw,
+    "http.hold": _http_hold,
     "http.many": lambda a: [_http({"url": a["url"]})["status"] for _ in range(a["n"])],
     "kv.get": lambda a: kv.get(a["key"]).decode(),
     "kv.set": lambda a: kv.set(a["key"], a["value"].encode()),

@@ -77,6 +77,7 @@ class HttpCapability(Capability):
                 raise RateLimited(f"more than {limit} HTTP requests in one call", retry_after_ms=0)
             bodies = state.bodies(call)
             body = b"" if request.body is None else bodies.take_request_body(request.body)
+            bodies.ensure_room()
             timeout_ms = getattr(request, "timeout-ms")
             response = state.client.send(
                 request.method,

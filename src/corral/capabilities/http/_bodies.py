@@ -88,12 +88,17 @@ class Bodies:
         """Forget `handle` (unknown handles are ignored: dropping twice is harmless)."""
         self._bodies.pop(handle, None)
 
-    def _add(self, body: _Outgoing | _Incoming) -> int:
+    def ensure_room(self) -> None:
+        """Raise `InvalidInput` unless one more body may hold bytes (checked before sending a
+        request, so that its response is not refused after the server acted on it)."""
         held = sum(1 for b in self._bodies.values() if isinstance(b, _Outgoing) or b.data)
         if held >= MAX_HELD:
             raise InvalidInput(
                 f"this call already holds {MAX_HELD} bodies: read them to the end or drop them"
             )
+
+    def _add(self, body: _Outgoing | _Incoming) -> int:
+        self.ensure_room()
         handle = self._next
         self._next += 1
         self._bodies[handle] = body
