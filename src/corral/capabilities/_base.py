@@ -35,6 +35,9 @@ class CallContext:
     """`time.monotonic()` value past which the call is timed out."""
     counters: dict[str, int] = field(default_factory=dict)
     """Per-call counters capabilities keep (e.g. HTTP requests made so far)."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """Per-call state capabilities keep (e.g. HTTP bodies), keyed by capability; it goes
+    when the call ends."""
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

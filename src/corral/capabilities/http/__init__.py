@@ -2,7 +2,9 @@
 
 The plugin names a URL; the host decides whether it may go there (manifest allowlist narrowed by
 the operator, then the resolved address against the network policy), adds the credentials the
-operator bound to that host, enforces size, time and rate limits, and audits every hop.
+operator bound to that host, enforces size, time and rate limits, audits every hop and masks
+the credentials in what comes back (`_client`, `_mask`). Bodies stay in the host, read and
+written in chunks (`_bodies`).
 """
 
 from __future__ import annotations
@@ -14,40 +16,28 @@ from ..._errors import ConfigError, RateLimited
 from ..._validation import validate_model
 from .._base import CallContext, Capability, HostFunction, PluginContext
 from .._wit import record
+from ._bodies import Bodies
 from ._client import OutboundHttp
 from ._policy import CredentialOptions, HttpOptions, HttpPolicy, build_policy
-from ._secrets import MASK, basic_token, install_redaction
+from ._secrets import install_redaction
 
 __all__ = ["HttpCapability"]
 
 PERMISSION = "network.http.outbound"
+_BODIES = "http.bodies"
 
 
 @dataclass
 class _HttpState:
     client: OutboundHttp
-    max_requests_per_call: int
-    secret_forms: tuple[bytes, ...]
-    """Every form in which this plugin's credentials could come back in a response."""
+    policy: HttpPolicy
 
-    def scrub(self, data: bytes) -> bytes:
-        for form in self.secret_forms:
-            data = data.replace(form, _MASK)
-        return data
-
-
-_MASK = MASK.encode()
-
-
-def _secret_forms(policy: HttpPolicy) -> tuple[bytes, ...]:
-    forms: set[bytes] = set()
-    for binding in policy.credentials:
-        forms.add(binding.secret.reveal().encode())
-        forms.add(binding.header()[1].encode())
-        if binding.username is not None:
-            forms.add(basic_token(binding.username, binding.secret).encode())
-    # longest first, so a form that contains another is masked whole
-    return tuple(sorted((f for f in forms if f), key=len, reverse=True))
+    def bodies(self, call: CallContext) -> Bodies:
+        """The bodies `call` holds (they go when it ends)."""
+        bodies = call.state.get(_BODIES)
+        if not isinstance(bodies, Bodies):
+            bodies = call.state[_BODIES] = Bodies(self.policy.max_request_bytes)
+        return bodies
 
 
 class HttpCapability(Capability):
@@ -77,33 +67,52 @@ class HttpCapability(Capability):
             for logger in ("corral", "httpx", "httpcore"):
                 install_redaction(logger)
         client = OutboundHttp(plugin.name, policy, plugin.services.audit)
-        return _HttpState(client, policy.max_requests_per_call, _secret_forms(policy))
+        return _HttpState(client, policy)
 
     def host_functions(self, state: _HttpState) -> list[HostFunction]:
+        limit = state.policy.max_requests_per_call
+
         def send(call: CallContext, request: Any) -> object:
-            if call.count("http.requests") > state.max_requests_per_call:
-                raise RateLimited(
-                    f"more than {state.max_requests_per_call} HTTP requests in one call",
-                    retry_after_ms=0,
-                )
+            if call.count("http.requests") > limit:
+                raise RateLimited(f"more than {limit} HTTP requests in one call", retry_after_ms=0)
+            bodies = state.bodies(call)
+            body = b"" if request.body is None else bodies.take_request_body(request.body)
+            bodies.ensure_room()
             timeout_ms = getattr(request, "timeout-ms")
             response = state.client.send(
                 request.method,
                 request.url,
                 list(request.headers),
-                request.body,
+                body,
                 timeout_s=None if timeout_ms is None else timeout_ms / 1000,
                 deadline=call.deadline,
             )
-            # A server that echoes requests back (or a hostile redirect target) must not hand
-            # the plugin the credentials the host added.
-            headers = [
-                (name, state.scrub(value.encode()).decode("utf-8", "replace"))
-                for name, value in response.headers
-            ]
-            return record(status=response.status, headers=headers, body=state.scrub(response.body))
+            return record(
+                status=response.status,
+                headers=response.headers,
+                body=bodies.add_response_body(response.body),
+                body_size=len(response.body),
+            )
 
-        return [HostFunction("send", send, PERMISSION)]
+        def new_body(call: CallContext) -> int:
+            return state.bodies(call).new_request_body()
+
+        def write_body(call: CallContext, handle: int, chunk: bytes) -> None:
+            state.bodies(call).write(handle, chunk)
+
+        def read_body(call: CallContext, handle: int, max_bytes: int) -> bytes:
+            return state.bodies(call).read(handle, max_bytes)
+
+        def drop_body(call: CallContext, handle: int) -> None:
+            state.bodies(call).drop(handle)
+
+        return [
+            HostFunction("send", send, PERMISSION),
+            HostFunction("new-body", new_body, PERMISSION),
+            HostFunction("write-body", write_body, PERMISSION),
+            HostFunction("read-body", read_body, PERMISSION),
+            HostFunction("drop-body", drop_body, PERMISSION),
+        ]
 
     def close(self, state: _HttpState) -> None:
         state.client.close()

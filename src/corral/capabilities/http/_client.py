@@ -4,7 +4,13 @@ Every request, and every redirect hop the host follows for it, goes through the 
 method and headers, URL shape, allowlist, body size, deadline, rate limit, DNS resolution and
 address guard. Only then does the host connect, to an address it has just checked, adding the
 credentials the operator bound to that host. Each step that refuses, and each hop that goes out,
-writes one audit entry.
+writes one audit entry. What comes back to the plugin, response and error messages alike, has
+those credentials masked (`SecretMask`).
+
+The host, not the plugin, shapes the bytes a response comes back in, so that the credentials
+it added can be found and masked in them: it negotiates the content coding and decodes the
+body itself, and refuses byte ranges on requests that carry credentials. Every read and write
+on the socket is bounded by what is left of the request's time.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,8 +41,9 @@ from ..._units import format_size
 from ._allowlist import DEFAULT_PORTS, url_origin
 from ._audit import AuditEntry, AuditLog, Decision, redact_url
 from ._guard import IPAddress, Resolver, resolve
+from ._mask import SecretMask
 from ._policy import HOP_BY_HOP_HEADERS, HOST_OWNED_HEADERS, TOKEN, HttpPolicy
-from ._secrets import REDACTOR
+from ._secrets import REDACTOR, basic_token
 
 __all__ = ["METHODS", "HttpResponse", "OutboundHttp", "PinnedTransport"]
 
@@ -47,11 +55,21 @@ _BODY_HEADERS = frozenset(
 )
 # The plugin's own credentials stay with the origin it sent them to (as browsers and httpx do).
 _ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie"})
+# A slice of a response could hold a slice of the secret, which no mask recognises.
+_RANGE_HEADERS = frozenset({"range", "if-range"})
+# The content codings the host decodes (zlib window bits); it asks for these and no others.
+_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+ACCEPT_ENCODING = "gzip, deflate"
+# Request bodies go out in pieces of this size: each socket write is then bounded in time,
+# and nothing copies the whole body.
+_WRITE_CHUNK = 64 << 10
 
 
 @dataclass(frozen=True)
 class HttpResponse:
-    """What the plugin gets back; header names are lower case, hop-by-hop headers removed."""
+    """What the plugin gets back; header names are lower case, hop-by-hop headers removed.
+    The body is decoded: Content-Encoding (and the Content-Length of the encoded bytes) is
+    removed when the host decoded one. `send` masks the credentials in all of it."""
 
     status: int
     headers: list[tuple[str, str]]
@@ -66,7 +84,7 @@ class _Hop:
     url: str
     headers: tuple[tuple[str, str], ...]
     """As the plugin set them, before the host removes its own and adds credentials."""
-    body: bytes
+    body: bytes | bytearray
     redirects: int = 0
 
 
@@ -86,6 +104,7 @@ class OutboundHttp:
         self._audit = audit
         self._resolver = resolver
         self._bucket = TokenBucket(policy.requests_per_second, policy.burst)
+        self._mask = SecretMask(_secret_values(policy))
         # Created on the first request: building the TLS context reads the CA bundle (tens of
         # milliseconds), which plugins that never send a request should not pay at load.
         self._transport: PinnedTransport | None = None
@@ -96,7 +115,7 @@ class OutboundHttp:
         method: str,
         url: str,
         headers: Sequence[tuple[str, str]] = (),
-        body: bytes = b"",
+        body: bytes | bytearray = b"",
         timeout_s: float | None = None,
         deadline: float | None = None,
     ) -> HttpResponse:
@@ -106,19 +125,28 @@ class OutboundHttp:
         until `deadline` (a `time.monotonic()` value), for the whole redirect chain.
 
         Raises `PermissionDenied` (allowlist, address guard), `InvalidInput` (method, headers,
-        URL, body or response too large), `RateLimited`, `HostTimeout` and `Unavailable`
-        (resolution or connection failed, too many redirects).
+        URL, body or response too large, Range with credentials), `RateLimited`, `HostTimeout`
+        and `Unavailable` (resolution or connection failed, too many redirects, a content
+        coding the host does not decode).
         """
         allowed = min(self.policy.timeout_s, math.inf if timeout_s is None else timeout_s)
         end = time.monotonic() + allowed
         if deadline is not None:
             end = min(end, deadline)
-        hop = _Hop(method.upper(), url, tuple(headers), bytes(body))
+        hop = _Hop(method.upper(), url, tuple(headers), body)
         while True:
             response, next_hop = self._hop(hop, end)
             if next_hop is None:
-                return response
+                break
             hop = next_hop
+        # A server that echoes requests back (or a hostile redirect target) must not hand the
+        # plugin the credentials the host added.
+        mask = self._mask.apply_text
+        return HttpResponse(
+            response.status,
+            [(mask(name), mask(value)) for name, value in response.headers],
+            self._mask.apply(response.body),
+        )
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -137,10 +165,11 @@ class OutboundHttp:
         started = time.monotonic()
         try:
             url, addresses = self._vet(hop, end)
+            headers = self._outgoing_headers(hop, url)
         except HostApiError as exc:
-            self._record(hop, started, "deny", reason=exc.message)
+            self._record(hop, started, "deny", reason=self._masked(exc))
             raise
-        return self._exchange(hop, url, addresses, end, started)
+        return self._exchange(hop, url, headers, addresses, end, started)
 
     def _vet(self, hop: _Hop, end: float) -> tuple[httpx.URL, list[IPAddress]]:
         """Every check before the connection, in order; the plugin's own request (not a
@@ -186,6 +215,7 @@ class OutboundHttp:
         self,
         hop: _Hop,
         url: httpx.URL,
+        headers: list[tuple[bytes, bytes]],
         addresses: list[IPAddress],
         end: float,
         started: float,
@@ -193,32 +223,45 @@ class OutboundHttp:
         # The transport (its TLS context) may be built now; that time counts against `end`.
         transport = self._pinned_transport()
         timeout = end - time.monotonic()
+        if hop.body:
+            # Given its length, httpx sends an iterated body with Content-Length, not chunked.
+            headers.append((b"Content-Length", str(len(hop.body)).encode()))
         request = httpx.Request(
             hop.method,
             url,
-            headers=self._outgoing_headers(hop, url),
-            content=hop.body,
+            headers=headers,
+            content=_pieces(hop.body) if hop.body else b"",
             extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)},
         )
         status: int | None = None
         try:
             with (
                 _network_errors(url, timeout),
-                _pinned(url.raw_host.decode("ascii"), addresses),
+                _pinned(url.raw_host.decode("ascii"), addresses, end),
             ):
                 response = transport.handle_request(request)
                 try:
                     status = response.status_code
                     location = response.headers.get("location") if status in _REDIRECTS else None
+                    response_headers = _response_headers(response.headers)
                     # A redirect's own body is never shown to the plugin, so it is not read.
                     body = b"" if location is not None else self._read_body(response, url, end)
+                    wire_size = len(body)
+                    codings = _content_codings(response.headers)
+                    if codings and body:
+                        body = self._decode(body, codings, url)
+                        response_headers = [
+                            (name, value)
+                            for name, value in response_headers
+                            if name not in ("content-encoding", "content-length")
+                        ]
                 finally:
                     response.close()
         except HostApiError as exc:
-            self._record(hop, started, "allow", status=status, reason=exc.message)
+            self._record(hop, started, "allow", status=status, reason=self._masked(exc))
             raise
-        self._record(hop, started, "allow", status=status, bytes_in=len(body))
-        result = HttpResponse(status, _response_headers(response.headers), body)
+        self._record(hop, started, "allow", status=status, bytes_in=wire_size)
+        result = HttpResponse(status, response_headers, body)
         return result, None if location is None else _redirect(hop, url, status, location)
 
     def _outgoing_headers(self, hop: _Hop, url: httpx.URL) -> list[tuple[bytes, bytes]]:
@@ -232,15 +275,20 @@ class OutboundHttp:
                 injected.setdefault(name.lower(), (name, value))
         # The host owns Host (a Host other than the URL's would reach a virtual host the
         # allowlist never approved), the framing headers (httpx derives them from the body) and
-        # the hop-by-hop ones (they describe a connection the plugin does not have).
+        # the hop-by-hop ones (they describe a connection the plugin does not have), and the
+        # content coding (it decodes the response itself, so the mask sees plain bytes).
+        if injected and (ranged := _RANGE_HEADERS & {name.lower() for name, _ in hop.headers}):
+            raise InvalidInput(
+                f"{' and '.join(sorted(ranged))} cannot be sent to {url_origin(url)}: the host "
+                "adds credentials there, and a byte range could return a slice of them"
+            )
         kept = [
             (name, value)
             for name, value in hop.headers
             if name.lower() not in HOST_OWNED_HEADERS and name.lower() not in injected
         ]
-        return [
-            (name.encode("ascii"), value.encode()) for name, value in [*kept, *injected.values()]
-        ]
+        outgoing = [*kept, ("Accept-Encoding", ACCEPT_ENCODING), *injected.values()]
+        return [(name.encode("ascii"), value.encode()) for name, value in outgoing]
 
     def _read_body(self, response: httpx.Response, url: httpx.URL, end: float) -> bytes:
         """The body, whole: more than the policy's maximum is an error, never a truncation."""
@@ -256,17 +304,48 @@ class OutboundHttp:
             raise too_large()  # refused before reading a byte of it
         chunks: list[bytes] = []
         size = 0
-        # Raw bytes, as sent: the plugin sees the Content-Encoding header and decodes itself,
-        # and the limit counts what crosses the network, so no compression bomb slips past it.
+        # Raw bytes, as sent (decoded after, with its own limit). Each read is bounded by the
+        # time left (`_DeadlineStream`); this check catches a server that trickles the body.
         for chunk in response.iter_raw():
             size += len(chunk)
             if size > limit:
                 raise too_large()
-            # Each read has its own timeout; this bounds a server that trickles the body.
             if time.monotonic() > end:
                 raise HostTimeout(f"the response from {redact_url(str(url))} took too long")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _decode(self, body: bytes, codings: list[str], url: httpx.URL) -> bytes:
+        """`body` with its content codings undone, last applied first; the decoded size is
+        limited like the raw one, so no compression bomb gets past the limit."""
+        limit = self.policy.max_response_bytes
+        where = redact_url(str(url))
+        for coding in reversed(codings):
+            wbits = _CODINGS.get(coding)
+            if wbits is None:
+                # Handing it over encoded would let the plugin decode what the mask never saw.
+                raise Unavailable(
+                    f'the response from {where} uses content coding "{coding}", which the '
+                    f"host does not decode (it asks for {ACCEPT_ENCODING})"
+                )
+            try:
+                body = _inflate(body, wbits, limit)
+            except zlib.error:
+                if coding != "deflate":
+                    raise Unavailable(f"the {coding} response from {where} is corrupt") from None
+                try:  # "deflate" is often sent without its zlib header (RFC 9110 §8.4.1.2)
+                    body = _inflate(body, -zlib.MAX_WBITS, limit)
+                except zlib.error:
+                    raise Unavailable(f"the deflate response from {where} is corrupt") from None
+            if len(body) > limit:
+                raise InvalidInput(f"response from {where} exceeds {format_size(limit)} decoded")
+        return body
+
+    def _masked(self, error: HostApiError) -> str:
+        """`error`'s message, masked in place: it may quote what a server sent (a malformed
+        header line, a redirect's URL)."""
+        error.message = self._mask.apply_text(error.message)
+        return error.message
 
     def _record(
         self,
@@ -293,6 +372,17 @@ class OutboundHttp:
         )
 
 
+def _secret_values(policy: HttpPolicy) -> list[str]:
+    """What to mask: each form the host sends, so that one encoded whole is masked whole."""
+    values = []
+    for binding in policy.credentials:
+        values += [binding.secret.reveal(), binding.header()[1]]
+        if binding.username is not None:
+            pair = f"{binding.username}:{binding.secret.reveal()}"
+            values += [pair, basic_token(binding.username, binding.secret)]
+    return values
+
+
 def _check_method_and_headers(hop: _Hop) -> None:
     if hop.method not in METHODS:
         raise InvalidInput(f'method "{hop.method}" is not one of {", ".join(METHODS)}')
@@ -316,6 +406,30 @@ def _parse_url(text: str) -> httpx.URL:
             "the operator binds credentials to hosts"
         )
     return url
+
+
+def _pieces(body: bytes | bytearray) -> Iterator[bytes]:
+    for start in range(0, len(body), _WRITE_CHUNK):
+        yield bytes(body[start : start + _WRITE_CHUNK])
+
+
+def _content_codings(headers: httpx.Headers) -> list[str]:
+    """The codings applied to the body, in the order applied; identity is no coding."""
+    return [
+        token
+        for value in headers.get_list("content-encoding")
+        for token in (part.strip().lower() for part in value.split(","))
+        if token and token != "identity"
+    ]
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    """`data` decompressed; at most `limit` + 1 bytes of it, so the caller sees it overflow."""
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(data, limit + 1)
+    if not inflater.eof and len(out) <= limit:
+        raise zlib.error("truncated stream")
+    return out
 
 
 def _redirect(hop: _Hop, url: httpx.URL, status: int, location: str) -> _Hop:
@@ -360,20 +474,70 @@ def _network_errors(url: httpx.URL, timeout: float) -> Iterator[None]:
         raise Unavailable(REDACTOR.redact(f"request to {where} failed: {exc}")) from exc
 
 
-# The host and addresses the guard vetted for the request in progress on this thread (or task).
-# httpcore connects inside `handle_request`, on the caller's thread, so the backend reads it there.
-_PIN: ContextVar[tuple[str, tuple[IPAddress, ...]] | None] = ContextVar(
-    "corral_http_pin", default=None
-)
+@dataclass(frozen=True)
+class _Pin:
+    host: str
+    addresses: tuple[IPAddress, ...]
+    """What the guard vetted for `host`."""
+    end: float
+    """The `time.monotonic()` value by which the exchange must be over."""
+
+
+# The request in progress on this thread (or task). httpcore connects, reads and writes inside
+# `handle_request` and the response's iteration, on the caller's thread, so the backend and its
+# streams read it there.
+_PIN: ContextVar[_Pin | None] = ContextVar("corral_http_pin", default=None)
 
 
 @contextmanager
-def _pinned(host: str, addresses: Sequence[IPAddress]) -> Iterator[None]:
-    token = _PIN.set((host, tuple(addresses)))
+def _pinned(host: str, addresses: Sequence[IPAddress], end: float) -> Iterator[None]:
+    token = _PIN.set(_Pin(host, tuple(addresses), end))
     try:
         yield
     finally:
         _PIN.reset(token)
+
+
+def _time_left(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
+    """`timeout`, cut to what is left of the request in progress; `expired` once none is."""
+    pin = _PIN.get()
+    if pin is None:
+        return timeout
+    remaining = pin.end - time.monotonic()
+    if remaining <= 0:
+        raise expired("the request's time is up")
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline of the request using it.
+
+    httpcore gives each read the request's whole timeout, so a server that sends a little just
+    before each read times out could stretch a request far past its deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        remaining = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, remaining))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
 
 
 class _PinnedBackend(httpcore.SyncBackend):
@@ -389,10 +553,10 @@ class _PinnedBackend(httpcore.SyncBackend):
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
         pin = _PIN.get()
-        if pin is None or pin[0] != host:
+        if pin is None or pin.host != host:
             raise httpcore.ConnectError(f"no vetted address for {host}")
         end = None if timeout is None else time.monotonic() + timeout
-        *others, last = pin[1]
+        *others, last = pin.addresses
         for ip in others:
             try:
                 return self._connect(ip, port, end, local_address, socket_options)
@@ -411,7 +575,8 @@ class _PinnedBackend(httpcore.SyncBackend):
         remaining = None if end is None else end - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise httpcore.ConnectTimeout(f"connecting to {ip} took too long")
-        return super().connect_tcp(str(ip), port, remaining, local_address, socket_options)
+        stream = super().connect_tcp(str(ip), port, remaining, local_address, socket_options)
+        return _DeadlineStream(stream)
 
 
 class PinnedTransport(httpx.BaseTransport):

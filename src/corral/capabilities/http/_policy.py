@@ -44,7 +44,7 @@ HOP_BY_HOP_HEADERS = frozenset(
         "upgrade",
     }
 )
-HOST_OWNED_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length"}
+HOST_OWNED_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length", "accept-encoding"}
 """Request headers the host sets itself (see `_client`): a credential bound to one of them
 could never take effect."""
 
