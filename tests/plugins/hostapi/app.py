@@ -49,6 +49,15 @@ def _http(a):
     }
 
 
+def _http_sized(a):
+    """POST `send` bytes; only the size of the reply comes back (the bodies never cross as JSON)."""
+    body = b"x" * int(a.get("send", 0))
+    response = http.send(
+        http.Request(method="POST", url=a["url"], headers=[], body=body, timeout_ms=None)
+    )
+    return {"status": response.status, "received": len(response.body)}
+
+
 def _sandbox(a):
     """What the guest can see of its environment."""
     report = {"env": dict(os.environ), "argv": sys.argv}
@@ -97,6 +106,7 @@ COMMANDS = {
     ),
     "http": _http,
     "http.many": lambda a: [_http({"url": a["url"]})["status"] for _ in range(a["n"])],
+    "http.sized": _http_sized,
     "kv.get": lambda a: kv.get(a["key"]).decode(),
     "kv.set": lambda a: kv.set(a["key"], a["value"].encode()),
     "kv.delete": lambda a: kv.delete(a["key"]),
