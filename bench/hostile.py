@@ -249,7 +249,7 @@ def child_http(args: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         try:
             answer = host.call(
-                "hostapi", "http.sized", {"url": f"{args['url']}?reply={reply}", "send": send}
+                "hostapi", "http.big", {"url": f"{args['url']}/body?reply={reply}", "size": send}
             )
         except CorralError as exc:
             answer = {"error": f"{type(exc).__name__}: {exc}"}
@@ -361,8 +361,8 @@ def run_child(scenario: str, args: dict[str, Any], *, limit_s: float, rss_cap: i
 class LoopbackServer:
     """The far end of every request in the bench, on 127.0.0.1.
 
-    ``/schema.json`` serves an empty JSON Schema and counts how often it was fetched; any POST
-    drains the request body and answers with ``?reply=N`` bytes.
+    ``/schema.json`` serves an empty JSON Schema and counts how often it was fetched; anything
+    else drains the request body and answers with ``?reply=N`` bytes.
     """
 
     def __init__(self) -> None:
@@ -371,8 +371,11 @@ class LoopbackServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                server.schema_requests += 1
-                self._answer(b"{}", "application/schema+json")
+                if urlparse(self.path).path == "/schema.json":
+                    server.schema_requests += 1
+                    self._answer(b"{}", "application/schema+json")
+                else:
+                    self.do_POST()
 
             def do_POST(self) -> None:
                 remaining = int(self.headers.get("Content-Length") or 0)
@@ -621,8 +624,8 @@ class Bench:
         plugins = self.fresh_dir("http")
         shutil.copytree(self.bundles["hostapi"], plugins / "hostapi")
         print(
-            'Host memory for one HTTP body: hostapi "http.sized" POSTs to a loopback server; '
-            "baseline = the same call with empty bodies"
+            'Host memory for one HTTP body: hostapi "http.big" sends it to a loopback server, or '
+            "gets it back; baseline = the same call with empty bodies"
         )
         print(f"  {'body':<24}{'baseline':>10}{'peak':>10}{'growth':>10}{'growth/payload':>16}"
               f"{'call':>9}  result")  # fmt: skip
@@ -642,6 +645,7 @@ class Bench:
             r = done.report
             growth = r["peak"] - r["base_hwm"]
             answer = r["answer"].get("ok", r["answer"])
+            answer = {k: answer[k] for k in ("status", "size", "error") if k in answer}
             print(
                 f"  {label:<24}{_mib(r['base_hwm']):>10}{_mib(r['peak']):>10}{_mib(growth):>10}"
                 f"{growth / size:>15.1f}x{r['seconds']:>7.2f} s  {answer}"
