@@ -304,6 +304,8 @@ def test_a_host_off_the_allowlist_is_denied(make_client: MakeClient, audit: Audi
             "URLs with user info (user:password@) are refused",
         ),
         ("GET", f"http://{API}/", [("Bad Name", "v")], '"Bad Name" is not a valid header name'),
+        # `$` alone would accept a trailing newline
+        ("GET", f"http://{API}/", [("X-A\n", "v")], "is not a valid header name"),
         ("GET", f"http://{API}/", [("X-A", "v\r\nX-B: smuggled")], "holds a line break"),
     ],
 )
@@ -811,6 +813,7 @@ def test_http_options_errors_name_the_field(data: dict[str, Any], where: str, me
         ({"scheme": "bearer", "username": "u"}, 'username is only used with scheme "basic"'),
         ({"scheme": "bearer", "header": "X-Key"}, 'header is only used with scheme "header"'),
         ({"scheme": "header", "header": "Bad Name"}, "is not a valid header name"),
+        ({"scheme": "header", "header": "X-Key\n"}, "is not a valid header name"),
         ({"scheme": "header", "header": "Host"}, "is set by the host"),
         ({"scheme": "bearer", "secret": "vault:x"}, 'is not a reference like "env:NAME"'),
         ({"scheme": "digest"}, "Input should be 'basic', 'bearer' or 'header'"),

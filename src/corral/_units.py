@@ -29,7 +29,7 @@ def parse_size(text: str | int) -> int:
         if text < 0:
             raise ValueError(f"{text} is not a size: it is negative")
         return text
-    match = _SIZE_RE.match(str(text))
+    match = _SIZE_RE.fullmatch(str(text))
     unit = match.group(2).upper() if match else ""
     if not match or unit not in _SIZE_UNITS:
         raise ValueError(f'"{text}" is not a size like "64MB"')
@@ -42,7 +42,7 @@ def parse_duration(text: str | float) -> float:
         if text < 0:
             raise ValueError(f"{text} is not a duration: it is negative")
         return float(text)
-    match = _DURATION_RE.match(str(text))
+    match = _DURATION_RE.fullmatch(str(text))
     if not match:
         raise ValueError(f'"{text}" is not a duration like "30s"')
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]

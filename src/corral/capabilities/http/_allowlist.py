@@ -214,7 +214,7 @@ def _canonical_host(host: str, *, wildcard: bool) -> str:
             name = idna.encode(host, uts46=True).decode("ascii")
         except idna.IDNAError as exc:
             raise ValueError(f'"{host}" is not a valid internationalised name: {exc}') from None
-    if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
         raise ValueError(f'"{host}" is not a valid host name')
     return name
 

@@ -387,7 +387,7 @@ def _check_method_and_headers(hop: _Hop) -> None:
     if hop.method not in METHODS:
         raise InvalidInput(f'method "{hop.method}" is not one of {", ".join(METHODS)}')
     for name, value in hop.headers:
-        if not TOKEN.match(name):
+        if not TOKEN.fullmatch(name):
             raise InvalidInput(f'"{name}" is not a valid header name')
         if any(char in value for char in "\r\n\0"):
             raise InvalidInput(f'the value of header "{name}" holds a line break or NUL')

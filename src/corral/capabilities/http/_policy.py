@@ -128,7 +128,7 @@ class CredentialOptions(_Strict):
         if self.scheme == "header":
             if self.header is None:
                 raise ValueError('scheme "header" needs a header name')
-            if not TOKEN.match(self.header):
+            if not TOKEN.fullmatch(self.header):
                 raise ValueError(f'"{self.header}" is not a valid header name')
             if self.header.lower() in HOST_OWNED_HEADERS:
                 raise ValueError(f'header "{self.header}" is set by the host, not by credentials')
