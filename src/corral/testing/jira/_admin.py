@@ -73,9 +73,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
 def _field(body: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
     value = body.get(name, default)
     # bool is an int in Python, but `{"issues": true}` is not a count
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool) != (
-        kind is bool
-    )):
+    if value is not None and (
+        not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)
+    ):
         raise _BadRequest(f"field {name!r} must be a {kind.__name__}")
     return value
 
@@ -147,8 +147,7 @@ def admin_routes(
     def webhooks_json() -> dict[str, Any]:
         options = webhooks.options
         return {
-            "webhooks": [{"url": t.url, "signed": t.secret is not None}
-                         for t in webhooks.targets],
+            "webhooks": [{"url": t.url, "signed": t.secret is not None} for t in webhooks.targets],
             "options": {
                 "delay": format_duration(options.delay),
                 "duplicate": options.duplicate,

@@ -17,7 +17,9 @@ class Clock:
     happen without sleeping. Time never runs backwards: `advance` rejects negative steps.
     """
 
-    def __init__(self, *, start: datetime | None = None, wall: Callable[[], datetime] | None = None):
+    def __init__(
+        self, *, start: datetime | None = None, wall: Callable[[], datetime] | None = None
+    ):
         self._wall = wall or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._offset = timedelta() if start is None else start.astimezone(UTC) - self._wall()

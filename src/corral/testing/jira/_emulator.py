@@ -12,9 +12,11 @@ from starlette.routing import BaseRoute
 
 from ._catalog import Catalog
 from ._clock import Clock
+from ._fields import FIELDS_BY_ID, RenderContext, change_item
 from ._hooks import ChangeListener, RequestHook
 from ._model import Issue, User
 from ._render import Renderer
+from ._search import Searcher
 from ._seed import seed_issues
 from ._store import IssueStore
 from ._users import DEFAULT_USERS, parse_user
@@ -56,8 +58,16 @@ class JiraEmulator:
         self.max_body_bytes = max_body_bytes
         #: Where clients reach the emulator; `self` links and webhook payloads use it.
         self.base_url = base_url
-        self.store = IssueStore(self.catalog, self.clock, state_file=state_file)
+        users_by_id = {u.account_id: u for u in self.users}
+        describe_ctx = RenderContext(base="", api=3, catalog=self.catalog, users=users_by_id)
+        self.store = IssueStore(
+            self.catalog.project_key,
+            self.clock,
+            lambda field_id, old, new: change_item(FIELDS_BY_ID[field_id], old, new, describe_ctx),
+            state_file=state_file,
+        )
         self.renderer = Renderer(self.catalog, self.users, self.store)
+        self.searcher = Searcher(self.store, self.catalog, self.users)
         self.hooks: list[RequestHook] = []
         from ._app import build_app  # the app reads the emulator's attributes set above
 

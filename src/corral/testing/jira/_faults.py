@@ -249,21 +249,33 @@ class Faults:
         if plan.latency > timedelta():
             await asyncio.sleep(plan.latency.total_seconds())
         if self._draw(plan.unavailable):
-            return _error(503, "Service Unavailable. Please retry later.",
-                          {"Retry-After": _seconds(plan.retry_after)})
+            return _error(
+                503,
+                "Service Unavailable. Please retry later.",
+                {"Retry-After": _seconds(plan.retry_after)},
+            )
         user_key = call.user.account_id if call.user is not None else "anonymous"
         refused = self._refuse(
             plan.rate_limit, self._users, user_key, "jira-burst-based", call, plan
         )
         if refused is None and call.is_write and call.issue_keys:
             refused = self._refuse(
-                plan.write_limit, self._issues, call.issue_keys[0], "jira-per-issue-on-write",
-                call, plan,
+                plan.write_limit,
+                self._issues,
+                call.issue_keys[0],
+                "jira-per-issue-on-write",
+                call,
+                plan,
             )
         return refused
 
     def _refuse(
-        self, rate: Rate, counter: _Counter, key: str, reason: RateLimitReason, call: ApiCall,
+        self,
+        rate: Rate,
+        counter: _Counter,
+        key: str,
+        reason: RateLimitReason,
+        call: ApiCall,
         plan: FaultPlan,
     ) -> Response | None:
         if isinstance(rate, Budget):
@@ -280,9 +292,7 @@ class Faults:
         return None
 
     async def after(self, call: ApiCall, response: Response) -> Response | None:
-        if call.is_write and response.status_code < 400 and self._draw(
-            self.plan.drop_after_write
-        ):
+        if call.is_write and response.status_code < 400 and self._draw(self.plan.drop_after_write):
             raise DropConnection(f"{call.method} {call.path}: dropped after the write")
         return None
 
@@ -295,8 +305,9 @@ def _error(status: int, message: str, headers: dict[str, str]) -> Response:
     return JSONResponse({"errorMessages": [message], "errors": {}}, status, headers=headers)
 
 
-def _rate_limited(reason: RateLimitReason, limit: int, remaining: int, wait: int,
-                  now: datetime) -> Response:
+def _rate_limited(
+    reason: RateLimitReason, limit: int, remaining: int, wait: int, now: datetime
+) -> Response:
     # Jira documents X-RateLimit-Reset as the request time plus Retry-After, as yyyy-MM-ddTHH:mmZ
     reset = (now + timedelta(seconds=wait)).astimezone(UTC)
     headers = {

@@ -32,5 +32,5 @@ class RequestHook(Protocol):
     async def after(self, call: ApiCall, response: Response) -> Response | None: ...
 
 
-class DropConnection(Exception):  # noqa: N818 - an instruction to the server, not an error
+class DropConnection(Exception):
     """Raised by a request hook: close the client's connection without sending a response."""

@@ -231,21 +231,34 @@ class Webhooks:
             error = f"{type(exc).__name__}: {exc}"
         failed = status is None or status in _RETRIED_STATUSES or status >= 500
         with self._cond:
-            self._deliveries.append(Delivery(
-                job.target.url, _webhook_event(job.event), job.event.issue.key, job.identifier,
-                job.retry, status, error,
-            ))
+            self._deliveries.append(
+                Delivery(
+                    job.target.url,
+                    _webhook_event(job.event),
+                    job.event.issue.key,
+                    job.identifier,
+                    job.retry,
+                    status,
+                    error,
+                )
+            )
             options = self.options
-            again = (
-                (failed and job.retry < options.retries)
-                or (not failed and job.retry == 0 and self._random.random() < options.duplicate)
+            again = (failed and job.retry < options.retries) or (
+                not failed and job.retry == 0 and self._random.random() < options.duplicate
             )
             if again and not self._closed:
                 wait = options.backoff.total_seconds() * 2**job.retry if failed else 0.0
-                heapq.heappush(self._jobs, _Job(
-                    time.monotonic() + wait, next(self._order), job.target, job.event,
-                    job.identifier, job.retry + 1,
-                ))
+                heapq.heappush(
+                    self._jobs,
+                    _Job(
+                        time.monotonic() + wait,
+                        next(self._order),
+                        job.target,
+                        job.event,
+                        job.identifier,
+                        job.retry + 1,
+                    ),
+                )
 
     def _payload(self, event: IssueEvent) -> bytes:
         cached = self._payloads.get(event.seq)
