@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import _routes_issues, _routes_meta, _routes_search
 from ._auth import authenticate
+from ._drop import drop_connection
 from ._errors import error_response
 from ._hooks import DropConnection
 from ._model import ApiCall
@@ -69,8 +70,11 @@ class _RestMiddleware:
                 if replaced is not None:
                     response = replaced
         except DropConnection:
-            # Headers go out, the body never does: the client sees the connection die after
-            # the write was applied, as when a proxy times out.
+            # The write was applied; the client must not learn it. Under `serve` the
+            # connection is reset before anything is sent. Mounted elsewhere, the best ASGI
+            # allows: the head goes out, the body never does (a 204 is then complete).
+            if await drop_connection(scope, receive):
+                return
             await send(
                 {
                     "type": "http.response.start",
