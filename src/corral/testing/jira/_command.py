@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 from ..._errors import ConfigError
 from ._emulator import JiraEmulator
@@ -37,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"jira-emulator: cannot listen on {args.host}:{args.port}: {error.strerror}"
             ) from None
+        # The seeded issues live as long as the server: keep the collector from walking them
+        # on every full collection (a pause of tenths of a second with 10,000 issues).
+        gc.freeze()
         url = emulator.base_url = base_url(sock)
         print(f"Jira emulator at {url}", flush=True)
         print(
