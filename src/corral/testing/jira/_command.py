@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 
 from ..._errors import ConfigError
@@ -55,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
         print(f"  admin API {url}/_emulator/   (Ctrl-C to stop)", flush=True)
-        server_for(emulator).run(sockets=[sock])
+        # uvicorn re-raises the Ctrl-C it shut down on; stopping is this command's normal end.
+        with contextlib.suppress(KeyboardInterrupt):
+            server_for(emulator).run(sockets=[sock])
     finally:
         emulator.close()
     return 0
