@@ -14,7 +14,7 @@ from ._errors import JiraError
 from ._fields import FIELDS_BY_ID, FieldError, RenderContext, parse_value
 from ._model import User
 
-__all__ = ["creation_values", "edit_values"]
+__all__ = ["check_update_details", "creation_values", "edit_values"]
 
 _SUPPORTED_OPERATIONS = {"labels": ("set", "add", "remove")}
 
@@ -23,12 +23,41 @@ def _cannot_set(name: str) -> str:
     return f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
 
 
+def check_update_details(body: Any) -> Mapping[str, Any]:
+    """`body` if it has the shape of the spec's IssueUpdateDetails; 400 otherwise.
+
+    Jira refuses such bodies before looking at any field, with one message for the request.
+    """
+    if not isinstance(body, Mapping):
+        raise JiraError(400, ["Cannot deserialize the request: expected a JSON object"])
+    expected = {
+        "fields": Mapping,
+        "update": Mapping,
+        "properties": list,
+        "transition": Mapping,
+        "historyMetadata": Mapping,
+    }
+    for name, kind in expected.items():
+        if body.get(name) is not None and not isinstance(body[name], kind):
+            wanted = "an object" if kind is Mapping else "an array"
+            raise JiraError(400, [f"Cannot deserialize '{name}': expected {wanted}"])
+    for name, operations in (body.get("update") or {}).items():
+        if not isinstance(operations, list) or not all(
+            isinstance(op, Mapping) and len(op) == 1 for op in operations
+        ):
+            raise JiraError(
+                400, [f"Cannot deserialize 'update.{name}': expected a list of single operations"]
+            )
+    if not all(isinstance(p, Mapping) for p in body.get("properties") or ()):
+        raise JiraError(400, ["Cannot deserialize 'properties': expected objects"])
+    transition = body.get("transition")
+    if transition is not None and not isinstance(transition.get("id", ""), str):
+        raise JiraError(400, ["Cannot deserialize 'transition.id': expected a string"])
+    return body
+
+
 def _object(body: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = body.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise JiraError(400, [f"Cannot deserialize '{name}': expected a JSON object"])
+    value: Mapping[str, Any] = body.get(name) or {}
     return value
 
 
@@ -40,6 +69,8 @@ def edit_values(
     creating: bool = False,
 ) -> dict[str, Any]:
     """Field id → new stored value for `body`'s `fields` and `update`; 400 on any error.
+
+    `body` must have passed `check_update_details`.
 
     `current` holds the issue's values (empty when creating), which `add`/`remove` build on.
     """
@@ -66,11 +97,6 @@ def edit_values(
             continue
         if name in fields:
             errors[name] = f"Field '{name}' cannot be set in both 'fields' and 'update'."
-            continue
-        if not isinstance(operations, list) or not all(
-            isinstance(op, Mapping) and len(op) == 1 for op in operations
-        ):
-            errors[name] = f"Operations on '{name}' must be a list of single-key objects."
             continue
         value = current.get(name)
         supported = _SUPPORTED_OPERATIONS.get(name, ("set",))
@@ -108,10 +134,13 @@ def creation_values(
     body: Mapping[str, Any], ctx: RenderContext, user: User, initial_status: str
 ) -> dict[str, Any]:
     """All stored values of a new issue: `edit_values` plus the fields Jira fills in."""
+    check_update_details(body)
     try:
         changes = edit_values(body, ctx, {}, creating=True)
         missing: dict[str, str] = {}
     except JiraError as error:
+        if error.messages:
+            raise
         changes, missing = {}, dict(error.errors)
     fields = _object(body, "fields")
     if "project" not in fields:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -9,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ._api import Api, routes_for
-from ._edits import creation_values, edit_values
+from ._edits import check_update_details, creation_values, edit_values
 from ._errors import JiraError, json_response, raw_json_response
 from ._fields import FIELDS_BY_ID
 from ._model import Issue, User
@@ -35,8 +36,6 @@ def _created(api: Api, request: Request, issue: Issue) -> dict[str, str]:
 
 
 def _create(api: Api, request: Request, body: Any, user: User) -> Issue:
-    if not isinstance(body, dict):
-        raise JiraError(400, ["Each issue update must be a JSON object."])
     emulator = api.emulator
     ctx = emulator.renderer.context(api.base_url(request), api.version)
     values = creation_values(body, ctx, user, emulator.catalog.workflow.initial.id)
@@ -60,6 +59,8 @@ async def create_issues(api: Api, request: Request) -> Response:
     updates = body.get("issueUpdates")
     if not isinstance(updates, list):
         raise JiraError(400, ["Specify the issues to create in 'issueUpdates'."])
+    if not all(isinstance(update, dict) for update in updates):
+        raise JiraError(400, ["Cannot deserialize 'issueUpdates': expected a list of objects."])
     if len(updates) > MAX_BULK:
         raise JiraError(
             400, [f"You can create at most {MAX_BULK} issues in one request; got {len(updates)}."]
@@ -116,7 +117,7 @@ async def get_issue(api: Api, request: Request) -> Response:
 
 async def edit_issue(api: Api, request: Request) -> Response:
     issue = api.issue(request)
-    body = api.json_object(request)
+    body = check_update_details(api.json_object(request))
     emulator = api.emulator
     ctx = emulator.renderer.context(api.base_url(request), api.version)
     with emulator.store.lock:
@@ -178,7 +179,7 @@ async def get_transitions(api: Api, request: Request) -> Response:
     )
 
 
-def _requested_transition(body: dict[str, Any], *, required: bool) -> str | None:
+def _requested_transition(body: Mapping[str, Any], *, required: bool) -> str | None:
     transition = body.get("transition")
     if transition is None:
         if required:
@@ -212,7 +213,7 @@ def _transition(
 
 async def do_transition(api: Api, request: Request) -> Response:
     issue = api.issue(request)
-    body = api.json_object(request)
+    body = check_update_details(api.json_object(request))
     transition_id = _requested_transition(body, required=True)
     assert transition_id is not None
     emulator = api.emulator
