@@ -514,6 +514,8 @@ def test_jql_date_literals_are_read_in_the_searchers_time_zone(tmp_path: Path) -
         ("ORDER BY key", "Unbounded JQL queries are not allowed here."),
         ("", "Unbounded JQL queries are not allowed here."),
         ("project = DEMO & x", "The character '&' is a reserved JQL character."),
+        ("key in (DEMO-1, DEMO-999)", "An issue with key 'DEMO-999' does not exist for field"),
+        ("issuekey = 99999", "An issue with key '99999' does not exist for field 'issuekey'."),
     ],
 )
 def test_bad_jql_answers_400_with_jiras_message(

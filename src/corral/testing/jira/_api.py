@@ -18,7 +18,7 @@ from ._model import ApiCall, Issue, User
 if TYPE_CHECKING:
     from ._emulator import JiraEmulator
 
-__all__ = ["API_VERSIONS", "Api", "Handler", "routes_for"]
+__all__ = ["API_VERSIONS", "ISSUE_NOT_FOUND", "Api", "Handler", "routes_for"]
 
 API_VERSIONS = (2, 3)
 ISSUE_NOT_FOUND = "Issue does not exist or you do not have permission to see it."

@@ -384,6 +384,7 @@ class _Context:
     user: User
     users: Sequence[User]
     now: datetime
+    issue_exists: Callable[[str], bool]
     time_dependent: bool = False
 
 
@@ -415,11 +416,21 @@ _FIELD_ALIASES = {
 
 
 def compile_jql(
-    text: str, *, catalog: Catalog, user: User, users: Sequence[User], now: datetime
+    text: str,
+    *,
+    catalog: Catalog,
+    user: User,
+    users: Sequence[User],
+    now: datetime,
+    issue_exists: Callable[[str], bool] = lambda id_or_key: True,
 ) -> Query:
-    """Parse and compile `text` for `user` (whose time zone reads date literals) at `now`."""
+    """Parse and compile `text` for `user` (whose time zone reads date literals) at `now`.
+
+    Like Jira, a clause naming an issue key or id that `issue_exists` denies is an error,
+    not an empty match.
+    """
     where, sorts = _Parser(text).parse()
-    ctx = _Context(catalog=catalog, user=user, users=users, now=now)
+    ctx = _Context(catalog=catalog, user=user, users=users, now=now, issue_exists=issue_exists)
     predicate = _compile(where, ctx) if where is not None else (lambda issue: True)
     sort_key, order = _compile_sort(sorts)
     return Query(
@@ -550,12 +561,11 @@ def _resolve(name: str, operand: Operand, clause: Clause, ctx: _Context) -> Any:
             return catalog.project_key
         raise _no_value(operand, clause.field)
     if name == "key":
-        if text.isdigit():
-            return int(text)
-        match = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)-(\d+)", text)
-        if match is None:
+        if not text.isdigit() and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*-\d+", text) is None:
             raise JqlError(f"The issue key '{text}' for field '{clause.field}' is invalid.")
-        return text.upper()
+        if not ctx.issue_exists(text):
+            raise JqlError(f"An issue with key '{text}' does not exist for field '{clause.field}'.")
+        return int(text) if text.isdigit() else text.upper()
     if name == "status":
         status = catalog.status(text)
         if status is None:

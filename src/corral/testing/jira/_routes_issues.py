@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ._api import Api, routes_for
+from ._api import ISSUE_NOT_FOUND, Api, routes_for
 from ._edits import check_update_details, creation_values, edit_values
 from ._errors import JiraError, json_response, raw_json_response
 from ._fields import FIELDS_BY_ID
@@ -115,18 +115,30 @@ async def get_issue(api: Api, request: Request) -> Response:
     return json_response(body)
 
 
-async def edit_issue(api: Api, request: Request) -> Response:
+def _apply(api: Api, request: Request, *, transition: bool) -> Issue:
+    """Apply the body's edits (and, for a transition, the move) to the issue as it is now.
+
+    Read, check and write happen under the store lock; there is no version check, so the
+    last write wins, as on Jira.
+    """
     issue = api.issue(request)
     body = check_update_details(api.json_object(request))
+    transition_id = _requested_transition(body, required=True) if transition else None
     emulator = api.emulator
     ctx = emulator.renderer.context(api.base_url(request), api.version)
     with emulator.store.lock:
-        # Read, check and write under the lock; no version check, so the last write wins.
         current = emulator.store.get(str(issue.id))
         if current is None:
-            raise JiraError(404, ["Issue does not exist or you do not have permission to see it."])
+            raise JiraError(404, [ISSUE_NOT_FOUND])
         changes = edit_values(body, ctx, current.values)
-        updated = emulator.store.update(current, changes, api.user(request))
+        if transition_id is not None:
+            return _transition(api, current, transition_id, changes, api.user(request))
+        return emulator.store.update(current, changes, api.user(request))
+
+
+async def edit_issue(api: Api, request: Request) -> Response:
+    updated = _apply(api, request, transition=False)
+    emulator = api.emulator
     if request.query_params.get("returnIssue", "").lower() == "true":
         return raw_json_response(
             emulator.renderer.issue_json(
@@ -212,18 +224,7 @@ def _transition(
 
 
 async def do_transition(api: Api, request: Request) -> Response:
-    issue = api.issue(request)
-    body = check_update_details(api.json_object(request))
-    transition_id = _requested_transition(body, required=True)
-    assert transition_id is not None
-    emulator = api.emulator
-    ctx = emulator.renderer.context(api.base_url(request), api.version)
-    with emulator.store.lock:
-        current = emulator.store.get(str(issue.id))
-        if current is None:
-            raise JiraError(404, ["Issue does not exist or you do not have permission to see it."])
-        changes = edit_values(body, ctx, current.values)
-        _transition(api, current, transition_id, changes, api.user(request))
+    _apply(api, request, transition=True)
     return Response(status_code=204)
 
 

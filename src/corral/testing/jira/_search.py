@@ -61,7 +61,12 @@ class Searcher:
         reconcile: frozenset[int] = frozenset(),
     ) -> Page:
         query = compile_jql(
-            jql, catalog=self._catalog, user=user, users=self._users, now=self._store.clock.now()
+            jql,
+            catalog=self._catalog,
+            user=user,
+            users=self._users,
+            now=self._store.clock.now(),
+            issue_exists=lambda id_or_key: self._store.get(id_or_key) is not None,
         )
         if not query.bounded:
             raise JqlError(
