@@ -7,9 +7,11 @@ cheap on purpose: plain dicts, no copies, one bulk insert (10,000 issues in well
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Generic, TypeVar
 
 from . import _adf as adf
 from ._catalog import Catalog
@@ -68,10 +70,18 @@ _TYPES = (("10001", 40), ("10002", 25), ("10003", 30), ("10004", 5))
 _PRIORITIES = (("1", 5), ("2", 20), ("3", 50), ("4", 20), ("5", 5))
 _POINTS = (1, 2, 3, 5, 8, 13)
 _YEAR_MS = 365 * 24 * 3600 * 1000
+T = TypeVar("T")
 
 
-def _weighted(rng: random.Random, choices: Sequence[tuple[str, int]]) -> str:
-    return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+class _Weighted(Generic[T]):
+    """A weighted choice with its cumulative weights worked out once (seeding draws 10,000s)."""
+
+    def __init__(self, choices: Sequence[tuple[T, int]]):
+        self.values = [c for c, _ in choices]
+        self.cumulative = list(itertools.accumulate(w for _, w in choices))
+
+    def draw(self, rng: random.Random) -> T:
+        return rng.choices(self.values, cum_weights=self.cumulative)[0]
 
 
 def seed_issues(
@@ -90,6 +100,9 @@ def seed_issues(
     anchor = clock.now().replace(second=0, microsecond=0)
     statuses = catalog.workflow.statuses
     status_weights = [4, 3, 2, 5][: len(statuses)] + [1] * max(0, len(statuses) - 4)
+    pick_status = _Weighted(list(zip(statuses, status_weights, strict=True)))
+    pick_type = _Weighted(_TYPES)
+    pick_priority = _Weighted(_PRIORITIES)
     team_ids = [o.id for o in catalog.team_options]
     accounts = [u.account_id for u in users]
     next_id, next_number, _ = store.next_ids()
@@ -99,8 +112,8 @@ def seed_issues(
         age = rng.randrange(3_600_000, _YEAR_MS)
         created = anchor - timedelta(milliseconds=age)
         updated = created + timedelta(milliseconds=rng.randrange(0, age))
-        status = rng.choices(statuses, weights=status_weights)[0]
-        issue_type = _weighted(rng, _TYPES)
+        status = pick_status.draw(rng)
+        issue_type = pick_type.draw(rng)
         description = adf.doc(
             adf.paragraph(summary + "."),
             adf.paragraph("Reported by ", adf.text("support", "strong"), f" (case {seed}-{n})."),
@@ -121,7 +134,7 @@ def seed_issues(
                     "issuetype": issue_type,
                     "project": catalog.project_key,
                     "status": status.id,
-                    "priority": _weighted(rng, _PRIORITIES),
+                    "priority": pick_priority.draw(rng),
                     "assignee": rng.choice(accounts) if rng.random() < 0.8 else None,
                     "reporter": rng.choice(accounts),
                     "creator": accounts[0],

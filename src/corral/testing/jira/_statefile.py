@@ -26,6 +26,8 @@ CREATE INDEX IF NOT EXISTS histories_by_issue ON histories (issue_id, id);
 """
 
 _DATETIME_FIELDS = ("created", "updated", "resolutiondate")
+# One encoder for all rows: json.dumps with options builds a new encoder on every call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _encode_fields(values: Mapping[str, Any]) -> str:
@@ -33,7 +35,7 @@ def _encode_fields(values: Mapping[str, Any]) -> str:
         name: value.isoformat() if isinstance(value, datetime) else value
         for name, value in values.items()
     }
-    return json.dumps(plain, separators=(",", ":"))
+    return _encode(plain)
 
 
 def _decode_fields(text: str) -> dict[str, Any]:
@@ -47,7 +49,7 @@ def _decode_fields(text: str) -> dict[str, Any]:
 
 
 def _encode_items(items: Iterable[ChangeItem]) -> str:
-    return json.dumps([item.to_json() for item in items], separators=(",", ":"))
+    return _encode([item.to_json() for item in items])
 
 
 def _decode_items(text: str) -> tuple[ChangeItem, ...]:
