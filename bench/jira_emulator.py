@@ -50,9 +50,23 @@ def start_emulator(issues: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "corral.cli", "jira-emulator", "--host", "127.0.0.1",
-         "--port", str(port), "--issues", str(issues), "--seed", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "corral.cli",
+            "jira-emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--issues",
+            str(issues),
+            "--seed",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -119,12 +133,15 @@ def main() -> None:
                     rates.append((pages / elapsed, issues / elapsed, elapsed / pages))
                     if issues != args.issues:
                         raise SystemExit(f"paging returned {issues} of {args.issues} issues")
-                pages_s, issues_s, per_page = (statistics.median(r[i] for r in rates)
-                                               for i in range(3))
-                print(f"search/jql fields={fields} maxResults={args.page_size}: "
-                      f"{pages_s:.1f} pages/s, {issues_s:,.0f} issues/s "
-                      f"({per_page * 1000:.1f} ms/page = {per_page / baseline:.1f}x the "
-                      f"{baseline * 1000:.2f} ms of GET /serverInfo; median of {args.passes})")
+                pages_s, issues_s, per_page = (
+                    statistics.median(r[i] for r in rates) for i in range(3)
+                )
+                print(
+                    f"search/jql fields={fields} maxResults={args.page_size}: "
+                    f"{pages_s:.1f} pages/s, {issues_s:,.0f} issues/s "
+                    f"({per_page * 1000:.1f} ms/page = {per_page / baseline:.1f}x the "
+                    f"{baseline * 1000:.2f} ms of GET /serverInfo; median of {args.passes})"
+                )
     finally:
         process.terminate()
         process.wait(timeout=10)

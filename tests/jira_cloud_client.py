@@ -25,8 +25,10 @@ class JiraError(Exception):
             self.body: Any = response.json()
         except ValueError:
             self.body = response.text
-        super().__init__(f"{response.request.method} {response.request.url.path}: "
-                         f"{response.status_code} {self.body}")
+        super().__init__(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {self.body}"
+        )
 
 
 def adf(text: str) -> dict[str, Any]:
@@ -87,7 +89,10 @@ class JiraCloudClient:
         return page
 
     def search(
-        self, jql: str, *, fields: Sequence[str] = ("summary", "status", "updated"),
+        self,
+        jql: str,
+        *,
+        fields: Sequence[str] = ("summary", "status", "updated"),
         page_size: int = 50,
     ) -> Iterator[dict[str, Any]]:
         """Every issue `jql` matches, following `nextPageToken` until the last page.
@@ -97,15 +102,17 @@ class JiraCloudClient:
         """
         token: str | None = None
         while True:
-            page = self.search_page(jql, fields=fields, max_results=page_size,
-                                    next_page_token=token)
+            page = self.search_page(
+                jql, fields=fields, max_results=page_size, next_page_token=token
+            )
             yield from page["issues"]
             token = page.get("nextPageToken")
             if page.get("isLast", token is None) or token is None:
                 return
 
-    def search_get(self, jql: str, *, fields: str, max_results: int,
-                   next_page_token: str | None = None) -> dict[str, Any]:
+    def search_get(
+        self, jql: str, *, fields: str, max_results: int, next_page_token: str | None = None
+    ) -> dict[str, Any]:
         """One page of `GET /search/jql`, fields as a comma-separated list."""
         params: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": max_results}
         if next_page_token is not None:
@@ -113,8 +120,15 @@ class JiraCloudClient:
         page: dict[str, Any] = self._call("GET", "/search/jql", params=params).json()
         return page
 
-    def create_issue(self, project_key: str, summary: str, *, issue_type: str = "Task",
-                     description: str | None = None, **fields: Any) -> dict[str, Any]:
+    def create_issue(
+        self,
+        project_key: str,
+        summary: str,
+        *,
+        issue_type: str = "Task",
+        description: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         body_fields: dict[str, Any] = {
             "project": {"key": project_key},
             "summary": summary,
@@ -126,14 +140,20 @@ class JiraCloudClient:
         created: dict[str, Any] = self._call("POST", "/issue", json={"fields": body_fields}).json()
         return created
 
-    def get_issue(self, key: str, *, fields: str | None = None,
-                  expand: str | None = None) -> dict[str, Any]:
+    def get_issue(
+        self, key: str, *, fields: str | None = None, expand: str | None = None
+    ) -> dict[str, Any]:
         params = {k: v for k, v in (("fields", fields), ("expand", expand)) if v is not None}
         issue: dict[str, Any] = self._call("GET", f"/issue/{key}", params=params).json()
         return issue
 
-    def edit_issue(self, key: str, *, fields: dict[str, Any] | None = None,
-                   update: dict[str, Any] | None = None) -> None:
+    def edit_issue(
+        self,
+        key: str,
+        *,
+        fields: dict[str, Any] | None = None,
+        update: dict[str, Any] | None = None,
+    ) -> None:
         body: dict[str, Any] = {}
         if fields:
             body["fields"] = fields
@@ -154,8 +174,11 @@ class JiraCloudClient:
         """Move `key` to `status_name` through whichever transition leads there."""
         for transition in self.transitions(key):
             if transition["to"]["name"] == status_name:
-                self._call("POST", f"/issue/{key}/transitions",
-                           json={"transition": {"id": transition["id"]}})
+                self._call(
+                    "POST",
+                    f"/issue/{key}/transitions",
+                    json={"transition": {"id": transition["id"]}},
+                )
                 return
         raise LookupError(f"{key}: no transition leads to {status_name!r}")
 
@@ -163,8 +186,9 @@ class JiraCloudClient:
         """Every changelog entry of `key`, oldest first, following `startAt` paging."""
         start = 0
         while True:
-            page = self._call("GET", f"/issue/{key}/changelog",
-                              params={"startAt": start, "maxResults": page_size}).json()
+            page = self._call(
+                "GET", f"/issue/{key}/changelog", params={"startAt": start, "maxResults": page_size}
+            ).json()
             yield from page["values"]
             start += len(page["values"])
             if page.get("isLast", True) or not page["values"]:

@@ -52,18 +52,24 @@ def test_search_pages_through_every_issue_with_next_page_token(alice: JiraCloudC
 
 
 def test_search_pages_with_get_and_comma_separated_fields(alice: JiraCloudClient) -> None:
-    first = alice.search_get("project = DEMO ORDER BY key ASC", fields="summary,status",
-                             max_results=100)
+    first = alice.search_get(
+        "project = DEMO ORDER BY key ASC", fields="summary,status", max_results=100
+    )
     assert len(first["issues"]) <= 100
     assert first["isLast"] is False and first["nextPageToken"]
-    second = alice.search_get("project = DEMO ORDER BY key ASC", fields="summary,status",
-                              max_results=100, next_page_token=first["nextPageToken"])
+    second = alice.search_get(
+        "project = DEMO ORDER BY key ASC",
+        fields="summary,status",
+        max_results=100,
+        next_page_token=first["nextPageToken"],
+    )
     assert not {i["id"] for i in first["issues"]} & {i["id"] for i in second["issues"]}
 
 
 def test_issue_lifecycle(alice: JiraCloudClient, bob: JiraCloudClient) -> None:
-    created = alice.create_issue("DEMO", "Written by a Jira Cloud client",
-                                 description="From the *docs*.", labels=["compat"])
+    created = alice.create_issue(
+        "DEMO", "Written by a Jira Cloud client", description="From the *docs*.", labels=["compat"]
+    )
     key = created["key"]
     assert created["self"].endswith(f"/rest/api/3/issue/{created['id']}")
 
@@ -73,8 +79,9 @@ def test_issue_lifecycle(alice: JiraCloudClient, bob: JiraCloudClient) -> None:
     assert issue["fields"]["description"]["type"] == "doc"
     assert issue["fields"]["reporter"]["accountId"] == alice.myself()["accountId"]
 
-    bob.edit_issue(key, fields={"summary": "Renamed by Bob"},
-                   update={"labels": [{"add": "edited"}]})
+    bob.edit_issue(
+        key, fields={"summary": "Renamed by Bob"}, update={"labels": [{"add": "edited"}]}
+    )
     bob.transition_to(key, "In Progress")
     issue = alice.get_issue(key, fields="summary,labels,status,updated")
     assert issue["fields"]["summary"] == "Renamed by Bob"
@@ -82,13 +89,16 @@ def test_issue_lifecycle(alice: JiraCloudClient, bob: JiraCloudClient) -> None:
     assert issue["fields"]["status"]["name"] == "In Progress"
 
     entries = list(alice.changelog(key, page_size=1))
-    changed = [(e["author"]["accountId"], item["field"], item.get("fromString"),
-                item.get("toString")) for e in entries for item in e["items"]]
+    changed = [
+        (e["author"]["accountId"], item["field"], item.get("fromString"), item.get("toString"))
+        for e in entries
+        for item in e["items"]
+    ]
     bob_id = bob.myself()["accountId"]
     assert (bob_id, "summary", "Written by a Jira Cloud client", "Renamed by Bob") in changed
     assert (bob_id, "status", "To Do", "In Progress") in changed
 
-    found = list(alice.search(f'key = {key}'))
+    found = list(alice.search(f"key = {key}"))
     assert [i["key"] for i in found] == [key]
 
     alice.delete_issue(key)
@@ -117,8 +127,9 @@ def test_expand_changelog_in_search(alice: JiraCloudClient) -> None:
     assert any(item["field"] == "summary" for h in histories for item in h["items"])
 
 
-def test_myself_reports_the_time_zone_jql_dates_use(alice: JiraCloudClient,
-                                                    bob: JiraCloudClient) -> None:
+def test_myself_reports_the_time_zone_jql_dates_use(
+    alice: JiraCloudClient, bob: JiraCloudClient
+) -> None:
     assert alice.myself()["timeZone"] != bob.myself()["timeZone"]
 
 
@@ -131,7 +142,8 @@ def test_wrong_api_token_is_refused(jira: EmulatorHandle) -> None:
 
 def test_bearer_token_works_like_data_center_pats(jira: EmulatorHandle) -> None:
     token = jira.users[0].api_token
-    response = httpx.get(jira.url + "/rest/api/3/myself",
-                         headers={"Authorization": f"Bearer {token}"})
+    response = httpx.get(
+        jira.url + "/rest/api/3/myself", headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 200
     assert response.json()["accountId"] == jira.users[0].account_id

@@ -59,36 +59,74 @@ def first_transition(client: httpx.Client, key: str) -> dict[str, Any]:
 
 JQL = "project = DEMO ORDER BY key ASC"
 ISSUE = "/rest/api/3/issue/{issueIdOrKey}"
-NEW_ISSUE = {"fields": {
-    "project": {"key": "DEMO"}, "summary": "Conformance", "issuetype": {"name": "Task"},
-    "description": {"type": "doc", "version": 1, "content": [
-        {"type": "paragraph", "content": [{"type": "text", "text": "Made by a test."}]}]},
-    "labels": ["conformance"],
-}}
+NEW_ISSUE = {
+    "fields": {
+        "project": {"key": "DEMO"},
+        "summary": "Conformance",
+        "issuetype": {"name": "Task"},
+        "description": {
+            "type": "doc",
+            "version": 1,
+            "content": [
+                {"type": "paragraph", "content": [{"type": "text", "text": "Made by a test."}]}
+            ],
+        },
+        "labels": ["conformance"],
+    }
+}
 
 PROBES = [
     Probe("GET", "/rest/api/3/search/jql", 200, {"jql": JQL}, note="only ids by default"),
-    Probe("GET", "/rest/api/3/search/jql", 200, {"jql": JQL, "fields": "*navigable",
-                                                 "maxResults": 7}),
-    Probe("GET", "/rest/api/3/search/jql", 200, {"jql": JQL, "fields": "*all",
-                                                 "expand": "changelog", "maxResults": 3}),
+    Probe(
+        "GET", "/rest/api/3/search/jql", 200, {"jql": JQL, "fields": "*navigable", "maxResults": 7}
+    ),
+    Probe(
+        "GET",
+        "/rest/api/3/search/jql",
+        200,
+        {"jql": JQL, "fields": "*all", "expand": "changelog", "maxResults": 3},
+    ),
     Probe("GET", "/rest/api/3/search/jql", 200, {"jql": JQL, "fields": "summary,-status"}),
     Probe("GET", "/rest/api/3/search/jql", 200, {"jql": JQL, "fields": "*navigable"}, api=2),
     Probe("GET", "/rest/api/3/search/jql", 400, {"jql": "project = = DEMO"}, note="bad JQL"),
-    Probe("POST", "/rest/api/3/search/jql", 200,
-          json={"jql": JQL, "fields": ["summary", "status", "updated"], "maxResults": 5}),
-    Probe("POST", "/rest/api/3/search/jql", 200,
-          json={"jql": "updated >= -1d", "fields": ["*navigable"], "expand": "changelog"}),
-    Probe("POST", "/rest/api/3/search/jql", 400, json={"jql": "status WAS Done"},
-          note="unsupported JQL"),
+    Probe(
+        "POST",
+        "/rest/api/3/search/jql",
+        200,
+        json={"jql": JQL, "fields": ["summary", "status", "updated"], "maxResults": 5},
+    ),
+    Probe(
+        "POST",
+        "/rest/api/3/search/jql",
+        200,
+        json={"jql": "updated >= -1d", "fields": ["*navigable"], "expand": "changelog"},
+    ),
+    Probe(
+        "POST",
+        "/rest/api/3/search/jql",
+        400,
+        json={"jql": "status WAS Done"},
+        note="unsupported JQL",
+    ),
     # Removed in 2025: Jira answers 410 Gone, which the (stale) spec does not list.
     Probe("GET", "/rest/api/3/search", 410, {"jql": JQL}),
     Probe("POST", "/rest/api/3/search", 410, json={"jql": JQL}),
     Probe("POST", "/rest/api/3/issue", 201, json=NEW_ISSUE),
-    Probe("POST", "/rest/api/3/issue", 201, api=2, note="wiki markup in v2", json={"fields": {
-        **NEW_ISSUE["fields"], "description": "Made by *a test*."}}),
-    Probe("POST", "/rest/api/3/issue", 400, json={"fields": {"project": {"key": "DEMO"}}},
-          note="no summary"),
+    Probe(
+        "POST",
+        "/rest/api/3/issue",
+        201,
+        api=2,
+        note="wiki markup in v2",
+        json={"fields": {**NEW_ISSUE["fields"], "description": "Made by *a test*."}},
+    ),
+    Probe(
+        "POST",
+        "/rest/api/3/issue",
+        400,
+        json={"fields": {"project": {"key": "DEMO"}}},
+        note="no summary",
+    ),
     Probe("POST", "/rest/api/3/issue/bulk", 201, json={"issueUpdates": [NEW_ISSUE, NEW_ISSUE]}),
     Probe("GET", ISSUE, 200),
     Probe("GET", ISSUE, 200, {"fields": "summary,status", "expand": "changelog"}),
@@ -96,15 +134,25 @@ PROBES = [
     Probe("GET", ISSUE, 404, key="DEMO-999999"),
     Probe("PUT", ISSUE, 204, json={"fields": {"summary": "Edited"}}),
     Probe("PUT", ISSUE, 204, json={"update": {"labels": [{"add": "x"}, {"remove": "y"}]}}),
-    Probe("PUT", ISSUE, 400, json={"fields": {"status": {"name": "Done"}}},
-          note="status only through transitions"),
+    Probe(
+        "PUT",
+        ISSUE,
+        400,
+        json={"fields": {"status": {"name": "Done"}}},
+        note="status only through transitions",
+    ),
     Probe("PUT", ISSUE, 400, json={"fields": {"nosuchfield": 1}}, note="unknown field"),
     Probe("DELETE", ISSUE, 204),
     Probe("DELETE", ISSUE, 404, key="DEMO-999999"),
     Probe("GET", ISSUE + "/transitions", 200),
     Probe("POST", ISSUE + "/transitions", 204, json=first_transition),
-    Probe("POST", ISSUE + "/transitions", 400, json={"transition": {"id": "999"}},
-          note="not available"),
+    Probe(
+        "POST",
+        ISSUE + "/transitions",
+        400,
+        json={"transition": {"id": "999"}},
+        note="not available",
+    ),
     Probe("GET", ISSUE + "/changelog", 200),
     Probe("GET", ISSUE + "/changelog", 200, {"startAt": 0, "maxResults": 1}),
     Probe("GET", "/rest/api/3/myself", 200),
@@ -178,8 +226,10 @@ def fresh_key(client: httpx.Client) -> str:
 
 
 def concrete(path: str, key: str, api: int = 3, project: str = "DEMO") -> str:
-    return path.replace("{issueIdOrKey}", key).replace("{projectIdOrKey}", project).replace(
-        "/rest/api/3/", f"/rest/api/{api}/"
+    return (
+        path.replace("{issueIdOrKey}", key)
+        .replace("{projectIdOrKey}", project)
+        .replace("/rest/api/3/", f"/rest/api/{api}/")
     )
 
 
@@ -216,7 +266,7 @@ def test_search_pages_conform_to_the_end(client: httpx.Client) -> None:
     token: str | None = None
     seen = 0
     while True:
-        params = {"jql": JQL, "fields": "*navigable", "maxResults": 7}
+        params: dict[str, str | int] = {"jql": JQL, "fields": "*navigable", "maxResults": 7}
         if token:
             params["nextPageToken"] = token
         response = client.get("/rest/api/3/search/jql", params=params)
@@ -259,8 +309,12 @@ def test_bodies_the_spec_rejects_are_refused(
 def test_bodies_that_are_not_json_are_refused(
     path: str, method: str, client: httpx.Client, fresh_key: str
 ) -> None:
-    response = client.request(method, concrete(path, fresh_key), content=b"{not json",
-                              headers={"Content-Type": "application/json"})
+    response = client.request(
+        method,
+        concrete(path, fresh_key),
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code in (400, 410), response.text
     assert_conforms(response, path, method)
 
@@ -268,8 +322,11 @@ def test_bodies_that_are_not_json_are_refused(
 @pytest.mark.parametrize("auth", [None, ("alice@example.com", "wrong"), "Bearer nope"])
 def test_bad_credentials_get_401_in_jira_shape(jira: EmulatorHandle, auth: Any) -> None:
     headers = {"Authorization": auth} if isinstance(auth, str) else {}
-    response = httpx.get(jira.url + "/rest/api/3/myself", headers=headers,
-                         auth=auth if isinstance(auth, tuple) else None)
+    response = httpx.get(
+        jira.url + "/rest/api/3/myself",
+        headers=headers,
+        auth=auth if isinstance(auth, tuple) else None,
+    )
     assert response.status_code == 401
     assert_conforms(response, "/rest/api/3/myself", "GET")
 
@@ -277,7 +334,8 @@ def test_bad_credentials_get_401_in_jira_shape(jira: EmulatorHandle, auth: Any) 
 def test_every_served_operation_is_probed() -> None:
     assert set(SPEC.operations()) == {(p.path, p.method) for p in PROBES}
     with_bodies = {
-        (p, m) for p, m in SPEC.operations()
+        (p, m)
+        for p, m in SPEC.operations()
         if "requestBody" in SPEC.document["paths"][p][m.lower()]
     }
     assert with_bodies - NO_BODY_CHECK == set(BAD_BODIES)

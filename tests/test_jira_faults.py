@@ -41,8 +41,14 @@ def test_fault_plan_reads_every_item() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["none", "429:0.25", "429:100/1m,latency:1500ms", "search-lag:2s,seed:3",
-             "429-write:5/2s,drop-after-write:0.5,retry-after:30s"]
+    "spec",
+    [
+        "none",
+        "429:0.25",
+        "429:100/1m,latency:1500ms",
+        "search-lag:2s,seed:3",
+        "429-write:5/2s,drop-after-write:0.5,retry-after:30s",
+    ],
 )
 def test_fault_plan_round_trips_through_its_spec(spec: str) -> None:
     plan = FaultPlan.parse(spec)
@@ -74,6 +80,7 @@ def test_bad_fault_specs_say_what_is_wrong(spec: str, message: str) -> None:
 
 
 # -- over real HTTP -------------------------------------------------------------------------
+
 
 @dataclass
 class Received:
@@ -207,8 +214,10 @@ def test_per_issue_write_limit_refuses_writes_to_that_issue_only(
 ) -> None:
     set_faults(admin, "429-write:2/1h")
     edit = {"fields": {"summary": "busy"}}
-    assert [client.put("/rest/api/3/issue/DEMO-1", json=edit).status_code
-            for _ in range(2)] == [204, 204]
+    assert [client.put("/rest/api/3/issue/DEMO-1", json=edit).status_code for _ in range(2)] == [
+        204,
+        204,
+    ]
     refused = client.put("/rest/api/3/issue/DEMO-1", json=edit)
     assert_jira_error(refused, 429)
     assert refused.headers["RateLimit-Reason"] == "jira-per-issue-on-write"
@@ -239,9 +248,16 @@ def test_dropped_write_is_applied_but_never_answered(
     with pytest.raises(httpx.TransportError):
         client.put("/rest/api/3/issue/DEMO-3", json={"fields": {"summary": "applied, unseen"}})
     with pytest.raises(httpx.TransportError):
-        client.post("/rest/api/3/issue", json={"fields": {
-            "project": {"key": "DEMO"}, "summary": "created, unseen",
-            "issuetype": {"name": "Task"}}})
+        client.post(
+            "/rest/api/3/issue",
+            json={
+                "fields": {
+                    "project": {"key": "DEMO"},
+                    "summary": "created, unseen",
+                    "issuetype": {"name": "Task"},
+                }
+            },
+        )
     # reads are not writes: they are answered
     issue = client.get("/rest/api/3/issue/DEMO-3", params={"fields": "summary"})
     assert issue.json()["fields"]["summary"] == "applied, unseen"
@@ -249,20 +265,31 @@ def test_dropped_write_is_applied_but_never_answered(
     assert created.json()["fields"]["summary"] == "created, unseen"
     log = admin.get("/requests").json()["requests"]
     assert [r["method"] for r in log if r["path"].startswith("/rest/api/3/issue")][:2] == [
-        "PUT", "POST"]
+        "PUT",
+        "POST",
+    ]
 
 
 def test_search_lag_hides_writes_from_search_until_the_clock_passes_it(
     client: httpx.Client, admin: httpx.Client
 ) -> None:
     set_faults(admin, "search-lag:30s")
-    key = client.post("/rest/api/3/issue", json={"fields": {
-        "project": {"key": "DEMO"}, "summary": "lagging", "issuetype": {"name": "Task"}}}
+    key = client.post(
+        "/rest/api/3/issue",
+        json={
+            "fields": {
+                "project": {"key": "DEMO"},
+                "summary": "lagging",
+                "issuetype": {"name": "Task"},
+            }
+        },
     ).json()["key"]
 
     def searched() -> set[str]:
-        page = client.get("/rest/api/3/search/jql",
-                          params={"jql": "project = DEMO", "maxResults": 100, "fields": "key"})
+        page = client.get(
+            "/rest/api/3/search/jql",
+            params={"jql": "project = DEMO", "maxResults": 100, "fields": "key"},
+        )
         return {i["key"] for i in page.json()["issues"]}
 
     assert key not in searched()
@@ -275,8 +302,12 @@ def test_faults_set_at_start_and_read_back() -> None:
     emulator = JiraEmulator(faults="503:1")
     try:
         with serve(emulator) as other:
-            assert httpx.get(other.url + "/rest/api/3/serverInfo",
-                             auth=other.basic_auth(0)).status_code == 503
+            assert (
+                httpx.get(
+                    other.url + "/rest/api/3/serverInfo", auth=other.basic_auth(0)
+                ).status_code
+                == 503
+            )
             spec = httpx.get(other.url + "/_emulator/faults").json()["spec"]
             assert spec == "503:1.0"
     finally:
@@ -294,8 +325,11 @@ def test_request_log_records_method_path_query_body_and_user(
     jira: EmulatorHandle, client: httpx.Client, admin: httpx.Client
 ) -> None:
     admin.delete("/requests")
-    client.post("/rest/api/3/search/jql", params={"validation": "strict"},
-                json={"jql": "project = DEMO", "maxResults": 2})
+    client.post(
+        "/rest/api/3/search/jql",
+        params={"validation": "strict"},
+        json={"jql": "project = DEMO", "maxResults": 2},
+    )
     httpx.get(jira.url + "/rest/api/3/myself")  # no credentials
     log = admin.get("/requests").json()["requests"]
     assert len(log) == 2
@@ -313,8 +347,9 @@ def test_admin_reset_seed_and_clock(
     jira: EmulatorHandle, client: httpx.Client, admin: httpx.Client
 ) -> None:
     def count() -> int:
-        page = client.get("/rest/api/3/search/jql",
-                          params={"jql": "project = DEMO", "maxResults": 100})
+        page = client.get(
+            "/rest/api/3/search/jql", params={"jql": "project = DEMO", "maxResults": 100}
+        )
         return len(page.json()["issues"])
 
     assert admin.post("/reset", json={"issues": 3, "seed": 1}).status_code == 204
@@ -340,13 +375,21 @@ def test_webhooks_fire_signed_for_every_write_by_any_client(
     added = admin.post("/webhooks", json={"url": receiver.url, "secret": "s3cret"})
     assert added.status_code == 201, added.text
     with httpx.Client(base_url=jira.url, auth=jira.basic_auth(1), timeout=10) as bob:
-        key = bob.post("/rest/api/3/issue", json={"fields": {
-            "project": {"key": "DEMO"}, "summary": "hooked", "issuetype": {"name": "Task"}}}
+        key = bob.post(
+            "/rest/api/3/issue",
+            json={
+                "fields": {
+                    "project": {"key": "DEMO"},
+                    "summary": "hooked",
+                    "issuetype": {"name": "Task"},
+                }
+            },
         ).json()["key"]
         bob.put(f"/rest/api/3/issue/{key}", json={"fields": {"summary": "hooked again"}})
         transition = bob.get(f"/rest/api/3/issue/{key}/transitions").json()["transitions"][0]
-        bob.post(f"/rest/api/3/issue/{key}/transitions",
-                 json={"transition": {"id": transition["id"]}})
+        bob.post(
+            f"/rest/api/3/issue/{key}/transitions", json={"transition": {"id": transition["id"]}}
+        )
         bob.delete(f"/rest/api/3/issue/{key}")
 
     received = receiver.wait_for(4)
@@ -355,15 +398,26 @@ def test_webhooks_fire_signed_for_every_write_by_any_client(
         assert "X-Atlassian-Webhook-Retry" not in delivery.headers
     payloads = [d.json() for d in received]
     assert [p["webhookEvent"] for p in payloads] == [
-        "jira:issue_created", "jira:issue_updated", "jira:issue_updated", "jira:issue_deleted"]
+        "jira:issue_created",
+        "jira:issue_updated",
+        "jira:issue_updated",
+        "jira:issue_deleted",
+    ]
     assert [p["issue_event_type_name"] for p in payloads] == [
-        "issue_created", "issue_updated", "issue_generic", "issue_deleted"]
+        "issue_created",
+        "issue_updated",
+        "issue_generic",
+        "issue_deleted",
+    ]
     assert {p["user"]["accountId"] for p in payloads} == {jira.users[1].account_id}
     assert {p["issue"]["key"] for p in payloads} == {key}
     assert all(isinstance(p["timestamp"], int) for p in payloads)
     (summary,) = payloads[1]["changelog"]["items"]
     assert (summary["field"], summary["fromString"], summary["toString"]) == (
-        "summary", "hooked", "hooked again")
+        "summary",
+        "hooked",
+        "hooked again",
+    )
     assert payloads[2]["changelog"]["items"][0]["field"] == "status"
     assert payloads[1]["issue"]["fields"]["summary"] == "hooked again"
 
@@ -413,8 +467,12 @@ def test_an_unreachable_receiver_does_not_slow_the_api(
     admin.put("/webhooks/options", json={"backoff": "10ms", "retries": 2})
     started = time.monotonic()
     for n in range(5):
-        assert client.put("/rest/api/3/issue/DEMO-1",
-                          json={"fields": {"summary": f"n{n}"}}).status_code == 204
+        assert (
+            client.put(
+                "/rest/api/3/issue/DEMO-1", json={"fields": {"summary": f"n{n}"}}
+            ).status_code
+            == 204
+        )
     assert time.monotonic() - started < 2
     listed = admin.get("/webhooks").json()
     assert listed["webhooks"] == [{"url": dead, "signed": False}]

@@ -61,8 +61,13 @@ def row(issue: dict[str, Any]) -> Row:
     )
 
 
-def search(client: httpx.Client, jql: str, page_size: int, fields: str = "key",
-           between_pages: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+def search(
+    client: httpx.Client,
+    jql: str,
+    page_size: int,
+    fields: str = "key",
+    between_pages: Callable[[], None] | None = None,
+) -> list[dict[str, Any]]:
     """Every issue of `jql`, page by page; `between_pages` runs after each non-last page."""
     found: list[dict[str, Any]] = []
     token: str | None = None
@@ -113,6 +118,7 @@ def zone(client: httpx.Client) -> ZoneInfo:
 
 # -- JQL: generated queries, evaluated independently ----------------------------------------
 
+
 @dataclass(frozen=True)
 class Jql:
     """A generated query: its text and what it means for one row."""
@@ -139,14 +145,17 @@ def clauses(rows: list[Row], zone: ZoneInfo) -> st.SearchStrategy[Jql]:
 
     def within(name: str, values: list[str], get: Callable[[Row], Any]) -> st.SearchStrategy[Jql]:
         return st.lists(st.sampled_from(values), min_size=1, max_size=4, unique=True).map(
-            lambda vs: Jql(f"{name} in ({', '.join(quoted(v) for v in vs)})",
-                           lambda r: get(r) in vs)
+            lambda vs: Jql(
+                f"{name} in ({', '.join(quoted(v) for v in vs)})", lambda r: get(r) in vs
+            )
         )
 
     def moment(name: str) -> st.SearchStrategy[Jql]:
         ops: dict[str, Callable[[datetime, datetime], bool]] = {
-            ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
-            ">": lambda a, b: a > b, "<": lambda a, b: a < b,
+            ">=": lambda a, b: a >= b,
+            "<=": lambda a, b: a <= b,
+            ">": lambda a, b: a > b,
+            "<": lambda a, b: a < b,
         }
 
         def build(op: str, base: datetime, shift: int, form: str) -> Jql:
@@ -161,11 +170,15 @@ def clauses(rows: list[Row], zone: ZoneInfo) -> st.SearchStrategy[Jql]:
                 bound = local.replace(hour=0, minute=0, second=0, microsecond=0)
                 literal = quoted(local.strftime("%Y-%m-%d"))
             compare = ops[op]
-            return Jql(f"{name} {op} {literal}",
-                       lambda r: compare(getattr(r, name), bound))
+            return Jql(f"{name} {op} {literal}", lambda r: compare(getattr(r, name), bound))
 
-        return st.builds(build, st.sampled_from(sorted(ops)), st.sampled_from(instants),
-                         st.integers(-90, 90), st.sampled_from(["epoch", "minute", "day"]))
+        return st.builds(
+            build,
+            st.sampled_from(sorted(ops)),
+            st.sampled_from(instants),
+            st.integers(-90, 90),
+            st.sampled_from(["epoch", "minute", "day"]),
+        )
 
     options = [
         st.just(Jql("project = DEMO", lambda r: True)),
@@ -177,8 +190,11 @@ def clauses(rows: list[Row], zone: ZoneInfo) -> st.SearchStrategy[Jql]:
         moment("created"),
     ]
     if labels:
-        options.append(st.sampled_from(labels).map(
-            lambda v: Jql(f"labels = {quoted(v)}", lambda r: v in r.labels)))
+        options.append(
+            st.sampled_from(labels).map(
+                lambda v: Jql(f"labels = {quoted(v)}", lambda r: v in r.labels)
+            )
+        )
     if assignees:
         options.append(equals("assignee", assignees, lambda r: r.assignee))
     return st.one_of(options)
@@ -241,8 +257,11 @@ def test_paging_with_any_page_size_returns_every_match_once_in_order(
     statuses = sorted({r.status for r in rows})
 
     @PROPERTY_SETTINGS
-    @given(page_size=st.integers(1, SEEDED + 10), order=orderings(),
-           status=st.none() | st.sampled_from(statuses))
+    @given(
+        page_size=st.integers(1, SEEDED + 10),
+        order=orderings(),
+        status=st.none() | st.sampled_from(statuses),
+    )
     def check(page_size: int, order: tuple[str, bool], status: str | None) -> None:
         by, descending = order
         where = "project = DEMO" if status is None else f"status = {quoted(status)}"
@@ -259,9 +278,11 @@ def test_paging_with_any_page_size_returns_every_match_once_in_order(
 def test_paging_sees_every_issue_once_while_issues_are_edited_between_pages() -> None:
     emulator = JiraEmulator(issues=60, seed=9)
     try:
-        with serve(emulator) as jira, httpx.Client(
-            base_url=jira.url, auth=jira.basic_auth(0), timeout=30
-        ) as alice, httpx.Client(base_url=jira.url, auth=jira.basic_auth(1), timeout=30) as bob:
+        with (
+            serve(emulator) as jira,
+            httpx.Client(base_url=jira.url, auth=jira.basic_auth(0), timeout=30) as alice,
+            httpx.Client(base_url=jira.url, auth=jira.basic_auth(1), timeout=30) as bob,
+        ):
             before = {i["key"] for i in search(alice, "project = DEMO", 100)}
 
             @PROPERTY_SETTINGS
@@ -278,20 +299,34 @@ def test_paging_sees_every_issue_once_while_issues_are_edited_between_pages() ->
                 def edit_some() -> None:
                     nonlocal pending_create
                     for key in edits:
-                        response = bob.put(f"/rest/api/3/issue/{key}", json={
-                            "fields": {"summary": f"edited while paging {page_size}"},
-                            "update": {"labels": [{"add": "paging"}]},
-                        })
+                        response = bob.put(
+                            f"/rest/api/3/issue/{key}",
+                            json={
+                                "fields": {"summary": f"edited while paging {page_size}"},
+                                "update": {"labels": [{"add": "paging"}]},
+                            },
+                        )
                         assert response.status_code == 204, response.text
                     if pending_create:
                         pending_create = False
-                        response = bob.post("/rest/api/3/issue", json={"fields": {
-                            "project": {"key": "DEMO"}, "summary": "made while paging",
-                            "issuetype": {"name": "Task"}}})
+                        response = bob.post(
+                            "/rest/api/3/issue",
+                            json={
+                                "fields": {
+                                    "project": {"key": "DEMO"},
+                                    "summary": "made while paging",
+                                    "issuetype": {"name": "Task"},
+                                }
+                            },
+                        )
                         assert response.status_code == 201, response.text
 
-                found = [row(i) for i in search(alice, f"project = DEMO ORDER BY {order}",
-                                                page_size, FIELDS, edit_some)]
+                found = [
+                    row(i)
+                    for i in search(
+                        alice, f"project = DEMO ORDER BY {order}", page_size, FIELDS, edit_some
+                    )
+                ]
                 keys = [r.key for r in found]
                 assert len(keys) == len(set(keys)), "an issue came back twice"
                 assert before <= set(keys), f"missing {sorted(before - set(keys))[:5]}"
@@ -304,6 +339,7 @@ def test_paging_sees_every_issue_once_while_issues_are_edited_between_pages() ->
 
 
 # -- JQL text: spelling does not change meaning; nothing makes it fail with a 500 ----------
+
 
 def test_spelling_variants_of_a_query_give_the_same_issues(
     client: httpx.Client, rows: list[Row], zone: ZoneInfo
@@ -318,21 +354,63 @@ def test_spelling_variants_of_a_query_give_the_same_issues(
     def check(query: Jql, and_word: str, or_word: str, space: str) -> None:
         plain = {i["key"] for i in search(client, query.text, 100)}
         # joins are the only ") AND (" / ") OR (" in a generated query: values are quoted
-        variant = (
-            query.text.replace(") AND (", f"){space or ' '}{and_word}{space or ' '}(")
-            .replace(") OR (", f"){space or ' '}{or_word}{space or ' '}(")
-        )
+        variant = query.text.replace(
+            ") AND (", f"){space or ' '}{and_word}{space or ' '}("
+        ).replace(") OR (", f"){space or ' '}{or_word}{space or ' '}(")
         variant = f"({space}{variant}{space})"
         assert {i["key"] for i in search(client, variant, 100)} == plain, variant
 
     check()
 
 
-JQL_WORDS = ["project", "key", "status", "assignee", "labels", "updated", "created", "summary",
-             "priority", "=", "!=", ">=", "<=", ">", "<", "~", "in", "not", "is", "and", "or",
-             "order", "by", "asc", "desc", "(", ")", ",", '"', "'", "EMPTY", "null", "DEMO",
-             "DEMO-1", "-5m", "-1d", "4w 2d", "2025/01/31 14:05", "2025-01-31", "1732877091000",
-             "currentUser()", "now()", "\\", "||", "&&", "!"]
+JQL_WORDS = [
+    "project",
+    "key",
+    "status",
+    "assignee",
+    "labels",
+    "updated",
+    "created",
+    "summary",
+    "priority",
+    "=",
+    "!=",
+    ">=",
+    "<=",
+    ">",
+    "<",
+    "~",
+    "in",
+    "not",
+    "is",
+    "and",
+    "or",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "(",
+    ")",
+    ",",
+    '"',
+    "'",
+    "EMPTY",
+    "null",
+    "DEMO",
+    "DEMO-1",
+    "-5m",
+    "-1d",
+    "4w 2d",
+    "2025/01/31 14:05",
+    "2025-01-31",
+    "1732877091000",
+    "currentUser()",
+    "now()",
+    "\\",
+    "||",
+    "&&",
+    "!",
+]
 
 
 def test_any_jql_text_answers_200_or_a_jira_400_never_a_crash(client: httpx.Client) -> None:

@@ -57,8 +57,11 @@ def test_refs_outside_component_schemas_are_refused() -> None:
 
 def test_additional_properties_false_rejects_unknown_keys() -> None:
     spec = spec_with()
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}},
-              "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "additionalProperties": False,
+    }
     assert valid(spec, schema, {"a": 1}, "read")
     assert not valid(spec, schema, {"a": 1, "b": 2}, "read")
 
@@ -72,8 +75,11 @@ def test_additional_properties_schema_is_converted() -> None:
 
 def test_write_only_property_is_forbidden_in_a_response_and_not_required() -> None:
     spec = spec_with()
-    schema = {"type": "object", "required": ["secret"],
-              "properties": {"secret": {"type": "string", "writeOnly": True}}}
+    schema = {
+        "type": "object",
+        "required": ["secret"],
+        "properties": {"secret": {"type": "string", "writeOnly": True}},
+    }
     assert valid(spec, schema, {}, "read")
     assert not valid(spec, schema, {"secret": "x"}, "read")
     assert valid(spec, schema, {"secret": "x"}, "write")
@@ -82,8 +88,11 @@ def test_write_only_property_is_forbidden_in_a_response_and_not_required() -> No
 
 def test_read_only_property_is_not_required_in_a_request() -> None:
     spec = spec_with()
-    schema = {"type": "object", "required": ["id"],
-              "properties": {"id": {"type": "string", "readOnly": True}}}
+    schema = {
+        "type": "object",
+        "required": ["id"],
+        "properties": {"id": {"type": "string", "readOnly": True}},
+    }
     assert valid(spec, schema, {}, "write")
     assert not valid(spec, schema, {}, "read")
 

@@ -116,8 +116,13 @@ def trim(spec: dict[str, Any]) -> dict[str, Any]:
     if used_schemes:
         components["securitySchemes"] = {k: schemes[k] for k in sorted(used_schemes)}
 
-    used_tags = {tag for item in paths.values() for op in item.values() if isinstance(op, dict)
-                 for tag in op.get("tags", [])}
+    used_tags = {
+        tag
+        for item in paths.values()
+        for op in item.values()
+        if isinstance(op, dict)
+        for tag in op.get("tags", [])
+    }
     info = dict(spec["info"])
     info["description"] = (
         "Subset of Atlassian's Jira Cloud platform REST API description: the operations the "

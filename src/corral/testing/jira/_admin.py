@@ -70,13 +70,13 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _field(body: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
+def _field(
+    body: dict[str, Any], name: str, kind: type[int] | type[str], default: Any = None
+) -> Any:
     value = body.get(name, default)
     # bool is an int in Python, but `{"issues": true}` is not a count
-    if value is not None and (
-        not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)
-    ):
-        raise _BadRequest(f"field {name!r} must be a {kind.__name__}")
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise _BadRequest(f"field {name!r} must be {'a number' if kind is int else 'a string'}")
     return value
 
 

@@ -38,9 +38,6 @@ class RequestLog:
         with self._lock:
             self._calls.clear()
 
-    def __len__(self) -> int:
-        return len(self._calls)
-
     async def before(self, call: ApiCall) -> Response | None:
         with self._lock:
             self._calls.append(call)

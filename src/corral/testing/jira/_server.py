@@ -58,7 +58,10 @@ def server_for(emulator: JiraEmulator) -> uvicorn.Server:
     # No lifespan: the emulator needs no startup work. Access logs would drown test output.
     # The h11 protocol with a way to reset a connection unanswered (drop-after-write).
     config = uvicorn.Config(
-        emulator.app, lifespan="off", log_level="warning", access_log=False,
+        emulator.app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
         http=DroppableH11Protocol,
     )
     return uvicorn.Server(config)

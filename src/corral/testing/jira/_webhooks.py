@@ -88,12 +88,20 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+@dataclass
+class _Payload:
+    """One event's body, rendered once by the delivery thread for all its deliveries."""
+
+    event: IssueEvent
+    body: bytes | None = None
+
+
 @dataclass(order=True)
 class _Job:
     due: float
     order: int
     target: WebhookTarget = field(compare=False)
-    event: IssueEvent = field(compare=False)
+    payload: _Payload = field(compare=False)
     identifier: str = field(compare=False)
     retry: int = field(compare=False, default=0)
 
@@ -118,7 +126,6 @@ class Webhooks:
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._payloads: dict[int, bytes] = {}  # event seq -> body, shared by its deliveries
         self._unsubscribe = emulator.on_change(self._on_change)
 
     # -- configuration --------------------------------------------------------------------
@@ -178,9 +185,12 @@ class Webhooks:
             if self._closed or not self._targets:
                 return
             due = time.monotonic() + self.options.delay.total_seconds()
+            payload = _Payload(event)
             for index, target in enumerate(self._targets):
                 identifier = f"{event.seq}-{index}"
-                heapq.heappush(self._jobs, _Job(due, next(self._order), target, event, identifier))
+                heapq.heappush(
+                    self._jobs, _Job(due, next(self._order), target, payload, identifier)
+                )
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="jira-emulator-webhooks", daemon=True
@@ -214,7 +224,11 @@ class Webhooks:
             return None
 
     def _deliver(self, client: httpx.Client, job: _Job) -> None:
-        body = self._payload(job.event)
+        event = job.payload.event
+        if job.payload.body is None:  # only this thread touches bodies
+            document = self._payload_json(event)
+            job.payload.body = json.dumps(document, separators=(",", ":")).encode()
+        body = job.payload.body
         headers = {
             "Content-Type": "application/json",
             "X-Atlassian-Webhook-Identifier": job.identifier,
@@ -234,8 +248,8 @@ class Webhooks:
             self._deliveries.append(
                 Delivery(
                     job.target.url,
-                    _webhook_event(job.event),
-                    job.event.issue.key,
+                    _webhook_event(event),
+                    event.issue.key,
                     job.identifier,
                     job.retry,
                     status,
@@ -254,21 +268,11 @@ class Webhooks:
                         time.monotonic() + wait,
                         next(self._order),
                         job.target,
-                        job.event,
+                        job.payload,
                         job.identifier,
                         job.retry + 1,
                     ),
                 )
-
-    def _payload(self, event: IssueEvent) -> bytes:
-        cached = self._payloads.get(event.seq)
-        if cached is None:
-            cached = json.dumps(self._payload_json(event), separators=(",", ":")).encode()
-            with self._cond:
-                if len(self._payloads) > 1024:  # only retries need old ones; keep memory flat
-                    self._payloads.clear()
-                self._payloads[event.seq] = cached
-        return cached
 
     def _payload_json(self, event: IssueEvent) -> dict[str, Any]:
         payload: dict[str, Any] = {
