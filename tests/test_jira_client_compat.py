@@ -8,20 +8,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from corral.testing.jira import EmulatorHandle, JiraEmulator, serve
+from corral.testing.jira import EmulatorHandle
 from jira_cloud_client import JiraCloudClient, JiraError
+from jira_fixtures import running
 
 SEEDED = 230  # several pages at the default page size of 50, and a partial last page
 
 
 @pytest.fixture(scope="module")
 def jira() -> Iterator[EmulatorHandle]:
-    emulator = JiraEmulator(issues=SEEDED, seed=3)
-    try:
-        with serve(emulator) as handle:
-            yield handle
-    finally:
-        emulator.close()
+    with running(issues=SEEDED, seed=3) as handle:
+        yield handle
 
 
 def client_for(jira: EmulatorHandle, user: int = 0) -> JiraCloudClient:

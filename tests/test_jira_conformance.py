@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from corral.testing.jira import EmulatorHandle, JiraEmulator, serve
+from corral.testing.jira import EmulatorHandle
+from jira_fixtures import api_client, running
 from openapi_schema import OpenAPISpec
 
 SPEC = OpenAPISpec.load(Path(__file__).parent / "data" / "jira-openapi-subset.json")
@@ -203,17 +204,13 @@ NO_BODY_CHECK = {("/rest/api/3/search", "POST")}
 
 @pytest.fixture(scope="module")
 def jira() -> Iterator[EmulatorHandle]:
-    emulator = JiraEmulator(issues=SEEDED, seed=1)
-    try:
-        with serve(emulator) as handle:
-            yield handle
-    finally:
-        emulator.close()
+    with running(issues=SEEDED, seed=1) as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
 def client(jira: EmulatorHandle) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=jira.url, auth=jira.basic_auth(0), timeout=10) as http:
+    with api_client(jira) as http:
         yield http
 
 

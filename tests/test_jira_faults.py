@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from corral.testing.jira import EmulatorHandle, JiraEmulator, serve
+from corral.testing.jira import EmulatorHandle
 from corral.testing.jira._faults import Budget, FaultPlan, FaultSpecError
+from jira_fixtures import api_client, running
 
 
 def test_fault_plan_reads_every_item() -> None:
@@ -135,17 +136,13 @@ class WebhookReceiver:
 
 @pytest.fixture
 def jira() -> Iterator[EmulatorHandle]:
-    emulator = JiraEmulator(issues=5, seed=2)
-    try:
-        with serve(emulator) as handle:
-            yield handle
-    finally:
-        emulator.close()
+    with running(issues=5, seed=2) as handle:
+        yield handle
 
 
 @pytest.fixture
 def client(jira: EmulatorHandle) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=jira.url, auth=jira.basic_auth(0), timeout=10) as http:
+    with api_client(jira) as http:
         yield http
 
 
@@ -299,19 +296,9 @@ def test_search_lag_hides_writes_from_search_until_the_clock_passes_it(
 
 
 def test_faults_set_at_start_and_read_back() -> None:
-    emulator = JiraEmulator(faults="503:1")
-    try:
-        with serve(emulator) as other:
-            assert (
-                httpx.get(
-                    other.url + "/rest/api/3/serverInfo", auth=other.basic_auth(0)
-                ).status_code
-                == 503
-            )
-            spec = httpx.get(other.url + "/_emulator/faults").json()["spec"]
-            assert spec == "503:1.0"
-    finally:
-        emulator.close()
+    with running(faults="503:1") as other, api_client(other) as client:
+        assert client.get("/rest/api/3/serverInfo").status_code == 503
+        assert client.get("/_emulator/faults").json() == {"spec": "503:1.0"}
 
 
 def test_bad_fault_spec_through_the_admin_api_is_a_400_naming_it(admin: httpx.Client) -> None:
@@ -374,7 +361,7 @@ def test_webhooks_fire_signed_for_every_write_by_any_client(
 ) -> None:
     added = admin.post("/webhooks", json={"url": receiver.url, "secret": "s3cret"})
     assert added.status_code == 201, added.text
-    with httpx.Client(base_url=jira.url, auth=jira.basic_auth(1), timeout=10) as bob:
+    with api_client(jira, 1) as bob:
         key = bob.post(
             "/rest/api/3/issue",
             json={

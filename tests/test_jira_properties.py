@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corral.testing.jira import EmulatorHandle, JiraEmulator, serve
+from corral.testing.jira import EmulatorHandle
+from jira_fixtures import api_client, running
 
 SEEDED = 120
 PROPERTY_SETTINGS = settings(
@@ -92,17 +93,13 @@ def search(
 
 @pytest.fixture(scope="module")
 def jira() -> Iterator[EmulatorHandle]:
-    emulator = JiraEmulator(issues=SEEDED, seed=5)
-    try:
-        with serve(emulator) as handle:
-            yield handle
-    finally:
-        emulator.close()
+    with running(issues=SEEDED, seed=5) as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
 def client(jira: EmulatorHandle) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=jira.url, auth=jira.basic_auth(0), timeout=30) as http:
+    with api_client(jira, timeout=30) as http:
         yield http
 
 
@@ -276,66 +273,62 @@ def test_paging_with_any_page_size_returns_every_match_once_in_order(
 
 
 def test_paging_sees_every_issue_once_while_issues_are_edited_between_pages() -> None:
-    emulator = JiraEmulator(issues=60, seed=9)
-    try:
-        with (
-            serve(emulator) as jira,
-            httpx.Client(base_url=jira.url, auth=jira.basic_auth(0), timeout=30) as alice,
-            httpx.Client(base_url=jira.url, auth=jira.basic_auth(1), timeout=30) as bob,
-        ):
-            before = {i["key"] for i in search(alice, "project = DEMO", 100)}
+    with (
+        running(issues=60, seed=9) as jira,
+        api_client(jira, 0, timeout=30) as alice,
+        api_client(jira, 1, timeout=30) as bob,
+    ):
+        before = {i["key"] for i in search(alice, "project = DEMO", 100)}
 
-            @PROPERTY_SETTINGS
-            @given(
-                page_size=st.integers(1, 25),
-                order=st.sampled_from(["key ASC", "key DESC", "created ASC", "created DESC"]),
-                edits=st.lists(st.sampled_from(sorted(before)), min_size=1, max_size=3),
-                create=st.booleans(),
-            )
-            def check(page_size: int, order: str, edits: list[str], create: bool) -> None:
-                # one issue created mid-way; one per page would outrun paging by key ASC
-                pending_create = create
+        @PROPERTY_SETTINGS
+        @given(
+            page_size=st.integers(1, 25),
+            order=st.sampled_from(["key ASC", "key DESC", "created ASC", "created DESC"]),
+            edits=st.lists(st.sampled_from(sorted(before)), min_size=1, max_size=3),
+            create=st.booleans(),
+        )
+        def check(page_size: int, order: str, edits: list[str], create: bool) -> None:
+            # one issue created mid-way; one per page would outrun paging by key ASC
+            pending_create = create
 
-                def edit_some() -> None:
-                    nonlocal pending_create
-                    for key in edits:
-                        response = bob.put(
-                            f"/rest/api/3/issue/{key}",
-                            json={
-                                "fields": {"summary": f"edited while paging {page_size}"},
-                                "update": {"labels": [{"add": "paging"}]},
-                            },
-                        )
-                        assert response.status_code == 204, response.text
-                    if pending_create:
-                        pending_create = False
-                        response = bob.post(
-                            "/rest/api/3/issue",
-                            json={
-                                "fields": {
-                                    "project": {"key": "DEMO"},
-                                    "summary": "made while paging",
-                                    "issuetype": {"name": "Task"},
-                                }
-                            },
-                        )
-                        assert response.status_code == 201, response.text
-
-                found = [
-                    row(i)
-                    for i in search(
-                        alice, f"project = DEMO ORDER BY {order}", page_size, FIELDS, edit_some
+            def edit_some() -> None:
+                nonlocal pending_create
+                for key in edits:
+                    response = bob.put(
+                        f"/rest/api/3/issue/{key}",
+                        json={
+                            "fields": {"summary": f"edited while paging {page_size}"},
+                            "update": {"labels": [{"add": "paging"}]},
+                        },
                     )
-                ]
-                keys = [r.key for r in found]
-                assert len(keys) == len(set(keys)), "an issue came back twice"
-                assert before <= set(keys), f"missing {sorted(before - set(keys))[:5]}"
-                by, direction = order.split()
-                assert_in_order(found, by, direction == "DESC")
+                    assert response.status_code == 204, response.text
+                if pending_create:
+                    pending_create = False
+                    response = bob.post(
+                        "/rest/api/3/issue",
+                        json={
+                            "fields": {
+                                "project": {"key": "DEMO"},
+                                "summary": "made while paging",
+                                "issuetype": {"name": "Task"},
+                            }
+                        },
+                    )
+                    assert response.status_code == 201, response.text
 
-            check()
-    finally:
-        emulator.close()
+            found = [
+                row(i)
+                for i in search(
+                    alice, f"project = DEMO ORDER BY {order}", page_size, FIELDS, edit_some
+                )
+            ]
+            keys = [r.key for r in found]
+            assert len(keys) == len(set(keys)), "an issue came back twice"
+            assert before <= set(keys), f"missing {sorted(before - set(keys))[:5]}"
+            by, direction = order.split()
+            assert_in_order(found, by, direction == "DESC")
+
+        check()
 
 
 # -- JQL text: spelling does not change meaning; nothing makes it fail with a 500 ----------
