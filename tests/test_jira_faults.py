@@ -219,7 +219,12 @@ def test_per_issue_write_limit_refuses_writes_to_that_issue_only(
     assert_jira_error(refused, 429)
     assert refused.headers["RateLimit-Reason"] == "jira-per-issue-on-write"
     assert client.put("/rest/api/3/issue/DEMO-2", json=edit).status_code == 204
-    assert client.get("/rest/api/3/issue/DEMO-1").status_code == 200
+    issue = client.get("/rest/api/3/issue/DEMO-1")
+    assert issue.status_code == 200
+    # the same issue named by id, or in lower case, shares the budget
+    by_id = client.put(f"/rest/api/3/issue/{issue.json()['id']}", json=edit)
+    assert by_id.status_code == 429
+    assert client.put("/rest/api/3/issue/demo-1", json=edit).status_code == 429
 
 
 def test_unavailable_answers_503_with_retry_after(

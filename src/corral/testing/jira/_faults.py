@@ -259,10 +259,13 @@ class Faults:
             plan.rate_limit, self._users, user_key, "jira-burst-based", call, plan
         )
         if refused is None and call.is_write and call.issue_keys:
+            # `/issue/10001` and `/issue/demo-1` are one issue: count them together
+            named = call.issue_keys[0]
+            issue = self._emulator.store.get(named)
             refused = self._refuse(
                 plan.write_limit,
                 self._issues,
-                call.issue_keys[0],
+                issue.key if issue is not None else named,
                 "jira-per-issue-on-write",
                 call,
                 plan,
