@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from corral.testing.jira import EmulatorHandle
-from corral.testing.jira._faults import Budget, FaultPlan, FaultSpecError
+from corral.testing.jira import Budget, EmulatorHandle, FaultPlan, FaultSpecError
 from jira_fixtures import api_client, running
 
 

@@ -68,10 +68,13 @@ The instruments built on these seams are attributes of every emulator: ``.reques
 
 from ._clock import Clock
 from ._emulator import DEFAULT_MAX_BODY_BYTES, JiraEmulator
+from ._faults import Budget, FaultPlan, Faults, FaultSpecError
 from ._hooks import ChangeListener, DropConnection, RequestHook
 from ._model import ApiCall, ChangeItem, History, Issue, IssueEvent, User
+from ._requestlog import RequestLog
 from ._server import EmulatorHandle, serve
 from ._users import DEFAULT_USERS, make_user, parse_user
+from ._webhooks import Delivery, DeliveryOptions, Webhooks, WebhookTarget, signature
 from ._workflow import DEFAULT_WORKFLOW, Status, Transition, Workflow
 
 __all__ = [
@@ -79,21 +82,31 @@ __all__ = [
     "DEFAULT_USERS",
     "DEFAULT_WORKFLOW",
     "ApiCall",
+    "Budget",
     "ChangeItem",
     "ChangeListener",
     "Clock",
+    "Delivery",
+    "DeliveryOptions",
     "DropConnection",
     "EmulatorHandle",
+    "FaultPlan",
+    "FaultSpecError",
+    "Faults",
     "History",
     "Issue",
     "IssueEvent",
     "JiraEmulator",
     "RequestHook",
+    "RequestLog",
     "Status",
     "Transition",
     "User",
+    "WebhookTarget",
+    "Webhooks",
     "Workflow",
     "make_user",
     "parse_user",
     "serve",
+    "signature",
 ]

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.responses import JSONResponse, Response
 
+from ..._errors import ConfigError
 from ._hooks import DropConnection
 from ._model import ApiCall
 
@@ -53,7 +54,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(ConfigError, ValueError):
     """A fault plan that cannot be read; the message names the item and what was expected."""
 
 
