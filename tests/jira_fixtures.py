@@ -25,3 +25,14 @@ def running(**options: Any) -> Iterator[EmulatorHandle]:
 def api_client(jira: EmulatorHandle, user: int = 0, timeout: float = 10) -> httpx.Client:
     """A plain httpx client of `jira`'s REST API, as user number `user`."""
     return httpx.Client(base_url=jira.url, auth=jira.basic_auth(user), timeout=timeout)
+
+
+def new_task(summary: str) -> dict[str, Any]:
+    """The body of `POST /rest/api/3/issue` creating a Task called `summary` in DEMO."""
+    return {
+        "fields": {
+            "project": {"key": "DEMO"},
+            "summary": summary,
+            "issuetype": {"name": "Task"},
+        }
+    }

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from corral.testing.jira import Budget, EmulatorHandle, FaultPlan, FaultSpecError
-from jira_fixtures import api_client, running
+from jira_fixtures import api_client, new_task, running
 
 
 def test_fault_plan_reads_every_item() -> None:
@@ -251,13 +251,7 @@ def test_dropped_write_is_applied_but_never_answered(
     with pytest.raises(httpx.TransportError):
         client.post(
             "/rest/api/3/issue",
-            json={
-                "fields": {
-                    "project": {"key": "DEMO"},
-                    "summary": "created, unseen",
-                    "issuetype": {"name": "Task"},
-                }
-            },
+            json=new_task("created, unseen"),
         )
     # reads are not writes: they are answered
     issue = client.get("/rest/api/3/issue/DEMO-3", params={"fields": "summary"})
@@ -277,13 +271,7 @@ def test_search_lag_hides_writes_from_search_until_the_clock_passes_it(
     set_faults(admin, "search-lag:30s")
     key = client.post(
         "/rest/api/3/issue",
-        json={
-            "fields": {
-                "project": {"key": "DEMO"},
-                "summary": "lagging",
-                "issuetype": {"name": "Task"},
-            }
-        },
+        json=new_task("lagging"),
     ).json()["key"]
 
     def searched() -> set[str]:
@@ -368,13 +356,7 @@ def test_webhooks_fire_signed_for_every_write_by_any_client(
     with api_client(jira, 1) as bob:
         key = bob.post(
             "/rest/api/3/issue",
-            json={
-                "fields": {
-                    "project": {"key": "DEMO"},
-                    "summary": "hooked",
-                    "issuetype": {"name": "Task"},
-                }
-            },
+            json=new_task("hooked"),
         ).json()["key"]
         bob.put(f"/rest/api/3/issue/{key}", json={"fields": {"summary": "hooked again"}})
         transition = bob.get(f"/rest/api/3/issue/{key}/transitions").json()["transitions"][0]

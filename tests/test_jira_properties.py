@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corral.testing.jira import EmulatorHandle
-from jira_fixtures import api_client, running
+from jira_fixtures import api_client, new_task, running
 
 SEEDED = 120
 PROPERTY_SETTINGS = settings(
@@ -306,13 +306,7 @@ def test_paging_sees_every_issue_once_while_issues_are_edited_between_pages() ->
                     pending_create = False
                     response = bob.post(
                         "/rest/api/3/issue",
-                        json={
-                            "fields": {
-                                "project": {"key": "DEMO"},
-                                "summary": "made while paging",
-                                "issuetype": {"name": "Task"},
-                            }
-                        },
+                        json=new_task("made while paging"),
                     )
                     assert response.status_code == 201, response.text
 
