@@ -72,13 +72,7 @@ class Api:
     def json_object(self, request: Request) -> dict[str, Any]:
         body = self.json_body(request)
         if not isinstance(body, dict):
-            raise JiraError(
-                400,
-                [
-                    f"Cannot deserialize value of type `LinkedHashMap` from "
-                    f"{type(body).__name__.replace('list', 'Array').replace('str', 'String')} value"
-                ],
-            )
+            raise JiraError(400, ["Cannot deserialize the request body: expected a JSON object"])
         return body
 
     def issue(self, request: Request) -> Issue:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -375,7 +375,6 @@ class Query:
     sort_key: Callable[[Issue], SortKey]
     bounded: bool
     time_dependent: bool = False
-    order: tuple[str, ...] = field(default=())
 
 
 @dataclass
@@ -432,13 +431,12 @@ def compile_jql(
     where, sorts = _Parser(text).parse()
     ctx = _Context(catalog=catalog, user=user, users=users, now=now, issue_exists=issue_exists)
     predicate = _compile(where, ctx) if where is not None else (lambda issue: True)
-    sort_key, order = _compile_sort(sorts)
+    sort_key = _compile_sort(sorts)
     return Query(
         matches=predicate,
         sort_key=sort_key,
         bounded=where is not None,
         time_dependent=ctx.time_dependent,
-        order=order,
     )
 
 
@@ -775,7 +773,7 @@ def _sort_value(name: str, issue: Issue) -> Any:
     return issue.values.get(name)
 
 
-def _compile_sort(sorts: tuple[Sort, ...]) -> tuple[Callable[[Issue], SortKey], tuple[str, ...]]:
+def _compile_sort(sorts: tuple[Sort, ...]) -> Callable[[Issue], SortKey]:
     fields: list[tuple[str, bool]] = []
     for sort in sorts:
         name = _FIELD_ALIASES.get(sort.field.lower())
@@ -790,7 +788,6 @@ def _compile_sort(sorts: tuple[Sort, ...]) -> tuple[Callable[[Issue], SortKey], 
         # Without ORDER BY, newest first (Jira's default for a bare filter is `created DESC`).
         fields = [("created", True)]
     tie_descending = fields[-1][1]
-    order = tuple(f"{name} {'DESC' if desc else 'ASC'}" for name, desc in fields)
 
     def key(issue: Issue) -> SortKey:
         return (
@@ -798,4 +795,4 @@ def _compile_sort(sorts: tuple[Sort, ...]) -> tuple[Callable[[Issue], SortKey], 
             (-issue.id if tie_descending else issue.id,),
         )
 
-    return key, order
+    return key
