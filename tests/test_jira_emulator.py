@@ -474,6 +474,18 @@ def test_jql_clauses_and_boolean_logic(alice: httpx.Client, jira_emulator: Emula
     assert keys(alice, 'summary ~ "two"') == ["DEMO-2"]
 
 
+def test_jql_text_search_reads_summary_and_description(alice: httpx.Client) -> None:
+    create(alice, "Needle summary")
+    create(alice, "Plain", description=doc(paragraph("a ", text("needle", "strong"), " here")))
+    create(alice, "Other", description=doc(paragraph("only hay")))
+    assert keys(alice, "summary ~ needle") == ["DEMO-1"]
+    assert keys(alice, 'description ~ "NEEDLE here"') == ["DEMO-2"]
+    assert keys(alice, "text ~ needle") == ["DEMO-1", "DEMO-2"]
+    # Like "!=", "!~" never matches an empty field.
+    assert keys(alice, "project = DEMO AND description !~ needle") == ["DEMO-3"]
+    assert keys(alice, "description is EMPTY") == ["DEMO-1"]
+
+
 def test_jql_date_literals_are_read_in_the_searchers_time_zone(tmp_path: Path) -> None:
     start = datetime(2025, 1, 31, 13, 0, tzinfo=UTC)  # 14:00 in Berlin, 08:00 in New York
     emulator = JiraEmulator(clock=Clock(start=start))

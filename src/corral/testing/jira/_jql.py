@@ -15,7 +15,7 @@ Grammar (keywords in any case)::
 Errors carry Jira's wording and position ("(line 1, character 9)") and become 400 answers.
 Date literals (``"2025/01/31 14:05"``, ``"2025-01-31"``) are read in the searching user's
 time zone; numbers are epoch milliseconds; ``-5m``, ``-1d``, ``4w 2d`` are relative to now.
-Like Jira, ``!=`` and ``NOT IN`` never match an empty field.
+Like Jira, ``!=``, ``!~`` and ``NOT IN`` never match an empty field.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ._adf import adf_to_text
 from ._catalog import Catalog
 from ._model import Issue, User
 
@@ -402,7 +403,8 @@ _FIELD_ALIASES = {
     "issuetype": "issuetype",
     "type": "issuetype",
     "summary": "summary",
-    "text": "summary",
+    "description": "description",
+    "text": "text",
     "updated": "updated",
     "updateddate": "updated",
     "created": "created",
@@ -472,6 +474,8 @@ _SUPPORTED = {
     "priority": _ORDERING,
     "issuetype": _EQUALITY,
     "summary": ("~", "!~", "IS", "IS NOT"),
+    "description": ("~", "!~", "IS", "IS NOT"),
+    "text": ("~",),
     "updated": _ORDERING,
     "created": _ORDERING,
     "resolutiondate": _ORDERING,
@@ -500,15 +504,8 @@ def _compile_clause(clause: Clause, ctx: _Context) -> Predicate:
         if op == "IS":
             return lambda issue: _is_empty(stored(issue))
         return lambda issue: not _is_empty(stored(issue))
-    if name == "summary":
-        words = [w for w in re.split(r"\W+", clause.operands[0].text.lower()) if w]
-        negate = op == "!~"
-
-        def contains(issue: Issue) -> bool:
-            summary = str(issue.values.get("summary", "")).lower()
-            return all(w in summary for w in words) != negate
-
-        return contains
+    if name in ("summary", "description", "text"):
+        return _compile_contains(name, clause)
     if name in ("updated", "created", "resolutiondate", "duedate"):
         return _compile_time(name, clause, ctx)
     return _compile_values(name, clause, ctx)
@@ -529,11 +526,37 @@ _STORED: dict[str, Callable[[Issue], Any]] = {
     "priority": lambda issue: issue.values.get("priority"),
     "issuetype": lambda issue: issue.values.get("issuetype"),
     "summary": lambda issue: issue.values.get("summary"),
+    "description": lambda issue: issue.values.get("description"),
     "updated": lambda issue: issue.values.get("updated"),
     "created": lambda issue: issue.values.get("created"),
     "resolutiondate": lambda issue: issue.values.get("resolutiondate"),
     "duedate": lambda issue: issue.values.get("duedate"),
 }
+
+
+def _compile_contains(name: str, clause: Clause) -> Predicate:
+    """`~` and `!~`: every word of the operand occurs in the field's text (any case).
+
+    `text` searches the summary and the description (as plain text, read from its ADF).
+    """
+    words = [w for w in re.split(r"\W+", clause.operands[0].text.lower()) if w]
+    negate = clause.operator == "!~"
+
+    def searched(issue: Issue) -> str:
+        parts = []
+        if name in ("summary", "text"):
+            parts.append(str(issue.values.get("summary") or ""))
+        if name in ("description", "text"):
+            parts.append(adf_to_text(issue.values.get("description")))
+        return " ".join(parts).lower()
+
+    def contains(issue: Issue) -> bool:
+        haystack = searched(issue)
+        if negate and not haystack.strip():
+            return False
+        return all(w in haystack for w in words) != negate
+
+    return contains
 
 
 def _no_value(value: Operand, field_name: str) -> JqlError:
