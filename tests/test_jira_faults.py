@@ -26,7 +26,7 @@ from jira_fixtures import api_client, new_task, running
 def test_fault_plan_reads_every_item() -> None:
     plan = FaultPlan.parse(
         "429:0.1, 429-write:2/10s,503:0.05,latency:50ms,drop-after-write:1,search-lag:2s,"
-        "retry-after:3s,seed:7"
+        "webhook-duplicate:0.5,webhook-delay:1500ms,retry-after:3s,seed:7"
     )
     assert plan == FaultPlan(
         rate_limit=0.1,
@@ -35,6 +35,8 @@ def test_fault_plan_reads_every_item() -> None:
         latency=timedelta(milliseconds=50),
         drop_after_write=1.0,
         search_lag=timedelta(seconds=2),
+        webhook_duplicate=0.5,
+        webhook_delay=timedelta(milliseconds=1500),
         retry_after=timedelta(seconds=3),
         seed=7,
     )
@@ -48,6 +50,7 @@ def test_fault_plan_reads_every_item() -> None:
         "429:100/1m,latency:1500ms",
         "search-lag:2s,seed:3",
         "429-write:5/2s,drop-after-write:0.5,retry-after:30s",
+        "webhook-duplicate:0.1,webhook-delay:2s",
     ],
 )
 def test_fault_plan_round_trips_through_its_spec(spec: str) -> None:
@@ -417,7 +420,7 @@ def test_duplicate_and_delayed_deliveries(
     client: httpx.Client, admin: httpx.Client, receiver: WebhookReceiver
 ) -> None:
     admin.post("/webhooks", json={"url": receiver.url, "secret": "k"})
-    admin.put("/webhooks/options", json={"duplicate": 1, "delay": "1s"})
+    set_faults(admin, "webhook-duplicate:1,webhook-delay:1s")
     started = time.monotonic()
     response = client.put("/rest/api/3/issue/DEMO-2", json={"fields": {"summary": "twice"}})
     answered = time.monotonic() - started

@@ -17,7 +17,7 @@ DELETE   /_emulator/requests               clear it
 GET      /_emulator/webhooks               targets and delivery options
 POST     /_emulator/webhooks               add ``{"url": ..., "secret": ...}``
 DELETE   /_emulator/webhooks               remove ``{"url": ...}``
-PUT      /_emulator/webhooks/options       ``{"delay": "2s", "duplicate": 0.5, "retries": 3,
+PUT      /_emulator/webhooks/options       retries of failed deliveries: ``{"retries": 3,
                                            "backoff": "100ms"}``
 GET      /_emulator/webhooks/deliveries    every delivery attempt so far
 =======  ================================  ==================================================
@@ -149,8 +149,6 @@ def admin_routes(
         return {
             "webhooks": [{"url": t.url, "signed": t.secret is not None} for t in webhooks.targets],
             "options": {
-                "delay": format_duration(options.delay),
-                "duplicate": options.duplicate,
                 "retries": options.retries,
                 "backoff": format_duration(options.backoff),
             },
@@ -177,15 +175,10 @@ def admin_routes(
     async def set_webhook_options(request: Request) -> Response:
         body = await _json_body(request)
         changes: dict[str, Any] = {}
-        for name in ("delay", "backoff"):
-            if (text := _field(body, name, str)) is not None:
-                changes[name] = parse_duration(text)
+        if (backoff := _field(body, "backoff", str)) is not None:
+            changes["backoff"] = parse_duration(backoff)
         if (retries := _field(body, "retries", int)) is not None:
             changes["retries"] = retries
-        if (duplicate := body.get("duplicate")) is not None:
-            if not isinstance(duplicate, int | float) or isinstance(duplicate, bool):
-                raise _BadRequest("field 'duplicate' must be a probability between 0 and 1")
-            changes["duplicate"] = float(duplicate)
         webhooks.configure(replace(webhooks.options, **changes))
         return JSONResponse(webhooks_json())
 

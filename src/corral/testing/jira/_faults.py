@@ -13,6 +13,8 @@ item                value                  effect
 ``drop-after-write``  probability          a write is applied, then the connection closes
                                            without an answer
 ``search-lag``      duration               writes reach ``/search/jql`` this much later
+``webhook-duplicate``  probability        a delivered webhook is sent once more, as a retry
+``webhook-delay``   duration               webhooks go out this much later (real time)
 ``retry-after``     duration (whole s)     ``Retry-After`` of probabilistic 429s and 503s
 ``seed``            integer                makes the random draws repeatable
 ==================  =====================  ===============================================
@@ -82,6 +84,8 @@ class FaultPlan:
     latency: timedelta = timedelta()
     drop_after_write: float = 0.0
     search_lag: timedelta = timedelta()
+    webhook_duplicate: float = 0.0
+    webhook_delay: timedelta = timedelta()
     retry_after: timedelta = timedelta(seconds=1)
     seed: int | None = None
 
@@ -183,6 +187,8 @@ _ITEMS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "drop-after-write": ("drop_after_write", _probability),
     "search-lag": ("search_lag", parse_duration),
     "retry-after": ("retry_after", _whole_seconds),
+    "webhook-duplicate": ("webhook_duplicate", _probability),
+    "webhook-delay": ("webhook_delay", parse_duration),
     "seed": ("seed", _seed),
 }
 
@@ -239,7 +245,8 @@ class Faults:
             self._emulator.search_lag = chosen.search_lag
         return chosen
 
-    def _draw(self, probability: float) -> bool:
+    def draw(self, probability: float) -> bool:
+        """True with `probability`, from the plan's (optionally seeded) random stream."""
         if probability <= 0.0:
             return False
         with self._lock:
@@ -249,7 +256,7 @@ class Faults:
         plan = self.plan
         if plan.latency > timedelta():
             await asyncio.sleep(plan.latency.total_seconds())
-        if self._draw(plan.unavailable):
+        if self.draw(plan.unavailable):
             return _error(
                 503,
                 "Service Unavailable. Please retry later.",
@@ -290,13 +297,13 @@ class Faults:
             remaining, reset = over
             wait = max(1, math.ceil((reset - call.received_at).total_seconds()))
             return _rate_limited(reason, rate.requests, remaining, wait, call.received_at)
-        if self._draw(rate):
+        if self.draw(rate):
             wait = int(plan.retry_after.total_seconds())
             return _rate_limited(reason, NOMINAL_LIMIT, 0, wait, call.received_at)
         return None
 
     async def after(self, call: ApiCall, response: Response) -> Response | None:
-        if call.is_write and response.status_code < 400 and self._draw(self.plan.drop_after_write):
+        if call.is_write and response.status_code < 400 and self.draw(self.plan.drop_after_write):
             raise DropConnection(f"{call.method} {call.path}: dropped after the write")
         return None
 

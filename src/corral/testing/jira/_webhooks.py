@@ -10,8 +10,9 @@ Like Jira Cloud:
 - ``X-Atlassian-Webhook-Identifier`` is the same for a delivery and all its retries;
 - the payload's ``issue`` is the REST v2 rendering (rich text as wiki markup).
 
-`DeliveryOptions` adds what Jira does now and then: delayed deliveries and duplicates (a
-delivered webhook sent again as a retry), so receivers' de-duplication can be tested.
+What Jira does now and then, delayed deliveries and duplicates (a delivered webhook sent
+again as a retry), comes from the emulator's fault plan (``webhook-delay``,
+``webhook-duplicate``), so receivers' de-duplication can be tested.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import heapq
 import hmac
 import itertools
 import json
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,18 +54,13 @@ class WebhookTarget:
 
 @dataclass(frozen=True)
 class DeliveryOptions:
-    """How deliveries behave. `delay` and `backoff` are real time, not the emulator's clock."""
+    """How failed deliveries are retried. `backoff` is real time, not the emulator's clock."""
 
-    delay: timedelta = timedelta()
-    duplicate: float = 0.0  # probability that a delivered webhook is sent once more
     retries: int = 5  # at most this many retries of a failed delivery
     backoff: timedelta = timedelta(seconds=1)  # before the first retry; doubles after each
     timeout: float = 10.0
-    seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.duplicate <= 1.0:
-            raise ValueError(f"duplicate probability {self.duplicate} is not between 0 and 1")
         if self.retries < 0:
             raise ValueError(f"retries must be 0 or more, not {self.retries}")
 
@@ -118,7 +113,6 @@ class Webhooks:
         self._emulator = emulator
         self._targets: tuple[WebhookTarget, ...] = tuple(targets)
         self.options = options or DeliveryOptions()
-        self._random = random.Random(self.options.seed)
         self._jobs: list[_Job] = []
         self._order = itertools.count()
         self._in_flight = 0
@@ -148,7 +142,6 @@ class Webhooks:
     def configure(self, options: DeliveryOptions) -> None:
         with self._cond:
             self.options = options
-            self._random = random.Random(options.seed)
 
     def deliveries(self) -> list[Delivery]:
         """Every delivery attempt so far, in the order they were made."""
@@ -184,7 +177,7 @@ class Webhooks:
         with self._cond:
             if self._closed or not self._targets:
                 return
-            due = time.monotonic() + self.options.delay.total_seconds()
+            due = time.monotonic() + self._emulator.faults.plan.webhook_delay.total_seconds()
             payload = _Payload(event)
             for index, target in enumerate(self._targets):
                 identifier = f"{event.seq}-{index}"
@@ -258,7 +251,9 @@ class Webhooks:
             )
             options = self.options
             again = (failed and job.retry < options.retries) or (
-                not failed and job.retry == 0 and self._random.random() < options.duplicate
+                not failed
+                and job.retry == 0
+                and self._emulator.faults.draw(self._emulator.faults.plan.webhook_duplicate)
             )
             if again and not self._closed:
                 wait = options.backoff.total_seconds() * 2**job.retry if failed else 0.0
