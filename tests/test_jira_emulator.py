@@ -273,6 +273,38 @@ def test_every_edit_moves_updated_and_records_a_changelog_entry(
     assert rest["isLast"] is True and rest["startAt"] == 1
 
 
+def test_comments_are_added_by_update_and_read_as_adf_or_wiki(
+    alice: httpx.Client, bob: httpx.Client
+) -> None:
+    key = create(alice)
+    before = alice.get(f"{V3}/issue/{key}").json()["fields"]["updated"]
+    adf_body = doc(paragraph("Looks ", text("good", "em")))
+    added = alice.put(
+        f"{V3}/issue/{key}", json={"update": {"comment": [{"add": {"body": adf_body}}]}}
+    )
+    assert added.status_code == 204
+    assert (
+        bob.put(
+            f"{V2}/issue/{key}", json={"update": {"comment": [{"add": {"body": "*Ship* it"}}]}}
+        ).status_code
+        == 204
+    )
+    v3 = alice.get(f"{V3}/issue/{key}", params={"fields": "comment,updated"}).json()["fields"]
+    comments = v3["comment"]["comments"]
+    assert v3["comment"]["total"] == 2
+    assert comments[0]["body"] == adf_body
+    assert comments[0]["author"]["emailAddress"] == "alice@example.com"
+    assert comments[1]["body"]["content"][0]["content"][0] == text("Ship", "strong")
+    assert len({c["id"] for c in comments}) == 2
+    assert before < v3["updated"]
+    v2 = alice.get(f"{V2}/issue/{key}", params={"fields": "comment"}).json()["fields"]
+    assert [c["body"] for c in v2["comment"]["comments"]] == ["Looks _good_", "*Ship* it"]
+    # Jira keeps comments out of the changelog.
+    assert alice.get(f"{V3}/issue/{key}/changelog").json()["total"] == 0
+    empty = alice.put(f"{V3}/issue/{key}", json={"update": {"comment": [{"add": {}}]}})
+    assert errors_shape(empty)["errors"] == {"comment": "Comment body can not be empty!"}
+
+
 def test_transitions_follow_the_workflow_graph(alice: httpx.Client) -> None:
     key = create(alice)
     offered = alice.get(f"{V3}/issue/{key}/transitions").json()["transitions"]
@@ -685,6 +717,8 @@ def test_state_file_keeps_issues_and_changelog_across_restarts(tmp_path: Path) -
     with serve(first) as jira, httpx.Client(base_url=jira.url, auth=jira.basic_auth(0)) as client:
         key = create(client, "Survives", labels=["kept"])
         client.put(f"{V3}/issue/{key}", json={"fields": {"summary": "Survives restarts"}})
+        note = {"add": {"body": doc(paragraph("kept too"))}}
+        client.put(f"{V3}/issue/{key}", json={"update": {"comment": [note]}})
         client.delete(f"{V3}/issue/DEMO-3")
         before = client.get(f"{V3}/issue/{key}", params={"expand": "changelog"}).json()
     first.close()
@@ -693,6 +727,7 @@ def test_state_file_keeps_issues_and_changelog_across_restarts(tmp_path: Path) -
     with serve(second) as jira, httpx.Client(base_url=jira.url, auth=jira.basic_auth(0)) as client:
         after = client.get(f"{V3}/issue/{key}", params={"expand": "changelog"}).json()
         assert without_host(after) == without_host(before)
+        assert after["fields"]["comment"]["total"] == 1
         assert client.get(f"{V3}/issue/DEMO-3").status_code == 404
         assert len(search_all(client, "project = DEMO", 100)) == 20
         assert create(client) == "DEMO-22"  # numbering continues

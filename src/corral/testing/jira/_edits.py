@@ -6,7 +6,7 @@ client sees every problem of a request at once, and nothing is written unless al
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._catalog import DEFAULT_PRIORITY
@@ -61,18 +61,24 @@ def _object(body: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value
 
 
+NewComment = Callable[[Any], dict[str, Any]]
+"""Makes the stored form of a new comment from its ADF body (id, author, time)."""
+
+
 def edit_values(
     body: Mapping[str, Any],
     ctx: RenderContext,
     current: Mapping[str, Any],
     *,
     creating: bool = False,
+    new_comment: NewComment | None = None,
 ) -> dict[str, Any]:
     """Field id → new stored value for `body`'s `fields` and `update`; 400 on any error.
 
     `body` must have passed `check_update_details`.
 
     `current` holds the issue's values (empty when creating), which `add`/`remove` build on.
+    With `new_comment`, ``update: {"comment": [{"add": {"body": ...}}]}`` adds comments.
     """
     fields = _object(body, "fields")
     update = _object(body, "update")
@@ -91,6 +97,12 @@ def edit_values(
         except FieldError as error:
             errors[name] = str(error)
     for name, operations in update.items():
+        if name == "comment" and new_comment is not None:
+            try:
+                changes[name] = _add_comments(operations, ctx, current, new_comment)
+            except FieldError as error:
+                errors[name] = str(error)
+            continue
         spec = FIELDS_BY_ID.get(name)
         if spec is None or not spec.settable or spec.kind == "project":
             errors[name] = _cannot_set(name)
@@ -128,6 +140,29 @@ def edit_values(
     if errors:
         raise JiraError(400, errors=errors)
     return changes
+
+
+def _add_comments(
+    operations: list[Mapping[str, Any]],
+    ctx: RenderContext,
+    current: Mapping[str, Any],
+    new_comment: NewComment,
+) -> tuple[dict[str, Any], ...]:
+    comments = tuple(current.get("comment") or ())
+    for operation in operations:
+        ((verb, raw),) = operation.items()
+        if verb != "add":
+            raise FieldError(
+                f"Field 'comment' does not support operation '{verb}' "
+                "Supported operation(s) are: 'add'"
+            )
+        if not isinstance(raw, Mapping) or raw.get("body") is None:
+            raise FieldError("Comment body can not be empty!")
+        adf = parse_value(FIELDS_BY_ID["description"], raw["body"], ctx)
+        if adf is None:
+            raise FieldError("Comment body can not be empty!")
+        comments = (*comments, new_comment(adf))
+    return comments
 
 
 def creation_values(

@@ -163,16 +163,32 @@ def user_json(account_id: str, ctx: RenderContext) -> dict[str, Any]:
     return body
 
 
+def comment_json(comment: Mapping[str, Any], ctx: RenderContext, issue_id: int) -> dict[str, Any]:
+    """One stored comment (``id``, ``author``, ADF ``body``, ISO ``created``) as Jira shows it."""
+    author = user_json(comment["author"], ctx)
+    created = format_time(datetime.fromisoformat(comment["created"]))
+    return {
+        "self": f"{ctx.base}/rest/api/{ctx.api}/issue/{issue_id}/comment/{comment['id']}",
+        "id": comment["id"],
+        "author": author,
+        "body": comment["body"] if ctx.api == 3 else adf_to_wiki(comment["body"]),
+        "updateAuthor": author,
+        "created": created,
+        "updated": created,
+        "jsdPublic": True,
+    }
+
+
 def render_value(spec: FieldSpec, value: Any, ctx: RenderContext, issue_id: int) -> Any:
     """The JSON of a stored field value."""
     kind = spec.kind
     if kind == "comments":
-        # Comments are not stored yet: an empty page keeps the shape clients expect.
+        comments = [comment_json(c, ctx, issue_id) for c in value or ()]
         return {
-            "comments": [],
+            "comments": comments,
             "self": f"{ctx.base}/rest/api/{ctx.api}/issue/{issue_id}/comment",
-            "maxResults": 0,
-            "total": 0,
+            "maxResults": len(comments),
+            "total": len(comments),
             "startAt": 0,
         }
     if value is None:
@@ -343,8 +359,10 @@ def _display(spec: FieldSpec, value: Any, ctx: RenderContext) -> tuple[str | Non
     return None, str(value)
 
 
-def change_item(spec: FieldSpec, old: Any, new: Any, ctx: RenderContext) -> ChangeItem:
-    """The changelog item recording that `spec` went from `old` to `new`."""
+def change_item(spec: FieldSpec, old: Any, new: Any, ctx: RenderContext) -> ChangeItem | None:
+    """The changelog item recording that `spec` went from `old` to `new` (None: not logged)."""
+    if spec.kind == "comments":
+        return None
     from_, from_string = _display(spec, old, ctx)
     to, to_string = _display(spec, new, ctx)
     return ChangeItem(

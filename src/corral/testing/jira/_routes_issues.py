@@ -130,10 +130,22 @@ def _apply(api: Api, request: Request, *, transition: bool) -> Issue:
         current = emulator.store.get(str(issue.id))
         if current is None:
             raise JiraError(404, [ISSUE_NOT_FOUND])
-        changes = edit_values(body, ctx, current.values)
+        user = api.user(request)
+        now = emulator.clock.now()
+
+        def new_comment(adf: Any) -> dict[str, Any]:
+            comment_id = emulator.store.allocate_comment_id()
+            return {
+                "id": str(comment_id),
+                "author": user.account_id,
+                "body": adf,
+                "created": now.isoformat(),
+            }
+
+        changes = edit_values(body, ctx, current.values, new_comment=new_comment)
         if transition_id is not None:
-            return _transition(api, current, transition_id, changes, api.user(request))
-        return emulator.store.update(current, changes, api.user(request))
+            return _transition(api, current, transition_id, changes, user)
+        return emulator.store.update(current, changes, user)
 
 
 async def edit_issue(api: Api, request: Request) -> Response:

@@ -43,8 +43,9 @@ def _decode_fields(text: str) -> dict[str, Any]:
     for name in _DATETIME_FIELDS:
         if values.get(name) is not None:
             values[name] = datetime.fromisoformat(values[name])
-    if values.get("labels") is not None:
-        values["labels"] = tuple(values["labels"])
+    for name in ("labels", "comment"):
+        if values.get(name) is not None:
+            values[name] = tuple(values[name])
     return values
 
 

@@ -19,8 +19,9 @@ __all__ = ["IssueStore"]
 
 _log = logging.getLogger(__name__)
 
-Describe = Callable[[str, Any, Any], ChangeItem]
-"""`(field id, old value, new value) -> ChangeItem`, for the changelog of an update."""
+Describe = Callable[[str, Any, Any], ChangeItem | None]
+"""`(field id, old value, new value) -> ChangeItem`, for the changelog of an update; None
+for fields Jira does not log (a new comment moves `updated` but leaves no changelog entry)."""
 
 _FIRST_ISSUE_ID = 10000
 _FIRST_HISTORY_ID = 10000
@@ -60,12 +61,14 @@ class IssueStore:
         self._next_id = _FIRST_ISSUE_ID
         self._next_number = 1
         self._next_history_id = _FIRST_HISTORY_ID
+        self._next_comment_id = _FIRST_HISTORY_ID
         self._seq = 0
         if self._file is not None:
             counters, issues, histories = self._file.load()
             self._next_id = counters.get("next_id", self._next_id)
             self._next_number = counters.get("next_number", self._next_number)
             self._next_history_id = counters.get("next_history_id", self._next_history_id)
+            self._next_comment_id = counters.get("next_comment_id", self._next_comment_id)
             self._seq = counters.get("seq", 0)
             for issue in issues:
                 self._put(issue)
@@ -79,6 +82,7 @@ class IssueStore:
         self._next_id = _FIRST_ISSUE_ID
         self._next_number = 1
         self._next_history_id = _FIRST_HISTORY_ID
+        self._next_comment_id = _FIRST_HISTORY_ID
         self._seq = 0
         self._unseen.clear()
 
@@ -159,7 +163,7 @@ class IssueStore:
 
         Fields whose value does not change are left out; if none changes, nothing is written.
         Otherwise `updated` moves forward (strictly, even within one millisecond) and one
-        changelog entry records the changed fields.
+        changelog entry records the changed fields that Jira logs.
         """
         with self.lock:
             current = self._issues.get(issue.id)
@@ -169,15 +173,18 @@ class IssueStore:
             if not changed:
                 return current
             now = max(self.clock.now(), current.values["updated"] + _MILLISECOND)
-            items = tuple(self._describe(k, current.values.get(k), v) for k, v in changed.items())
-            history = History(
-                id=self._next_history_id,
-                issue_id=current.id,
-                author=user.account_id,
-                created=now,
-                items=items,
-            )
-            self._next_history_id += 1
+            described = (self._describe(k, current.values.get(k), v) for k, v in changed.items())
+            items = tuple(item for item in described if item is not None)
+            history = None
+            if items:
+                history = History(
+                    id=self._next_history_id,
+                    issue_id=current.id,
+                    author=user.account_id,
+                    created=now,
+                    items=items,
+                )
+                self._next_history_id += 1
             updated = Issue(
                 id=current.id,
                 key=current.key,
@@ -216,6 +223,12 @@ class IssueStore:
         """`(next issue id, next issue number, next changelog id)`, for bulk loads."""
         return self._next_id, self._next_number, self._next_history_id
 
+    def allocate_comment_id(self) -> int:
+        """A new comment id; call under `lock`, then write the comment (which saves the count)."""
+        with self.lock:
+            self._next_comment_id += 1
+            return self._next_comment_id - 1
+
     def clear(self) -> None:
         """Forget every issue and changelog entry; numbering starts again."""
         with self.lock:
@@ -235,6 +248,7 @@ class IssueStore:
             "next_id": self._next_id,
             "next_number": self._next_number,
             "next_history_id": self._next_history_id,
+            "next_comment_id": self._next_comment_id,
             "seq": self._seq,
         }
 
