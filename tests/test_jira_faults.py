@@ -272,22 +272,30 @@ def test_search_lag_hides_writes_from_search_until_the_clock_passes_it(
     client: httpx.Client, admin: httpx.Client
 ) -> None:
     set_faults(admin, "search-lag:30s")
-    key = client.post(
-        "/rest/api/3/issue",
-        json=new_task("lagging"),
-    ).json()["key"]
+    key = client.post("/rest/api/3/issue", json=new_task("lagging")).json()["key"]
+    client.put("/rest/api/3/issue/DEMO-1", json={"fields": {"summary": "edited, lagging"}})
+    client.delete("/rest/api/3/issue/DEMO-2")
 
-    def searched() -> set[str]:
-        page = client.get(
-            "/rest/api/3/search/jql",
-            params={"jql": "project = DEMO", "maxResults": 100, "fields": "key"},
-        )
-        return {i["key"] for i in page.json()["issues"]}
+    def searched(**extra: Any) -> dict[str, str]:
+        body = {"jql": "project = DEMO", "maxResults": 100, "fields": ["summary"], **extra}
+        page = client.post("/rest/api/3/search/jql", json=body)
+        assert page.status_code == 200, page.text
+        return {i["key"]: i["fields"]["summary"] for i in page.json()["issues"]}
 
-    assert key not in searched()
+    lagging = searched()
+    assert key not in lagging
+    assert lagging["DEMO-1"] != "edited, lagging"
+    assert "DEMO-2" in lagging
     assert client.get(f"/rest/api/3/issue/{key}").status_code == 200  # reads are consistent
+    # reconcileIssues shows the named issues as they are now, as on Jira
+    edited_id = int(client.get("/rest/api/3/issue/DEMO-1").json()["id"])
+    assert searched(reconcileIssues=[edited_id])["DEMO-1"] == "edited, lagging"
+
     admin.post("/clock/advance", json={"by": "31s"})
-    assert key in searched()
+    caught_up = searched()
+    assert key in caught_up
+    assert caught_up["DEMO-1"] == "edited, lagging"
+    assert "DEMO-2" not in caught_up
 
 
 def test_faults_set_at_start_and_read_back() -> None:
