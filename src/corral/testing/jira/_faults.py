@@ -205,15 +205,15 @@ class _Counter:
 
     windows: dict[str, _Window] = field(default_factory=dict)
 
-    def take(self, key: str, budget: Budget, now: datetime) -> tuple[int, datetime] | None:
-        """Count one request; None if within budget, else (remaining, window end)."""
+    def take(self, key: str, budget: Budget, now: datetime) -> datetime | None:
+        """Count one request; None if within budget, else when its window ends."""
         span = budget.window.total_seconds()
         start = datetime.fromtimestamp(math.floor(now.timestamp() / span) * span, UTC)
         window = self.windows.get(key)
         if window is None or window.start != start:
             window = self.windows[key] = _Window(start)
         if window.used >= budget.requests:
-            return 0, start + budget.window
+            return start + budget.window
         window.used += 1
         return None
 
@@ -291,15 +291,14 @@ class Faults:
     ) -> Response | None:
         if isinstance(rate, Budget):
             with self._lock:
-                over = counter.take(key, rate, call.received_at)
-            if over is None:
+                reset = counter.take(key, rate, call.received_at)
+            if reset is None:
                 return None
-            remaining, reset = over
             wait = max(1, math.ceil((reset - call.received_at).total_seconds()))
-            return _rate_limited(reason, rate.requests, remaining, wait, call.received_at)
+            return _rate_limited(reason, rate.requests, wait, call.received_at)
         if self.draw(rate):
             wait = int(plan.retry_after.total_seconds())
-            return _rate_limited(reason, NOMINAL_LIMIT, 0, wait, call.received_at)
+            return _rate_limited(reason, NOMINAL_LIMIT, wait, call.received_at)
         return None
 
     async def after(self, call: ApiCall, response: Response) -> Response | None:
@@ -316,15 +315,13 @@ def _error(status: int, message: str, headers: dict[str, str]) -> Response:
     return JSONResponse({"errorMessages": [message], "errors": {}}, status, headers=headers)
 
 
-def _rate_limited(
-    reason: RateLimitReason, limit: int, remaining: int, wait: int, now: datetime
-) -> Response:
+def _rate_limited(reason: RateLimitReason, limit: int, wait: int, now: datetime) -> Response:
     # Jira documents X-RateLimit-Reset as the request time plus Retry-After, as yyyy-MM-ddTHH:mmZ
     reset = (now + timedelta(seconds=wait)).astimezone(UTC)
     headers = {
         "Retry-After": str(wait),
         "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Remaining": "0",  # refused: nothing of the budget is left
         "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"),
         "RateLimit-Reason": reason,
     }
