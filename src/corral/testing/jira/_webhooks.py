@@ -115,6 +115,7 @@ class Webhooks:
         self.options = options or DeliveryOptions()
         self._jobs: list[_Job] = []
         self._order = itertools.count()
+        self._identifiers = itertools.count(1)  # unique for the emulator's life, across resets
         self._in_flight = 0
         self._deliveries: list[Delivery] = []
         self._cond = threading.Condition()
@@ -179,8 +180,8 @@ class Webhooks:
                 return
             due = time.monotonic() + self._emulator.faults.plan.webhook_delay.total_seconds()
             payload = _Payload(event)
-            for index, target in enumerate(self._targets):
-                identifier = f"{event.seq}-{index}"
+            for target in self._targets:
+                identifier = str(next(self._identifiers))
                 heapq.heappush(
                     self._jobs, _Job(due, next(self._order), target, payload, identifier)
                 )
