@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ import pytest
 
 from corral.testing.jira import Budget, EmulatorHandle, FaultPlan, FaultSpecError, WebhookTarget
 from jira_fixtures import api_client, new_task, running
+from openapi_schema import OpenAPISpec
 
 
 def test_fault_plan_reads_every_item() -> None:
@@ -173,6 +175,7 @@ def assert_jira_error(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+SPEC = OpenAPISpec.load(Path(__file__).parent / "data" / "jira-openapi-subset.json")
 RESET_FORMAT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\dZ$")
 
 
@@ -404,6 +407,13 @@ def test_webhooks_fire_signed_for_every_write_by_any_client(
     )
     assert payloads[2]["changelog"]["items"][0]["field"] == "status"
     assert payloads[1]["issue"]["fields"]["summary"] == "hooked again"
+    # the issue has the REST API's shape; changelog items carry every key, null or not, as
+    # Jira's webhooks do (the REST spec's ChangeDetails does not govern webhook payloads)
+    issue_bean = SPEC.validator({"$ref": "#/components/schemas/IssueBean"}, "read")
+    item_keys = {"field", "fieldtype", "fieldId", "from", "fromString", "to", "toString"}
+    for payload in payloads:
+        assert issue_bean.is_valid(payload["issue"]), payload["issue"]
+        assert all(set(i) == item_keys for i in payload.get("changelog", {}).get("items", []))
 
 
 def test_failed_deliveries_are_retried_with_the_retry_header(
