@@ -113,6 +113,12 @@ class Runtime:
         self._ticking = False
         self._last_call = 0.0
         self._closing = False
+        # The epoch clock: while the ticker runs, the engine's epoch is due to reach
+        # `_origin_epoch + n` at monotonic time `_origin + n * tick`, and never earlier.
+        # `_epoch` counts the increments made so far; only the ticker makes them.
+        self._epoch = 0
+        self._origin = 0.0
+        self._origin_epoch = 0
         self._wake = threading.Condition()
         self._ticker = threading.Thread(target=self._tick, name="corral-epoch", daemon=True)
         self._ticker.start()
@@ -122,7 +128,11 @@ class Runtime:
         with self._wake:
             self._active += 1
             if not self._ticking:
+                # The clock restarts here, not when the ticker thread gets to run: deadlines
+                # armed before it does must already count from now.
                 self._ticking = True
+                self._origin = time.monotonic()
+                self._origin_epoch = self._epoch
                 self._wake.notify()
 
     def call_finished(self) -> None:
@@ -138,17 +148,17 @@ class Runtime:
                 self._wake.wait_for(lambda: self._ticking or self._closing)
                 if self._closing:
                     return
-            # The epoch follows the wall clock: a late wake-up (sleep jitter, a busy GIL)
-            # catches up with several increments instead of stretching every deadline.
-            started = time.monotonic()
-            epoch = 0
+                origin, origin_epoch = self._origin, self._origin_epoch
             while not self._closing:
                 time.sleep(tick)
                 now = time.monotonic()
-                due = int((now - started) / tick)
-                while epoch < due:
+                # The epoch follows the wall clock: after a late wake-up (sleep jitter, another
+                # thread holding the GIL) it catches up in a burst. Deadlines are absolute
+                # epochs (`epoch_deadline`), so a burst ends calls on time, never early.
+                due = origin_epoch + int((now - origin) / tick)
+                while self._epoch < due:
                     self.engine.increment_epoch()
-                    epoch += 1
+                    self._epoch += 1
                 with self._wake:
                     # Waking this thread costs a call tens of microseconds, so it keeps ticking
                     # through short gaps between calls and sleeps only after a quiet second.
@@ -156,14 +166,20 @@ class Runtime:
                         self._ticking = False
                         break
 
-    def ticks_until(self, deadline: float) -> int:
-        """Epoch ticks from now until the `time.monotonic()` value `deadline`.
+    def epoch_deadline(self, deadline: float) -> int:
+        """Ticks to pass to `Store.set_epoch_deadline` for the `time.monotonic()` `deadline`.
 
-        One more than the division gives: the next tick may be due at any moment, and a call
-        must never be interrupted before its deadline.
+        The target is absolute: the epoch the ticker reaches at `deadline` by wall clock, so a
+        stale epoch (the ticker starved of the GIL) cannot bring the trap forward. `_epoch` may
+        lag the engine's epoch by the increment in progress, which only makes the deadline a
+        tick later. Call it only while a call is counted (`call_started`): the clock is fixed
+        then.
         """
-        remaining = deadline - time.monotonic()
-        return max(0, math.ceil(remaining / self.settings.epoch_tick_s)) + 1
+        with self._wake:
+            target = self._origin_epoch + math.ceil(
+                (deadline - self._origin) / self.settings.epoch_tick_s
+            )
+            return max(0, target - self._epoch)
 
     def compile(self, wasm: bytes) -> Component:
         """Compile a component (seconds for a Python plugin: callers cache the result)."""
@@ -312,7 +328,7 @@ class PluginRunner:
 
     def _arm(self, store: Store, deadline: float) -> None:
         """Give the store what is left of the call's time, and a fresh fuel budget."""
-        store.set_epoch_deadline(self.runtime.ticks_until(deadline))
+        store.set_epoch_deadline(self.runtime.epoch_deadline(deadline))
         if self.limits.fuel is not None:
             store.set_fuel(self.limits.fuel)
 
