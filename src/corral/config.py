@@ -5,9 +5,9 @@ plugin_dirs: [plugins]          # searched in order; on a name clash the earlier
 data_dir: .corral               # SQLite stores, audit log, compiled-component cache
 engine:
   max_wasm_stack: 1MB
-defaults:                       # limits for every plugin (the manifest may ask for less)
-  memory_limit: 128MB
-  execution_timeout: 30s
+defaults:                       # ceilings for every plugin (the manifest may ask for less)
+  memory_limit: 256MB           # built-in ceilings where unset: LIMIT_CEILINGS
+  execution_timeout: 60s
   max_instances: 4
 plugins:
   jira-sync:
@@ -34,7 +34,14 @@ from ._validation import load_yaml_mapping, validate_model
 from .capabilities import CAPABILITIES
 from .permissions import check_permission_names
 
-__all__ = ["EngineOptions", "HostConfig", "LimitOptions", "PluginSettings", "load_host_config"]
+__all__ = [
+    "LIMIT_CEILINGS",
+    "EngineOptions",
+    "HostConfig",
+    "LimitOptions",
+    "PluginSettings",
+    "load_host_config",
+]
 
 _CAPABILITY_KEYS = frozenset(key for cap in CAPABILITIES for key in cap.option_keys)
 
@@ -44,7 +51,11 @@ class _Strict(BaseModel):
 
 
 class LimitOptions(_Strict):
-    """Limits the operator sets; each applies only where it is tighter than the manifest's."""
+    """Ceilings the operator sets on a plugin's limits; a manifest may ask for less, never more.
+
+    Unset means the next level up: ``plugins.<name>.limits``, then ``defaults``, then
+    `LIMIT_CEILINGS`.
+    """
 
     memory_limit: str | None = None
     execution_timeout: str | None = None
@@ -70,6 +81,11 @@ class LimitOptions(_Strict):
         return LimitOptions(
             **{k: v if v is not None else getattr(base, k) for k, v in self.model_dump().items()}
         )
+
+
+LIMIT_CEILINGS = LimitOptions(memory_limit="256MB", execution_timeout="60s", max_instances=4)
+"""The ceilings where the operator set none: a manifest alone cannot ask for more. No fuel
+ceiling: the execution timeout already bounds a call, and fuel costs differ per toolchain."""
 
 
 class EngineOptions(_Strict):
