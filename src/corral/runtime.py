@@ -59,6 +59,9 @@ _WASMTIME_VERSION = metadata.version("wasmtime")
 # Without a fuel budget a call still needs fuel: the engine meters every store.
 _UNMETERED_FUEL = 1 << 62
 _TICKER_LINGER_S = 1.0
+# Wasmtime's output threads release a closed store's streams within microseconds, unless they
+# wait for the GIL; past this, a store's close stops waiting for them.
+_OUTPUT_RELEASE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,23 @@ class _Instance:
         self.invoke = _export(store, instance, "invoke")
         self.on_event = _export(store, instance, "on-event")
 
+    def close(self) -> None:
+        _close_store(self.store, self.outputs)
+
+
+def _close_store(store: Store, outputs: list[GuestOutput]) -> None:
+    """Free a store's linear memory and WASI context now, and let its output threads finish.
+
+    A trap's traceback holds the frames that held the store, in a cycle with the exception, so
+    without this the memory waits for the cyclic GC (gigabytes after a few memory traps), or
+    for interpreter exit, where Wasmtime's WASI output threads then call into a finalizing
+    Python and abort the process.
+    """
+    store.close()
+    for output in outputs:
+        if not output.wait_released(_OUTPUT_RELEASE_S):
+            _log.warning("guest %s still held by Wasmtime after its store closed", output.stream)
+
 
 class PluginRunner:
     """Calls into one loaded plugin: links its capabilities and pools its instances."""
@@ -301,8 +321,8 @@ class PluginRunner:
             GuestOutput(self._logger, "stdout", self.limits.max_output_bytes),
             GuestOutput(self._logger, "stderr", self.limits.max_output_bytes),
         ]
-        wasi.stdout_custom = outputs[0].write
-        wasi.stderr_custom = outputs[1].write
+        wasi.stdout_custom = outputs[0].sink()
+        wasi.stderr_custom = outputs[1].sink()
         store.set_wasi(wasi)
         store.set_limits(
             memory_size=self.limits.memory_bytes,
@@ -320,6 +340,7 @@ class PluginRunner:
             instance = self._linker.instantiate(store, self.component)
         except WasmtimeError as exc:
             elapsed = time.monotonic() - start
+            _close_store(store, outputs)
             raise trap_from(self.name, exc, self.limits, elapsed, outputs[1].tail) from None
         finally:
             for output in outputs:
@@ -356,16 +377,24 @@ class PluginRunner:
         try:
             return self._new_instance(deadline)
         except BaseException:
-            self._release(None)
+            self._discard(None)
             raise
 
-    def _release(self, instance: _Instance | None) -> None:
-        """Return an instance to the pool, or (None) give up its slot."""
+    def _release(self, instance: _Instance) -> None:
+        """Return a healthy instance to the pool (or close it if the runner is closed)."""
         with self._available:
-            if instance is None or self._closed:
-                self._live -= 1
-            else:
+            if not self._closed:
                 self._idle.append(instance)
+                self._available.notify()
+                return
+        self._discard(instance)
+
+    def _discard(self, instance: _Instance | None) -> None:
+        """Give up an instance's slot and free its store (None: a slot that got no instance)."""
+        if instance is not None:
+            instance.close()
+        with self._available:
+            self._live -= 1
             self._available.notify()
 
     def prepare(self) -> None:
@@ -412,7 +441,10 @@ class PluginRunner:
                 return result
             finally:
                 # An instance that failed in any way is dropped: its state is unknown.
-                self._release(instance if healthy else None)
+                if healthy:
+                    self._release(instance)
+                else:
+                    self._discard(instance)
 
     def invoke(self, command: str, input_json: str) -> str:
         """Call the plugin's `invoke` export; returns its JSON text."""
@@ -437,10 +469,13 @@ class PluginRunner:
             raise _plugin_error(self.name, result)
 
     def close(self) -> None:
+        """Free the idle instances; those in use are freed when their calls end."""
         with self._available:
             self._closed = True
-            self._idle.clear()
+            idle, self._idle = self._idle, []
             self._available.notify_all()
+        for instance in idle:
+            self._discard(instance)
 
 
 def _denied(plugin: str, function: str, permission: str) -> HostApiError:
