@@ -6,8 +6,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from corral import PluginHost
+from corral import PluginHost, PluginTimeout
+from corral.tasks import TaskFilter
 
 HostFactory = Callable[..., PluginHost]
 
@@ -52,3 +55,69 @@ def test_a_starved_epoch_ticker_never_ends_a_call_early(make_host: HostFactory) 
             done.set()
             probe.join()
         assert gaps[0] > 0.3, "the hog did not starve other threads of the GIL"
+
+
+ALL = ["network.http.outbound", "config.read", "task.read_write", "kv"]
+
+
+def _tasks(n: int, prefix: str = "t") -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}{i}", "title": f"task {i}"} for i in range(n)]
+
+
+def test_a_put_many_past_the_deadline_stores_nothing(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    """20,000 tasks in one batch (caps raised) against a 1 s limit: the guest builds them in
+    about 0.5 s and storing them takes longer than the rest, so the host call is in flight at
+    the deadline. The batch is rolled back and the call ends close to its deadline (it was
+    committed, and the call ended 1.8 s late, before the fix)."""
+    plugins = plugin_dir("hostapi")
+    manifest = plugins / "hostapi" / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("memory_limit: 64MB", "memory_limit: 256MB"))
+    settings = {
+        "grant": ALL,
+        "limits": {"execution_timeout": "1s"},
+        "tasks": {"max_batch_items": 200_000, "max_batch_bytes": "64MB"},
+    }
+    with PluginHost(
+        plugin_dirs=[plugins],
+        data_dir=tmp_path / "data",
+        cache_dir=compiled_cache_dir,
+        plugins={"hostapi": settings},
+    ) as host:
+        host.load()
+        started = time.monotonic()
+        try:
+            outcome: Any = host.call(
+                "hostapi", "tasks.upsert-generated", {"count": 20_000, "batch": 20_000}
+            )
+        except PluginTimeout as exc:
+            outcome = exc
+        elapsed = time.monotonic() - started
+        assert isinstance(outcome, PluginTimeout) or outcome.get("error") == "timeout", outcome
+        assert elapsed < 1.5, elapsed
+        assert host.task_store.query(TaskFilter(), None, 10).items == []
+
+
+def test_put_many_is_capped_in_items_and_bytes(make_host: HostFactory) -> None:
+    host = make_host("hostapi", plugins={"hostapi": {"grant": ALL}})
+    answer = host.call("hostapi", "tasks.put-many", {"tasks": _tasks(1001)})
+    assert answer["error"] == "invalid-input"
+    assert "1001 tasks" in answer["message"] and "max_batch_items" in answer["message"]
+    big = [{"title": "x" * (1 << 20)} for _ in range(9)]
+    answer = host.call("hostapi", "tasks.put-many", {"tasks": big})
+    assert answer["error"] == "invalid-input" and "max_batch_bytes" in answer["message"]
+    assert "ok" in host.call("hostapi", "tasks.put-many", {"tasks": _tasks(1000)})
+
+
+def test_the_operator_sets_a_task_quota_per_plugin(make_host: HostFactory) -> None:
+    host = make_host("hostapi", plugins={"hostapi": {"grant": ALL, "tasks": {"max_tasks": 5}}})
+    host.task_store.put_many(_tasks(10, "host-"), actor="host")  # the host's own don't count
+    assert len(host.call("hostapi", "tasks.put-many", {"tasks": _tasks(3)})["ok"]) == 3
+    answer = host.call("hostapi", "tasks.put-many", {"tasks": _tasks(3, "more-")})
+    assert answer["error"] == "invalid-input" and "quota of 5" in answer["message"]
+    # updates are not creations; deleting one frees its place
+    assert "ok" in host.call("hostapi", "tasks.put-many", {"tasks": [{"id": "t0", "title": "x"}]})
+    host.call("hostapi", "tasks.delete", {"id": "t1"})
+    assert len(host.call("hostapi", "tasks.put-many", {"tasks": _tasks(3, "more-")})["ok"]) == 3
+    assert len(host.task_store.query(TaskFilter(), None, 100).items) == 10 + 5

@@ -178,7 +178,7 @@ def test_a_manifest_alone_gets_at_most_the_built_in_ceiling(
 ) -> None:
     plugins = plugin_dir("misbehave")
     _manifest_asks(plugins, memory_limit="4GB", execution_timeout="100000m")
-    with caplog.at_level(logging.WARNING, logger="corral.registry"):
+    with caplog.at_level(logging.INFO, logger="corral.registry"):
         host = PluginHost(
             plugin_dirs=[plugins], data_dir=tmp_path / "d", cache_dir=compiled_cache_dir
         )

@@ -92,7 +92,7 @@ def _bundle_dirs(plugin_dirs: list[Path]) -> list[Path]:
 def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits:
     """What the manifest asks, capped by the operator's ceilings (built-in ones where unset).
 
-    A manifest asking for more than a ceiling gets the ceiling, with a warning: the limits are
+    A manifest asking for more than a ceiling gets the ceiling (and a log line): the limits are
     the operator's policy, and a plugin that truly needs more fails with a trap that names the
     limit, which the operator can then raise for that plugin alone.
     """
@@ -119,7 +119,8 @@ def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits
 
 
 def _log_capped(plugin: str, field: str, asked: str, ceiling: str) -> None:
-    _log.warning(
+    # Info, not a warning: capping is the operator's policy working as configured.
+    _log.info(
         "plugin %s: manifest asks for runtime.%s %s, over the operator's ceiling of %s; "
         "using %s (raise it with plugins.%s.limits.%s in corral.yaml)",
         plugin,

@@ -302,8 +302,13 @@ class PluginRunner:
         def call(_store: Any, *args: Any) -> Any:
             # Host functions never raise into Wasmtime: an exception there becomes a trap, and
             # the contract says errors cross as values.
+            context = _current_call.get()
+            # The guest may call in after its deadline, before the next epoch check traps it:
+            # no host work starts then.
+            if context.remaining() <= 0:
+                return Variant("timeout", f"{qualified}: the call's deadline has passed")
             try:
-                return impl(_current_call.get(), *args)
+                return impl(context, *args)
             except HostApiError as exc:
                 return error_value(exc)
             except Exception:

@@ -28,7 +28,7 @@ from .model import (
     check_version,
     format_timestamp,
 )
-from .store import TaskStore, clamp_limit
+from .store import TaskStore, WriteBounds, clamp_limit
 
 __all__ = ["SQLiteTaskStore"]
 
@@ -90,6 +90,8 @@ _SCHEMA = (
     )""",
     # One row: the last seq handed out. See `_append_changes`.
     "CREATE TABLE IF NOT EXISTS task_change_seq (last_seq INTEGER NOT NULL)",
+    # For the per-plugin task quota: the tasks an actor created, found by their create change.
+    "CREATE INDEX IF NOT EXISTS task_changes_by_actor ON task_changes (actor, op)",
     """INSERT INTO task_change_seq (last_seq)
         SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM task_change_seq)""",
 )
@@ -110,8 +112,19 @@ _UPDATE_TASK = """UPDATE tasks SET title = ?, description = ?, status = ?, prior
 _LINK_COLUMNS = "plugin, system, external_key, task_id, snapshot, updated_at"
 _SELECT_LINKS = f"SELECT {_LINK_COLUMNS} FROM task_links"
 
+_COMMIT_RESERVE_S = 0.05
 # Parameters per `IN (...)` list: well under every database's limit on bound parameters.
 _CHUNK = 500
+
+
+def _created_by(conn: sqlite3.Connection, actor: str) -> int:
+    """How many existing tasks `actor` created."""
+    row = conn.execute(
+        """SELECT count(DISTINCT c.id) FROM task_changes c WHERE c.actor = ? AND c.op = 'create'
+        AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = c.id)""",
+        (actor,),
+    ).fetchone()
+    return int(row[0])
 
 
 def _now() -> str:
@@ -321,12 +334,20 @@ class SQLiteTaskStore(TaskStore):
             return Page(tasks)
         return Page(tasks, _encode_cursor("query", tasks[-1].updated_at, tasks[-1].id))
 
-    def put_many(self, items: list[dict[str, Any]], actor: str) -> list[Task]:
+    def put_many(
+        self, items: list[dict[str, Any]], actor: str, bounds: WriteBounds | None = None
+    ) -> list[Task]:
+        bounds = bounds or WriteBounds()
         # Validate everything before taking the write lock.
-        upserts = [TaskUpsert.from_json(item, where=f"tasks[{i}]") for i, item in enumerate(items)]
+        upserts = []
+        for i, item in enumerate(items):
+            if i % 1000 == 0:
+                bounds.check_time()
+            upserts.append(TaskUpsert.from_json(item, where=f"tasks[{i}]"))
         _reject_repeated_ids(upserts)
         if not upserts:
             return []
+        bounds.check_time()
         with self._db.writing() as conn:
             now = _now()
             stored = _tasks_by_id(conn, [u.id for u in upserts if u.id is not None])
@@ -355,6 +376,11 @@ class SQLiteTaskStore(TaskStore):
                 [(task.id, label) for task in created + relabeled for label in task.labels],
             )
             _append_changes(conn, actor, now, rows)
+            if bounds.max_created is not None:
+                bounds.check_quota(actor, _created_by(conn, actor) - len(created), len(created))
+            # Raising here rolls the batch back. The reserve is for the commit itself (an fsync):
+            # a batch committed after the deadline would stay though the call timed out.
+            bounds.check_time(reserve=_COMMIT_RESERVE_S)
         return [task for _, task in written]
 
     def delete(self, task_id: str, expected_version: int | None, actor: str) -> None:
