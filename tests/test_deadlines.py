@@ -95,7 +95,7 @@ def test_a_put_many_past_the_deadline_stores_nothing(
             outcome = exc
         elapsed = time.monotonic() - started
         assert isinstance(outcome, PluginTimeout) or outcome.get("error") == "timeout", outcome
-        assert elapsed < 1.5, elapsed
+        assert elapsed < 2.0, elapsed  # 2.8 s before the fix; about 1.05 s on an idle machine
         assert host.task_store.query(TaskFilter(), None, 10).items == []
 
 

@@ -10,11 +10,14 @@ import base64
 import json
 import os
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from corral._errors import InvalidInput, NotFound
+from corral._errors import HostTimeout, InvalidInput, NotFound
 from corral._sqlite import SQLiteConnections
 
 from .model import (
@@ -115,6 +118,28 @@ _SELECT_LINKS = f"SELECT {_LINK_COLUMNS} FROM task_links"
 _COMMIT_RESERVE_S = 0.05
 # Parameters per `IN (...)` list: well under every database's limit on bound parameters.
 _CHUNK = 500
+
+
+@contextmanager
+def _stopped_at(conn: sqlite3.Connection, bounds: WriteBounds) -> Iterator[None]:
+    """Interrupt the statements of a write transaction at `bounds.deadline`, less a reserve
+    for the commit itself (an fsync): a batch committed after the deadline would stay though
+    the call timed out. Raising here rolls the batch back."""
+    if bounds.deadline is None:
+        yield
+        return
+    stop = bounds.deadline - _COMMIT_RESERVE_S
+    # SQLite calls this every N virtual-machine steps; a true value aborts the statement.
+    conn.set_progress_handler(lambda: time.monotonic() >= stop, 10_000)
+    try:
+        yield
+        bounds.check_time(reserve=_COMMIT_RESERVE_S)
+    except sqlite3.OperationalError:
+        if time.monotonic() < stop:
+            raise
+        raise HostTimeout("the call's deadline passed before the task batch was stored") from None
+    finally:
+        conn.set_progress_handler(None, 0)
 
 
 def _created_by(conn: sqlite3.Connection, actor: str) -> int:
@@ -348,12 +373,14 @@ class SQLiteTaskStore(TaskStore):
         if not upserts:
             return []
         bounds.check_time()
-        with self._db.writing() as conn:
+        with self._db.writing() as conn, _stopped_at(conn, bounds):
             now = _now()
             stored = _tasks_by_id(conn, [u.id for u in upserts if u.id is not None])
             written: list[tuple[ChangeOp, Task]] = []
             relabeled: list[Task] = []
-            for upsert in upserts:
+            for i, upsert in enumerate(upserts):
+                if i % 1000 == 0:
+                    bounds.check_time()
                 current = None if upsert.id is None else stored.get(upsert.id)
                 check_version(upsert.id, upsert.expected_version, current.version if current else 0)
                 if current is None:
@@ -378,9 +405,6 @@ class SQLiteTaskStore(TaskStore):
             _append_changes(conn, actor, now, rows)
             if bounds.max_created is not None:
                 bounds.check_quota(actor, _created_by(conn, actor) - len(created), len(created))
-            # Raising here rolls the batch back. The reserve is for the commit itself (an fsync):
-            # a batch committed after the deadline would stay though the call timed out.
-            bounds.check_time(reserve=_COMMIT_RESERVE_S)
         return [task for _, task in written]
 
     def delete(self, task_id: str, expected_version: int | None, actor: str) -> None:
