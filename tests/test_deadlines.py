@@ -121,3 +121,11 @@ def test_the_operator_sets_a_task_quota_per_plugin(make_host: HostFactory) -> No
     host.call("hostapi", "tasks.delete", {"id": "t1"})
     assert len(host.call("hostapi", "tasks.put-many", {"tasks": _tasks(3, "more-")})["ok"]) == 3
     assert len(host.task_store.query(TaskFilter(), None, 100).items) == 10 + 5
+
+
+def test_task_options_are_validated_at_load(make_host: HostFactory) -> None:
+    settings = {"grant": ALL, "tasks": {"max_batch_bytes": "0MB"}}
+    host = make_host("hostapi", plugins={"hostapi": settings})
+    (info,) = host.plugins()
+    assert info.state == "failed"
+    assert "plugins.hostapi.tasks" in info.reason and "larger than zero" in info.reason

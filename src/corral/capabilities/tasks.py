@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .._errors import ConfigError, InvalidInput
-from .._units import format_size, parse_size
+from .._units import format_size, parse_size, positive_size
 from .._validation import validate_model
 from ..tasks import Link, TaskFilter, WriteBounds
 from ._base import CallContext, Capability, HostFunction, PluginContext
@@ -36,17 +36,10 @@ class TasksOptions(BaseModel):
 
     max_batch_items: int = Field(default=1000, ge=1)
     """Tasks per `put-many`."""
-    max_batch_bytes: str = "8MB"
+    max_batch_bytes: Annotated[str, AfterValidator(positive_size)] = "8MB"
     """JSON text per `put-many`."""
     max_tasks: int | None = Field(default=None, ge=0)
     """The most tasks the plugin may have created (and not deleted); unset: no quota."""
-
-    @field_validator("max_batch_bytes")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        if parse_size(value) <= 0:
-            raise ValueError(f'"{value}" must be larger than zero')
-        return value
 
 
 @dataclass(frozen=True)
