@@ -111,6 +111,7 @@ class PluginHost:
             "capabilities": manifest.capabilities,
             "permissions": sorted(manifest.requested_permissions),
             "allowed_hosts": manifest.security.allowed_hosts,
+            "operator_hosts": manifest.security.operator_hosts,
             "limits": manifest.runtime.model_dump(),
             "checksum": manifest.security.checksum,
             "imports": imports,
