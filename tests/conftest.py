@@ -23,6 +23,7 @@ PLUGIN_SOURCES = {
     "hello": ROOT / "examples" / "hello-python",
     "misbehave": ROOT / "tests" / "plugins" / "misbehave",
     "hostapi": ROOT / "tests" / "plugins" / "hostapi",
+    "synccount": ROOT / "tests" / "plugins" / "synccount",
 }
 
 
