@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "jira-sync"))
 
-import adf  # noqa: E402
-import fields  # noqa: E402
-import merge  # noqa: E402
+import adf
+import fields
+import merge
 
 SETTINGS: dict[str, Any] = {
     "direction": "both",
@@ -98,7 +98,10 @@ def test_manual_conflict_holds_the_field_and_syncs_the_rest() -> None:
 def test_per_field_direction_and_strategy_override_the_defaults() -> None:
     fm = fieldmap(
         conflict_strategy="remote-wins",
-        field_mapping={"title": {"direction": "push"}, "priority": {"conflict_strategy": "local-wins"}},
+        field_mapping={
+            "title": {"direction": "push"},
+            "priority": {"conflict_strategy": "local-wins"},
+        },
     )
     outcome = merge.reconcile(
         fm, values(priority="low"), values(title="theirs", priority="high"), values()
@@ -125,7 +128,11 @@ def test_adf_reads_jira_documents() -> None:
         "type": "doc",
         "version": 1,
         "content": [
-            {"type": "heading", "attrs": {"level": 2}, "content": [{"type": "text", "text": "Plan"}]},
+            {
+                "type": "heading",
+                "attrs": {"level": 2},
+                "content": [{"type": "text", "text": "Plan"}],
+            },
             {
                 "type": "paragraph",
                 "content": [
@@ -140,7 +147,9 @@ def test_adf_reads_jira_documents() -> None:
                 "content": [
                     {
                         "type": "listItem",
-                        "content": [{"type": "paragraph", "content": [{"type": "text", "text": "a"}]}],
+                        "content": [
+                            {"type": "paragraph", "content": [{"type": "text", "text": "a"}]}
+                        ],
                     }
                 ],
             },
