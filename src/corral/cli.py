@@ -17,6 +17,7 @@ from typing import Any
 
 from . import __version__
 from ._errors import ConfigError, CorralError, PluginTrap
+from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRAP, EXIT_USAGE, UsageError
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
@@ -25,18 +26,13 @@ from .registry import PluginInfo
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRAP = 0, 1, 2, 3
 DEFAULT_CONFIG = Path("corral.yaml")
-
-
-class _UsageError(CorralError):
-    pass
 
 
 def _exit_code(error: CorralError) -> int:
     if isinstance(error, PluginTrap):
         return EXIT_TRAP
-    if isinstance(error, ConfigError | _UsageError):
+    if isinstance(error, ConfigError | UsageError):
         return EXIT_USAGE
     return EXIT_FAILED
 
@@ -114,7 +110,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(args.input)
     except json.JSONDecodeError as exc:
-        raise _UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
+        raise UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
     with PluginHost(config=_host_config(args)) as host:
         host.load()
         result = host.call(args.name, args.command, payload)
@@ -131,6 +127,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"checksum sha256:{bundle.wasm_sha256}"
     )
     return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    with PluginHost(config=_host_config(args)) as host:
+        host.load()
+        handler: Callable[[argparse.Namespace, PluginHost], int] = args.sync_handler
+        return handler(args, host)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -155,6 +158,7 @@ def _host_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .sync.cli import add_sync_parsers
     from .tasks.cli import add_tasks_parser
 
     parser = argparse.ArgumentParser(prog="corral", description="WebAssembly plugin host")
@@ -189,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, help="write the bundle here instead of DIR")
     build.set_defaults(func=cmd_build)
 
+    add_sync_parsers(commands)
+    for leaf in [commands.choices["sync"], *_subparsers(commands.choices["conflicts"])]:
+        _host_options(leaf)
+        leaf.set_defaults(func=cmd_sync)
+
     add_tasks_parser(commands)
     for leaf in _subparsers(commands.choices["tasks"]):
         _host_options(leaf)
@@ -222,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"corral: {error}", file=sys.stderr)
         return _exit_code(error)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
