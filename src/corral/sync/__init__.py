@@ -5,8 +5,6 @@ reporting each slice's `SyncProgress`, and returns a `SyncReport`; `conflicts` a
 handle what needs a person. `PluginHost.sync`, `.conflicts` and `.resolve` are the usual way in.
 """
 
-from __future__ import annotations
-
 from ._connector import ProgressCallback, SyncConnector, slice_budget_ms
 from ._model import (
     Conflict,
