@@ -1,0 +1,180 @@
+"""`corral sync` and `corral conflicts` in real subprocesses: exit codes, --json, progress lines
+when stderr is not a terminal, and a `corral sync` killed with SIGKILL between slices resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def write_config(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> Callable[..., Path]:
+    """corral.yaml for a host whose only plugin is synccount, configured as given."""
+    plugins = plugin_dir("synccount")
+
+    def write(limits: dict[str, Any] | None = None, **config: Any) -> Path:
+        settings: dict[str, Any] = {"grant": ["config.read", "kv"], "config": config}
+        if limits:
+            settings["limits"] = limits
+        path = tmp_path / "corral.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "plugin_dirs": [str(plugins)],
+                    "data_dir": str(tmp_path / "data"),
+                    "cache_dir": str(compiled_cache_dir),
+                    "plugins": {"synccount": settings},
+                }
+            )
+        )
+        return path
+
+    return write
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "120"}
+
+
+def _command(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "corral.cli", *map(str, args)]
+
+
+@pytest.fixture
+def corral(tmp_path: Path) -> RunCli:
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            _command(*args),
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+def test_a_clean_sync_exits_0_with_progress_lines_and_a_summary(
+    corral: RunCli, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(items=7, per_slice=3)
+    done = corral("sync", "synccount", "--full", "--config", config)
+    assert done.returncode == 0, done.stderr
+    # stderr is a pipe: one plain line per slice, no terminal control codes
+    assert done.stderr.splitlines() == [
+        "synccount: pull 3, 4 left: created 3",
+        "synccount: pull 6, 1 left: created 6",
+        "synccount: finished 7, 0 left: created 7",
+    ]
+    assert "\x1b" not in done.stdout
+    assert "synccount: full sync" in done.stdout
+    assert "│ pull      │       7 │" in done.stdout
+    assert "took" in done.stdout and "in 3 calls" in done.stdout
+
+
+def test_errors_and_conflicts_exit_1_and_json_reports_them(
+    corral: RunCli, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(items=5, fail_items=[1], conflict_items=[3])
+    done = corral("sync", "synccount", "--json", "--config", config)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["clean"] is False
+    assert report["mode"] == "incremental"
+    assert report["counts"]["pull"] == {
+        "created": 0, "updated": 0, "unchanged": 3, "conflicts": 1, "errors": 1, "deleted": 0,
+    }  # fmt: skip
+    assert report["errors"] == [
+        {"direction": "pull", "key": "ITEM-1", "task_id": None, "reason": "refused by the remote"}
+    ]
+    assert report["open_conflicts"] == 1
+
+    listed = corral("conflicts", "synccount", "list", "--json", "--config", config)
+    assert listed.returncode == 0
+    assert [c["id"] for c in json.loads(listed.stdout)] == ["c-3"]
+    shown = corral("conflicts", "synccount", "show", "c-3", "--config", config)
+    assert shown.returncode == 0
+    assert '  local  "mine"\n  remote "theirs"' in shown.stdout
+    resolved = corral(
+        "conflicts", "synccount", "resolve", "c-3", "--value", '"ours"', "--config", config
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    assert resolved.stdout.startswith('resolved c-3: title = "ours"')
+    missing = corral("conflicts", "synccount", "show", "c-3", "--config", config)
+    assert missing.returncode == 1
+    assert (
+        missing.stderr == "corral: plugin 'synccount' returned not-found: no open conflict 'c-3'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["conflicts", "synccount", "resolve", "c-1", "--value", "{oops"], "--value is not JSON"),
+        (["sync", "synccount", "--config", "missing.yaml"], "missing.yaml: file not found"),
+    ],
+)
+def test_usage_and_config_errors_exit_2(
+    corral: RunCli, write_config: Callable[..., Path], args: list[str], message: str
+) -> None:
+    config = write_config(items=1)
+    if "--config" not in args:
+        args = [*args, "--config", str(config)]
+    done = corral(*args)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_trapped_slice_exits_3(corral: RunCli, write_config: Callable[..., Path]) -> None:
+    config = write_config(items=4, stall_at=1, limits={"execution_timeout": "1s"})
+    done = corral("sync", "synccount", "--config", config)
+    assert done.returncode == 3
+    assert done.stderr.splitlines()[-1].startswith("corral: plugin 'synccount' trapped")
+
+
+def test_a_killed_sync_resumes_where_it_stopped(
+    tmp_path: Path, corral: RunCli, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(items=12, per_slice=1, item_ms=100)
+    process = subprocess.Popen(
+        _command("sync", "synccount", "--full", "--config", config),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+    )
+    assert process.stderr is not None
+    lines = [process.stderr.readline() for _ in range(3)]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert lines[-1].startswith("synccount: pull 3, 9 left")
+
+    status = corral("call", "synccount", "status", "--config", config)
+    running = json.loads(status.stdout)["running"]
+    assert running["mode"] == "full" and 3 <= running["next"] < 12
+
+    done = corral("sync", "synccount", "--json", "--config", config)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["run_id"] == running["run_id"]
+    assert report["mode"] == "full"
+    assert report["counts"]["pull"]["created"] == 12
+    assert report["calls"] == 12 - running["next"]
