@@ -15,6 +15,9 @@ from wit_world.imports import http, types
 
 RETRY_STATUSES = (429, 503)
 MAX_BACKOFF_S = 30.0
+MAX_NETWORK_RETRIES = 3
+"""A Jira that cannot be reached this often in a row fails the call rather than the slice
+quietly making no progress."""
 
 
 class OutOfTime(Exception):
@@ -85,11 +88,13 @@ class Jira:
         self.budget = budget
         self.requests = 0
 
-    def request(self, method, path, params=None, body=None):
+    def request(self, method, path, params=None, body=None, idempotent=True):
         """The decoded JSON answer (None for an empty body).
 
         429 and 503 are retried after `Retry-After` (or a backoff), with jitter, while the
-        budget lasts; then `OutOfTime` ends the slice. Other errors raise `JiraError`.
+        budget lasts; then `OutOfTime` ends the slice. A request that failed on the way
+        (connection refused or reset) is retried the same way if it is `idempotent`: a create
+        whose answer was lost must not be sent twice. Other errors raise `JiraError`.
         """
         url = self.base + path + ("?" + urlencode(params) if params else "")
         headers = [("Accept", "application/json")]
@@ -111,6 +116,12 @@ class Jira:
                     response_headers = [("Retry-After", str(exc.value.value.retry_after_ms / 1000))]
                 elif isinstance(exc.value, types.PluginError_Timeout):
                     raise OutOfTime(f"{method} {path}") from None
+                elif (
+                    idempotent
+                    and attempt < MAX_NETWORK_RETRIES
+                    and isinstance(exc.value, types.PluginError_Unavailable)
+                ):
+                    status, response, response_headers = 503, b"", []
                 else:
                     raise JiraError(0, f"{errors.kind_of(exc)}: {exc.value.value}") from None
             if status in RETRY_STATUSES:
@@ -141,7 +152,7 @@ class Jira:
         self.request("PUT", f"/issue/{quote(str(key))}", body={"fields": fields})
 
     def create(self, fields):
-        return self.request("POST", "/issue", body={"fields": fields})
+        return self.request("POST", "/issue", body={"fields": fields}, idempotent=False)
 
     def delete(self, key):
         self.request("DELETE", f"/issue/{quote(str(key))}")
@@ -155,6 +166,7 @@ class Jira:
             "POST",
             f"/issue/{quote(str(key))}/transitions",
             body={"transition": {"id": transition_id}},
+            idempotent=False,
         )
 
     def fields(self):
