@@ -1,0 +1,49 @@
+"""The README's first command, `python3 dev.py demo`, runs end to end: a local Jira, the
+jira-sync plugin in the sandbox, a full and an incremental sync, a conflict and its resolution.
+
+It runs examples/demo.py as dev.py does (a subprocess), over the suite's build caches.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import BUILD_DIR, ROOT
+
+
+def test_the_demo_tells_its_story(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "examples/demo.py", "--cache-dir", BUILD_DIR, "--workdir", tmp_path],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    story = [
+        r"== A local Jira at http://127\.0\.0\.1:\d+: project DEMO, 150 issues",
+        r"== Full sync: every issue becomes a task\n(   … pull .*\n)+",
+        r"   pull: 150 created\n   push: nothing to do\n",
+        r"== Incremental sync: only what changed",
+        r"   pull: 1 updated, 2 unchanged, 1 conflict\n   push: 1 updated, 1 unchanged\n",
+        r"DEMO-1 in Jira now has labels \[.*'customer'.*\]",
+        r"DEMO-2's task now has priority 'critical'",
+        r"== Open conflict c-\S+: DEMO-3 title\n",
+        r"   local  'Ship the sync demo'\n   remote 'Ship the sync demo \(blocked on review\)'",
+        r"== Resolved: keep the local title \(written to Jira: True\)",
+        r"   Jira DEMO-3 summary: 'Ship the sync demo'",
+        r"one more sync: clean=True, open conflicts=0",
+    ]
+    position = 0
+    for line in story:
+        found = re.compile(line).search(out, position)
+        assert found, f"{line!r} not found in order in:\n{out}"
+        position = found.end()
+    assert "error" not in out
