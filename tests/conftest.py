@@ -24,6 +24,7 @@ PLUGIN_SOURCES = {
     "misbehave": ROOT / "tests" / "plugins" / "misbehave",
     "hostapi": ROOT / "tests" / "plugins" / "hostapi",
     "synccount": ROOT / "tests" / "plugins" / "synccount",
+    "jira-sync": ROOT / "plugins" / "jira-sync",
 }
 
 

@@ -142,9 +142,7 @@ def sync(args):
         raise errors.invalid_input("sync.budget_ms: a whole number of milliseconds, 100 or more")
     settings = settings_module.load()
     run = state.get("run")
-    if run is not None and (
-        args.get("restart") or (run["mode"], run["dry_run"]) != (mode, dry_run)
-    ):
+    if run is not None and args.get("restart"):  # else resumed, whatever mode this call names
         if run["mode"] == "full":
             deletions.forget_seen(run)
         run = None

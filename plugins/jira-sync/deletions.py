@@ -36,7 +36,8 @@ def page(ctx, seen):
             reason = f"{key} no longer matches the sync's project and JQL"
         except JiraError as exc:
             if exc.status != 404:
-                raise
+                ctx.error("pull", f"could not check {key}: {exc.message}", key=key)
+                continue
             reason = f"{key} was deleted in Jira"
         ctx.count("pull", "deleted")
         engine.mark_gone(ctx, "pull", task, key, reason)

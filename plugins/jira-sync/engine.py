@@ -63,7 +63,7 @@ class Context:
             self.held = {}
             for record in table.values():
                 self.held.setdefault(record["task_id"], set()).add(record["field"])
-        return self.held.get(task_id, set())
+        return self.held.setdefault(task_id, set())
 
 
 # --- links --------------------------------------------------------------------------------------
@@ -195,6 +195,8 @@ def reconcile(ctx, task, snapshot, issue, remote):
             ctx.fields.by_local[name].write_local(write, value)
         if "custom_fields" in write:  # a partial custom_fields would drop the others
             write["custom_fields"] = {**(task.get("custom_fields") or {}), **write["custom_fields"]}
+    # Held from now on in this slice too, so the other direction does not count it again.
+    ctx.held_fields(task["id"]).update(name for name, *_ in outcome.conflicts)
     new_snapshot = {"key": issue["key"], "base": base, "hash": content_hash(pushed_remote)}
     return outcome, write, new_snapshot, conflict_records(ctx, task["id"], issue, outcome)
 
