@@ -2,7 +2,8 @@
 Ctrl-C and traps, protocol checks, conflicts — through real plugins in Wasmtime.
 
 `synccount` (tests/plugins/) follows the protocol over made-up items, so every mechanism of
-the driver can be provoked on purpose.
+the driver can be provoked on purpose; the real jira-sync plugin, against the Jira emulator on
+loopback, shows the same loop doing real work.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import pytest
 import corral.sync
 from corral import PluginError, PluginHost, PluginTimeout, ProtocolError
 from corral.sync import SyncProgress, slice_budget_ms
+from corral.tasks import TaskFilter
+from corral.testing.jira import EmulatorHandle
+from jira_sync_setup import PLUGIN, jira_sync_settings, running_jira
 
 HostFactory = Callable[..., PluginHost]
 GRANT = ["config.read", "kv"]
@@ -170,3 +174,53 @@ def test_a_dry_run_reports_without_recording_conflicts(make_host: HostFactory) -
     host = make_host("synccount", plugins=synccount(items=3, conflict_items=[0]))
     report = host.sync("synccount", dry_run=True)
     assert report.dry_run and report.conflicts == 1 and report.open_conflicts == 0
+
+
+# --- the real jira-sync plugin against the Jira emulator -----------------------------------
+
+
+def _jira_host(make_host: HostFactory, tmp_path: Path, jira: EmulatorHandle) -> PluginHost:
+    # Pages of 5 and a 2 s timeout (slices of about 1 s): 150 issues take several slices.
+    settings = jira_sync_settings(jira, tmp_path / "token", timeout="2s", page_size=5)
+    return make_host(PLUGIN, plugins={PLUGIN: settings})
+
+
+def _task_count(host: PluginHost) -> int:
+    return len(host.task_store.query(TaskFilter(), None, 500).items)
+
+
+def test_jira_sync_runs_in_slices_with_progress(make_host: HostFactory, tmp_path: Path) -> None:
+    with running_jira(150) as jira:
+        host = _jira_host(make_host, tmp_path, jira)
+        seen: list[SyncProgress] = []
+        report = host.sync(PLUGIN, full=True, on_progress=seen.append)
+        assert report.calls == len(seen) >= 2
+        assert [p.done for p in seen] == [False] * (len(seen) - 1) + [True]
+        pulled = [p.counts["pull"].processed for p in seen]
+        assert pulled == sorted(pulled) and pulled[-1] == 150
+        assert report.counts["pull"].created == 150 and report.clean
+        assert _task_count(host) == 150
+
+        again = host.sync(PLUGIN)
+        assert again.mode == "incremental" and again.clean
+        assert again.counts["pull"].created == again.counts["pull"].updated == 0
+
+
+def test_jira_sync_interrupted_by_ctrl_c_resumes(make_host: HostFactory, tmp_path: Path) -> None:
+    with running_jira(150) as jira:
+        host = _jira_host(make_host, tmp_path, jira)
+
+        def ctrl_c(progress: SyncProgress) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            host.sync(PLUGIN, full=True, on_progress=ctrl_c)
+        running = host.sync_connector(PLUGIN).status().running
+        assert running is not None
+        partial = _task_count(host)
+        assert 0 < partial < 150
+
+        report = host.sync(PLUGIN)
+        assert report.run_id == running["run_id"] and report.mode == "full"
+        assert report.counts["pull"].created == 150
+        assert _task_count(host) == 150
