@@ -1,5 +1,6 @@
 """`corral sync` and `corral conflicts` in real subprocesses: exit codes, --json, progress lines
-when stderr is not a terminal, and a `corral sync` killed with SIGKILL between slices resuming.
+when stderr is not a terminal, and a `corral sync` killed with SIGKILL between slices resuming;
+with the protocol test plugin `synccount`, and with the real jira-sync against the emulator.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+
+from corral.testing.jira import EmulatorHandle
+from jira_sync_setup import PLUGIN, jira_sync_settings, running_jira
 
 ROOT = Path(__file__).resolve().parent.parent
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
@@ -178,3 +183,113 @@ def test_a_killed_sync_resumes_where_it_stopped(
     assert report["mode"] == "full"
     assert report["counts"]["pull"]["created"] == 12
     assert report["calls"] == 12 - running["next"]
+
+
+# --- the real jira-sync plugin against the Jira emulator -----------------------------------
+
+
+@pytest.fixture
+def jira() -> Iterator[EmulatorHandle]:
+    with running_jira(150) as handle:
+        yield handle
+
+
+@pytest.fixture
+def jira_config(
+    tmp_path: Path, jira: EmulatorHandle, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> Callable[..., Path]:
+    """corral.yaml running jira-sync against the emulator (pages of 5, slices of about 1 s)."""
+    plugins = plugin_dir(PLUGIN)
+
+    def write(**config: Any) -> Path:
+        settings = jira_sync_settings(jira, tmp_path / "token", timeout="2s", page_size=5, **config)
+        path = tmp_path / "corral.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "plugin_dirs": [str(plugins)],
+                    "data_dir": str(tmp_path / "data"),
+                    "cache_dir": str(compiled_cache_dir),
+                    "plugins": {PLUGIN: settings},
+                }
+            )
+        )
+        return path
+
+    return write
+
+
+def test_jira_sync_conflict_round_trip(
+    corral: RunCli, jira: EmulatorHandle, jira_config: Callable[..., Path]
+) -> None:
+    config = jira_config()
+    first = corral("sync", PLUGIN, "--full", "--config", config)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines()[-1].startswith("jira-sync: finished 150")
+    assert "│ pull      │     150 │" in first.stdout
+
+    # The same title changed on both sides: jira-sync's default strategy is manual.
+    with httpx.Client(base_url=f"{jira.url}/rest/api/3", auth=jira.basic_auth(1)) as rest:
+        issue_id = rest.get("/issue/DEMO-4").json()["id"]
+        rest.put("/issue/DEMO-4", json={"fields": {"summary": "Theirs"}}).raise_for_status()
+        edited = corral("tasks", "edit", f"jira-{issue_id}", "--title", "Mine", "--config", config)
+        assert edited.returncode == 0, edited.stderr
+
+        second = corral("sync", PLUGIN, "--json", "--config", config)
+        assert second.returncode == 1, second.stderr
+        report = json.loads(second.stdout)
+        assert (report["clean"], report["open_conflicts"], report["errors"]) == (False, 1, [])
+
+        listed = corral("conflicts", PLUGIN, "list", "--json", "--config", config)
+        [conflict] = json.loads(listed.stdout)
+        assert (conflict["external_key"], conflict["field"]) == ("DEMO-4", "title")
+        assert (conflict["local"], conflict["remote"]) == ("Mine", "Theirs")
+
+        resolved = corral("conflicts", PLUGIN, "resolve", conflict["id"], "--take", "local",
+                          "--config", config)  # fmt: skip
+        assert resolved.returncode == 0, resolved.stderr
+        assert rest.get("/issue/DEMO-4").json()["fields"]["summary"] == "Mine"
+
+    third = corral("sync", PLUGIN, "--json", "--config", config)
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout)["open_conflicts"] == 0
+
+
+def test_jira_sync_refusing_its_config_exits_2(
+    corral: RunCli, jira_config: Callable[..., Path]
+) -> None:
+    config = jira_config(field_mapping={"custom_fields.points": "No Such Field"})
+    done = corral("sync", PLUGIN, "--config", config)
+    assert done.returncode == 2
+    assert "No Such Field" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_killed_jira_sync_resumes_without_duplicates(
+    tmp_path: Path, corral: RunCli, jira_config: Callable[..., Path]
+) -> None:
+    config = jira_config()
+    process = subprocess.Popen(
+        _command("sync", PLUGIN, "--full", "--config", config),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert line.startswith("jira-sync: pull ") and "150" not in line.split(":")[1]
+
+    status = corral("call", PLUGIN, "status", "--config", config)
+    running = json.loads(status.stdout)["running"]
+    assert running is not None and running["mode"] == "full"
+
+    done = corral("sync", PLUGIN, "--json", "--config", config)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["run_id"] == running["run_id"]
+    assert report["counts"]["pull"]["created"] == 150
+    tasks = corral("tasks", "list", "--json", "--config", config)
+    assert len(json.loads(tasks.stdout)) == 150
