@@ -26,28 +26,39 @@ RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def write_config(
+def host_config(
     tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
-) -> Callable[..., Path]:
+) -> Callable[[str, dict[str, Any]], Path]:
+    """Write corral.yaml for a host whose only plugin is `name`, with these settings."""
+
+    def write(name: str, settings: dict[str, Any]) -> Path:
+        path = tmp_path / "corral.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "plugin_dirs": [str(tmp_path / "plugins")],
+                    "data_dir": str(tmp_path / "data"),
+                    "cache_dir": str(compiled_cache_dir),
+                    "plugins": {name: settings},
+                }
+            )
+        )
+        if not (tmp_path / "plugins" / name).exists():
+            plugin_dir(name)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_config(host_config: Callable[[str, dict[str, Any]], Path]) -> Callable[..., Path]:
     """corral.yaml for a host whose only plugin is synccount, configured as given."""
-    plugins = plugin_dir("synccount")
 
     def write(limits: dict[str, Any] | None = None, **config: Any) -> Path:
         settings: dict[str, Any] = {"grant": ["config.read", "kv"], "config": config}
         if limits:
             settings["limits"] = limits
-        path = tmp_path / "corral.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "plugin_dirs": [str(plugins)],
-                    "data_dir": str(tmp_path / "data"),
-                    "cache_dir": str(compiled_cache_dir),
-                    "plugins": {"synccount": settings},
-                }
-            )
-        )
-        return path
+        return host_config("synccount", settings)
 
     return write
 
@@ -196,25 +207,14 @@ def jira() -> Iterator[EmulatorHandle]:
 
 @pytest.fixture
 def jira_config(
-    tmp_path: Path, jira: EmulatorHandle, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+    tmp_path: Path, jira: EmulatorHandle, host_config: Callable[[str, dict[str, Any]], Path]
 ) -> Callable[..., Path]:
     """corral.yaml running jira-sync against the emulator (pages of 5, slices of about 1 s)."""
-    plugins = plugin_dir(PLUGIN)
 
     def write(**config: Any) -> Path:
-        settings = jira_sync_settings(jira, tmp_path / "token", timeout="2s", page_size=5, **config)
-        path = tmp_path / "corral.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "plugin_dirs": [str(plugins)],
-                    "data_dir": str(tmp_path / "data"),
-                    "cache_dir": str(compiled_cache_dir),
-                    "plugins": {PLUGIN: settings},
-                }
-            )
-        )
-        return path
+        token = tmp_path / "token"
+        settings = jira_sync_settings(jira, token, timeout="2s", page_size=5, **config)
+        return host_config(PLUGIN, settings)
 
     return write
 
