@@ -201,6 +201,11 @@ def reconcile(ctx, task, snapshot, issue, remote):
     return outcome, write, new_snapshot, conflict_records(ctx, task["id"], issue, outcome)
 
 
+def remember_created(task_id, issue_id):
+    """Which issue a task created: its link goes when the task is deleted, this stays."""
+    state.put(f"created/{task_id}", str(issue_id))
+
+
 def new_task_from(ctx, issue, remote, task_id):
     """The task a newly seen issue creates, and its link snapshot."""
     task = {"id": task_id}

@@ -101,7 +101,10 @@ def _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, d
             writes.append(new)
             links.append((task_id, issue_id, snapshot, "created"))
             return
-        snapshot = {"base": {}}  # our own create, not linked yet: merge with no base
+        # Our own create whose answer was lost: the issue was made from this task, so what it
+        # holds is the base, and whatever differs is a local change still to push.
+        snapshot = {"base": dict(remote)}
+        engine.remember_created(owner, issue_id)
     else:
         task = engine.get_task(link[0])
         snapshot = link[1]

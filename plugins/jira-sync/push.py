@@ -192,7 +192,7 @@ def link_created(ctx, task, issue_id, key):
     remote = ctx.fields.remote_values(issue)
     snapshot = {"key": issue["key"], "base": remote, "hash": engine.content_hash(remote)}
     engine.put_link(task["id"], issue_id, snapshot)
-    state.put(f"created/{task['id']}", issue_id)
+    engine.remember_created(task["id"], issue_id)
     ctx.count("push", "created")
     merge_with_remote(ctx, engine.get_task(task["id"]) or task, issue_id, snapshot, "push")
 
