@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,24 @@ def _env() -> dict[str, str]:
 
 def _command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "corral.cli", *map(str, args)]
+
+
+def _kill_sync_after(name: str, config: Path, *, slices: int, cwd: Path) -> list[str]:
+    """Start `corral sync NAME --full`, SIGKILL it once it reported `slices` slices; their lines."""
+    process = subprocess.Popen(
+        _command("sync", name, "--full", "--config", config),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=cwd,
+    )
+    assert process.stderr is not None
+    lines = [process.stderr.readline().rstrip("\n") for _ in range(slices)]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    process.stderr.close()
+    return lines
 
 
 @pytest.fixture
@@ -169,18 +188,7 @@ def test_a_killed_sync_resumes_where_it_stopped(
     tmp_path: Path, corral: RunCli, write_config: Callable[..., Path]
 ) -> None:
     config = write_config(items=12, per_slice=1, item_ms=100)
-    process = subprocess.Popen(
-        _command("sync", "synccount", "--full", "--config", config),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=tmp_path,
-    )
-    assert process.stderr is not None
-    lines = [process.stderr.readline() for _ in range(3)]
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    lines = _kill_sync_after("synccount", config, slices=3, cwd=tmp_path)
     assert lines[-1].startswith("synccount: pull 3, 9 left")
 
     status = corral("call", "synccount", "status", "--config", config)
@@ -268,19 +276,8 @@ def test_a_killed_jira_sync_resumes_without_duplicates(
     tmp_path: Path, corral: RunCli, jira_config: Callable[..., Path]
 ) -> None:
     config = jira_config()
-    process = subprocess.Popen(
-        _command("sync", PLUGIN, "--full", "--config", config),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=tmp_path,
-    )
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    assert line.startswith("jira-sync: pull ") and "150" not in line.split(":")[1]
+    [line] = _kill_sync_after(PLUGIN, config, slices=1, cwd=tmp_path)
+    assert re.match(r"jira-sync: pull \d+(, \d+ left)?: created \d+$", line)
 
     status = corral("call", PLUGIN, "status", "--config", config)
     running = json.loads(status.stdout)["running"]
