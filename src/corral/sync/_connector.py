@@ -97,11 +97,14 @@ class SyncConnector:
                     raise KeyboardInterrupt
         if progress.report is None:
             report = SyncReport(
-                progress.run_id, progress.mode, progress.dry_run, counts=progress.counts
+                progress.run_id,
+                progress.mode,
+                progress.dry_run,
+                counts=progress.counts,
+                errors=errors,
             )
-            report = replace(report, errors=errors)
         else:
-            report = self._parse(SyncReport, progress.report, "sync")
+            report = self._parse(SyncReport, progress.report, "sync (its report)")
         return replace(report, calls=calls, open_conflicts=self.status().open_conflicts)
 
     def status(self) -> SyncStatus:
