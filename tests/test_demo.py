@@ -1,7 +1,8 @@
-"""The README's first command, `python3 dev.py demo`, runs end to end: a local Jira, the
-jira-sync plugin in the sandbox, a full and an incremental sync, a conflict and its resolution.
+"""The README's Jira story holds: its first command, `python3 dev.py demo`, runs end to end (a
+local Jira, jira-sync in the sandbox, a full and an incremental sync, a conflict and its
+resolution), and its corral.yaml for a Jira Cloud site loads.
 
-It runs examples/demo.py as dev.py does (a subprocess), over the suite's build caches.
+The demo runs as dev.py runs it (a subprocess), over the suite's build caches.
 """
 
 from __future__ import annotations
@@ -10,9 +11,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+import yaml
+
 from conftest import BUILD_DIR, ROOT
+from corral import PluginHost
 
 
 def test_the_demo_tells_its_story(tmp_path: Path) -> None:
@@ -47,3 +53,23 @@ def test_the_demo_tells_its_story(tmp_path: Path) -> None:
         assert found, f"{line!r} not found in order in:\n{out}"
         position = found.end()
     assert "error" not in out
+
+
+def test_the_readme_jira_cloud_config_loads(
+    tmp_path: Path, plugin_dir: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Sync Jira") :]
+    block = section[
+        section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))
+    ]
+    settings = yaml.safe_load(block)["plugins"]
+    monkeypatch.setenv("JIRA_API_TOKEN", "not-a-real-token")
+    with PluginHost(
+        plugin_dirs=[plugin_dir("jira-sync")],
+        data_dir=tmp_path / "data",
+        cache_dir=BUILD_DIR / "compiled",
+        plugins=settings,
+    ) as host:
+        [info] = host.load()
+    assert (info.name, info.state, info.reason) == ("jira-sync", "loaded", "")
