@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -290,3 +291,35 @@ def test_a_killed_jira_sync_resumes_without_duplicates(
     assert report["counts"]["pull"]["created"] == 150
     tasks = corral("tasks", "list", "--json", "--config", config)
     assert len(json.loads(tasks.stdout)) == 150
+
+
+def test_on_a_terminal_progress_is_a_bar(tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    config = write_config(items=6, per_slice=2)
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            _command("sync", "synccount", "--config", config),
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            env=_env(),
+            cwd=tmp_path,
+        )
+        os.close(follower)
+        # Read while it runs, so a full terminal buffer never blocks it.
+        shown = b""
+        while chunk := _read_pty(leader):
+            shown += chunk
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    text = shown.decode()
+    assert "\x1b[" in text and "━" in text
+    assert "6/6" in text and "unchanged 6" in text
+    assert "synccount: pull" not in text  # not the plain lines
+
+
+def _read_pty(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other end is closed and everything was read
+        return b""
