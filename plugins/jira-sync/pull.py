@@ -82,6 +82,8 @@ def apply_issues(ctx, issues, direction="pull", respect_leases=True):
             continue
         _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, direction)
     if ctx.dry_run:
+        for *_, what in links:
+            ctx.count(direction, what)
         return
     _write(ctx, writes, links, direction)
     state.record_conflicts(conflicts)

@@ -16,7 +16,7 @@ import httpx
 from corral import PluginHost
 from corral.sync import SyncReport
 from corral.tasks import Task, TaskFilter
-from corral.testing.jira import EmulatorHandle, IssueEvent
+from corral.testing.jira import ApiCall, EmulatorHandle, IssueEvent
 
 PLUGIN = "jira-sync"
 GRANTS = ["network.http.outbound", "config.read", "task.read", "task.write", "kv"]
@@ -143,6 +143,12 @@ class Bench:
     def issue_keys(self) -> list[str]:
         return sorted(i.key for i in self.jira.emulator.store.current())
 
+    def record_requests(self) -> list[ApiCall]:
+        """Every REST call the emulator gets from now on."""
+        calls: list[ApiCall] = []
+        self.jira.emulator.add_hook(_Recorder(calls))
+        return calls
+
     def webhooks_while(self, action: Callable[[], Any]) -> list[dict[str, Any]]:
         """The webhook payloads Jira would send for the writes `action` causes."""
         events: list[IssueEvent] = []
@@ -168,3 +174,14 @@ class Bench:
 
     def deliver(self, payload: dict[str, Any]) -> None:
         self.host.send_event(PLUGIN, payload["webhookEvent"], payload, source="webhook:jira")
+
+
+class _Recorder:
+    def __init__(self, calls: list[ApiCall]) -> None:
+        self.calls = calls
+
+    async def before(self, call: ApiCall) -> None:
+        self.calls.append(call)
+
+    async def after(self, call: ApiCall, response: object) -> None:
+        return None
