@@ -56,8 +56,14 @@ Seams for test instruments (faults, webhooks, admin API, request log)
     ``body``, ``user`` (None if auth failed), ``is_write``, ``received_at``, ``issue_keys``
     (from the path; the handler adds created keys) and ``status`` (after). Hooks wrap every
     ``/rest/...`` request, including ones answered 401/404/413.
+    If a hook's `before` answers, later hooks' `before` are skipped; every hook's `after`
+    runs, in order.
 ``emulator.add_routes(routes)``
     Extra Starlette routes (the ``/_emulator/`` admin API); they bypass auth and hooks.
+
+The instruments built on these seams are attributes of every emulator: ``.requests``
+(`RequestLog`), ``.faults`` (`Faults`, from a spec like ``"429:0.1,latency:50ms"``),
+``.webhooks`` (`Webhooks`), and the ``/_emulator/`` admin API over them.
 """
 
 from ._clock import Clock

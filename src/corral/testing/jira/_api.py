@@ -47,7 +47,9 @@ class Api:
     @staticmethod
     def base_url(request: Request) -> str:
         """The site's base URL as the client reached it (``self`` links use it)."""
-        return str(request.base_url).rstrip("/")
+        # The root path counts: mounted under /jira, links must say /jira/rest/...
+        url = request.url
+        return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
 
     def json_body(self, request: Request) -> Any:
         """The request body parsed as JSON; 400 in Jira's words if it is not JSON."""

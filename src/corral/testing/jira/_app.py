@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import _routes_issues, _routes_meta, _routes_search
 from ._auth import authenticate
-from ._errors import error_response
+from ._drop import drop_connection
+from ._errors import JiraError, error_response
 from ._hooks import DropConnection
 from ._model import ApiCall
 
@@ -41,13 +42,13 @@ class _RestMiddleware:
         self.emulator = emulator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/rest/"):
+        path = _route_path(scope)
+        if scope["type"] != "http" or not path.startswith("/rest/"):
             await self.app(scope, receive, send)
             return
         emulator = self.emulator
         headers = dict(scope["headers"])
         method: str = scope["method"]
-        path: str = scope["path"]
         user = authenticate(headers.get(b"authorization", b"").decode("latin-1"), emulator.users)
         body, too_large = await _read_body(receive, headers, emulator.max_body_bytes)
         issue = _ISSUE_IN_PATH.match(path)
@@ -62,15 +63,19 @@ class _RestMiddleware:
             received_at=emulator.clock.now(),
             issue_keys=[issue.group(1)] if issue else [],
         )
-        response = await self._respond(scope, call, too_large)
+        response: Response | None = None
         try:
+            response = await self._respond(scope, call, too_large)
             for hook in emulator.hooks:
                 replaced = await hook.after(call, response)
                 if replaced is not None:
                     response = replaced
         except DropConnection:
-            # Headers go out, the body never does: the client sees the connection die after
-            # the write was applied, as when a proxy times out.
+            # The write was applied; the client must not learn it. Under `serve` the
+            # connection is reset before anything is sent. Mounted elsewhere, the best ASGI
+            # allows: the head goes out, the body never does (a 204 is then complete).
+            if await drop_connection(scope, receive) or response is None:
+                return
             await send(
                 {
                     "type": "http.response.start",
@@ -79,6 +84,10 @@ class _RestMiddleware:
                 }
             )
             return
+        except Exception:
+            # A bug in a handler or hook: log it here, answer in Jira's shape, never a traceback.
+            _log.exception("%s %s failed", call.method, call.path)
+            response = error_response(500, ["Internal server error."])
         call.status = response.status_code
         await response(scope, receive, send)
 
@@ -98,13 +107,16 @@ class _RestMiddleware:
                 401, [_UNAUTHORIZED], headers={"WWW-Authenticate": 'Basic realm="protected-area"'}
             )
         scope.setdefault("state", {})["jira_call"] = call
-        try:
-            response = await _capture(self.app, scope, call.body)
-        except Exception:
-            _log.exception("%s %s failed", call.method, call.path)
-            response = error_response(500, ["Internal server error."])
+        response = await _capture(self.app, scope, call.body)
         call.status = response.status_code
         return response
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below where the app is mounted (ASGI's `path` includes the `root_path`)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def _read_body(
@@ -169,6 +181,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, [message], headers=exc.headers)
 
 
+async def _jira_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, JiraError)
+    return exc.response()
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(500, ["Internal server error."])
 
@@ -180,7 +197,11 @@ def build_app(emulator: JiraEmulator) -> Starlette:
             *_routes_issues.routes(emulator),
             *_routes_meta.routes(emulator),
         ],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            JiraError: _jira_error,
+            Exception: _server_error,
+        },
     )
     app.add_middleware(_RestMiddleware, emulator=emulator)
     return app

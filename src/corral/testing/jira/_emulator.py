@@ -10,16 +10,20 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from ._admin import admin_routes
 from ._catalog import Catalog
 from ._clock import Clock
+from ._faults import FaultPlan, Faults
 from ._fields import FIELDS_BY_ID, RenderContext, change_item
 from ._hooks import ChangeListener, RequestHook
 from ._model import Issue, User
 from ._render import Renderer
+from ._requestlog import RequestLog
 from ._search import Searcher
 from ._seed import seed_issues
 from ._store import IssueStore
 from ._users import DEFAULT_USERS, parse_user
+from ._webhooks import Webhooks, WebhookTarget
 from ._workflow import DEFAULT_WORKFLOW, Workflow
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "JiraEmulator"]
@@ -33,6 +37,10 @@ class JiraEmulator:
     `users` are `User`s or ``"email:token[:time zone]"`` strings; the first is the reporter of
     seeded issues. With `state_file` the issues live in that SQLite file across restarts (and
     `issues` seeds only an empty file); without it they live in memory.
+
+    Its test instruments: `requests` (the request log), `faults` (set from a spec such as
+    ``"429:0.1,latency:50ms"``), `webhooks` (POSTed on every change to `webhooks` targets),
+    and the `/_emulator/` admin API over all three.
     """
 
     def __init__(
@@ -47,6 +55,8 @@ class JiraEmulator:
         workflow: Workflow = DEFAULT_WORKFLOW,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         base_url: str = "http://127.0.0.1",
+        faults: FaultPlan | str = "",
+        webhooks: Sequence[WebhookTarget] = (),
     ) -> None:
         if not users:
             raise ValueError("the emulator needs at least one user")
@@ -72,6 +82,15 @@ class JiraEmulator:
         from ._app import build_app  # the app reads the emulator's attributes set above
 
         self.app: Starlette = build_app(self)
+        # The request log goes first, so it also records requests that faults answer.
+        self.requests = RequestLog()
+        self.add_hook(self.requests)
+        self.faults = Faults(self, faults)
+        self.add_hook(self.faults)
+        self.webhooks = Webhooks(self, tuple(webhooks))
+        self.add_routes(
+            admin_routes(self, faults=self.faults, requests=self.requests, webhooks=self.webhooks)
+        )
         if issues and self.store.is_empty():
             self.seed(issues, seed=seed)
 
@@ -129,5 +148,6 @@ class JiraEmulator:
         self.app.router.routes.extend(routes)
 
     def close(self) -> None:
-        """Close the state file, if any."""
+        """Stop webhook deliveries and close the state file, if any."""
+        self.webhooks.close()
         self.store.close()

@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 
 from starlette.responses import Response
 
-__all__ = ["JiraError", "error_response", "json_response"]
+__all__ = ["JiraError", "error_response", "json_response", "raw_json_response"]
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class JiraError(Exception):
@@ -33,7 +35,7 @@ class JiraError(Exception):
 def json_response(
     body: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    text = _encode(body)
     return raw_json_response(text, status, headers)
 
 

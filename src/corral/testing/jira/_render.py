@@ -18,6 +18,14 @@ ISSUE_EXPAND = "renderedFields,names,schema,operations,editmeta,changelog,versio
 _ALL = tuple(f.id for f in FIELDS)
 _NAVIGABLE = tuple(f.id for f in FIELDS if f.navigable)
 _CACHE_LIMIT = 100_000
+# Kinds whose JSON depends only on the stored value (not on the issue): rendered once each.
+_SHARED_KINDS = frozenset(
+    {"user", "status", "priority", "issuetype", "project", "resolution", "option"}
+)
+
+
+# One encoder for all: json.dumps with options builds a new encoder on every call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def select_fields(requested: Iterable[str], *, default: str) -> tuple[str, ...]:
@@ -56,6 +64,7 @@ class Renderer:
         self._store = store
         self._contexts: dict[tuple[str, int], RenderContext] = {}
         self._cache: dict[tuple[Any, ...], str] = {}
+        self._fragments: dict[tuple[Any, ...], str] = {}
         self._lock = threading.Lock()
 
     def context(self, base: str, api: int) -> RenderContext:
@@ -108,18 +117,42 @@ class Renderer:
         key = (issue.id, issue.version, base_url, api, fields, changelog)
         text = self._cache.get(key)
         if text is None:
-            text = json.dumps(
-                self.issue_dict(
-                    issue, base_url=base_url, api=api, fields=fields, changelog=changelog
-                ),
-                separators=(",", ":"),
-                ensure_ascii=False,
+            ctx = self.context(base_url, api)
+            values = issue.values
+            rendered = ",".join(
+                f'"{name}":{self._fragment(name, values.get(name), ctx, issue.id)}'
+                for name in fields
             )
+            head = _dumps(
+                {
+                    "expand": ISSUE_EXPAND,
+                    "id": str(issue.id),
+                    "self": f"{base_url}/rest/api/{api}/issue/{issue.id}",
+                    "key": issue.key,
+                }
+            )
+            text = f'{head[:-1]},"fields":{{{rendered}}}'
+            if changelog:
+                full = self.issue_dict(issue, base_url=base_url, api=api, fields=(), changelog=True)
+                text += ',"changelog":' + _dumps(full["changelog"])
+            text += "}"
             with self._lock:
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()  # old versions pile up under heavy writing
                 self._cache[key] = text
         return text
+
+    def _fragment(self, name: str, value: Any, ctx: RenderContext, issue_id: int) -> str:
+        # Statuses, users, priorities... repeat across issues: their JSON is made once.
+        spec = FIELDS_BY_ID[name]
+        if spec.kind not in _SHARED_KINDS:
+            return _dumps(render_value(spec, value, ctx, issue_id))
+        key = (spec.kind, value, ctx.base, ctx.api)
+        fragment = self._fragments.get(key)
+        if fragment is None:
+            fragment = _dumps(render_value(spec, value, ctx, issue_id))
+            self._fragments[key] = fragment
+        return fragment
 
     def history_dict(self, history: History, ctx: RenderContext) -> dict[str, Any]:
         return {

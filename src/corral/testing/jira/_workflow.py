@@ -60,7 +60,9 @@ class Workflow:
         return self._by_id.get(name_or_id) or self._by_name.get(name_or_id.lower())
 
     def transitions_from(self, status: str) -> tuple[Transition, ...]:
-        return self._edges.get(status, ())
+        """The transitions offered in `status` (its name or id)."""
+        found = self.status(status)
+        return self._edges.get(found.name, ()) if found else ()
 
     def _require(self, name: str) -> Status:
         status = self.status(name)
