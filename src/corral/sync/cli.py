@@ -90,6 +90,12 @@ def _sync(args: argparse.Namespace, host: PluginHost) -> int:
         if error.kind == "invalid-input":
             raise ConfigError(f"{args.name}: {error.message}") from None
         raise
+    if args.full and report.mode != "full":
+        print(
+            f"corral: finished the {report.mode} run that was in progress; "
+            "run again for the full sync",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(asdict(report) | {"clean": report.clean}, indent=2, sort_keys=True))
     else:
