@@ -323,3 +323,34 @@ def _read_pty(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # EIO: the other end is closed and everything was read
         return b""
+
+
+def test_ctrl_c_stops_between_slices_and_a_full_sync_finishes_that_run_first(
+    tmp_path: Path, corral: RunCli, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(items=8, per_slice=1, item_ms=100)
+    process = subprocess.Popen(
+        _command("sync", "synccount", "--config", config),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=30) == 130
+    assert first.startswith("synccount: pull 1, 7 left")
+    assert rest.endswith(
+        "corral: sync of synccount interrupted between slices; "
+        "run `corral sync synccount` again to resume\n"
+    )
+
+    done = corral("sync", "synccount", "--full", "--json", "--config", config)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["mode"] == "incremental"
+    assert done.stderr.splitlines()[-1] == (
+        "corral: finished the incremental run that was in progress; run again for the full sync"
+    )
