@@ -25,12 +25,16 @@ from .harness import PLUGIN, Bench
 class Throttle:
     """Answers like Jira's rate limiter: 429 (or 503) with `Retry-After`, as `refuse` decides."""
 
-    def __init__(self, refuse: Callable[[int], str | None]) -> None:
+    def __init__(self, refuse: Callable[[int], str | None], only: str | None = None) -> None:
         self.refuse = refuse
+        self.only = only
+        """Throttle only this user's requests (an email), or everyone's."""
         self.seen = 0
         self.refused = 0
 
     async def before(self, call: ApiCall) -> Response | None:
+        if self.only is not None and (call.user is None or call.user.email != self.only):
+            return None
         self.seen += 1
         retry_after = self.refuse(self.seen)
         if retry_after is None:
