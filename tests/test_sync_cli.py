@@ -178,6 +178,27 @@ def test_usage_and_config_errors_exit_2(
     assert message in done.stderr and len(done.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"grant": ["config.read", "kv"], "config": {"items": -1}},
+            "config: plugins.synccount.config.items: -1 is less than the minimum of 0",
+        ),
+        ({"grant": ["kv"], "config": {}}, 'requests permission "config.read"'),
+    ],
+)
+def test_a_plugin_that_cannot_load_for_its_settings_exits_2(
+    corral: RunCli,
+    host_config: Callable[[str, dict[str, Any]], Path],
+    settings: dict[str, Any],
+    message: str,
+) -> None:
+    done = corral("sync", "synccount", "--config", host_config("synccount", settings))
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.splitlines()) == 1
+
+
 def test_a_trapped_slice_exits_3(corral: RunCli, write_config: Callable[..., Path]) -> None:
     config = write_config(items=4, stall_at=1, limits={"execution_timeout": "1s"})
     done = corral("sync", "synccount", "--config", config)

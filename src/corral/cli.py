@@ -1,7 +1,8 @@
 """The `corral` command line.
 
-Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error, 3 trap (timeout,
-memory, stack, fuel). Errors are one line on stderr; `--debug` adds the traceback.
+Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error (also a plugin that
+failed to load for its config or grants), 3 trap (timeout, memory, stack, fuel), 130 Ctrl-C.
+Errors are one line on stderr; `--debug` adds the traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._errors import ConfigError, CorralError, PluginTrap
+from ._errors import ConfigError, CorralError, PermissionDenied, PluginTrap, PluginUnavailable
 from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRAP, EXIT_USAGE, UsageError
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
@@ -34,6 +35,10 @@ def _exit_code(error: CorralError) -> int:
         return EXIT_TRAP
     if isinstance(error, ConfigError | UsageError):
         return EXIT_USAGE
+    if isinstance(error, PluginUnavailable) and isinstance(
+        error.__cause__, ConfigError | PermissionDenied
+    ):
+        return EXIT_USAGE  # it failed to load for the operator's settings (config, grants)
     return EXIT_FAILED
 
 

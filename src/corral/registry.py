@@ -65,6 +65,8 @@ class _Loaded:
     info: PluginInfo
     runner: PluginRunner | None = None
     capability_states: list[tuple[object, object]] = field(default_factory=list)
+    error: CorralError | None = None
+    """Why it failed to load: the cause of the `PluginUnavailable` a call raises."""
 
 
 @dataclass
@@ -169,7 +171,9 @@ class Registry:
             known = ", ".join(sorted(current.plugins)) or "none"
             raise PluginNotFound(f"no plugin named {name!r} (loaded plugins: {known})")
         if loaded.runner is None:
-            raise PluginUnavailable(f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}")
+            raise PluginUnavailable(
+                f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}"
+            ) from loaded.error
         return loaded.runner
 
     def _load_dir(self, directory: Path, into: _Generation) -> None:
@@ -199,6 +203,7 @@ class Registry:
         except CorralError as exc:
             self._release(loaded)
             loaded.info = replace(base, reason=str(exc))
+            loaded.error = exc
             _log.warning("plugin %s failed to load: %s", bundle.name, exc)
 
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
