@@ -102,13 +102,16 @@ def run(host: PluginHost, jira: httpx.Client, colleague: str) -> int:
     summarize(report)
 
     store = host.task_store
-    first, second, third = (jira.get(f"/issue/DEMO-{n}").json() for n in (1, 2, 3))
-    labelled, changed, disputed = (store.get(f"jira-{i['id']}") for i in (first, second, third))
+    # An issue still "To Do" to start here (To Do -> In Progress is one transition in Jira),
+    # and the next two for a change in Jira and a change on both sides.
+    issues = [jira.get(f"/issue/DEMO-{n}").json() for n in range(1, 11)]
+    first = next(i for i in issues if i["fields"]["status"]["name"] == "To Do")
+    second, third = [i for i in issues if i is not first][:2]
+    started, changed, disputed = (store.get(f"jira-{i['id']}") for i in (first, second, third))
 
     step("Meanwhile, on both sides")
-    labels = [*labelled.labels, "customer"]
-    store.put_many([{"id": labelled.id, "labels": labels}], actor="host")
-    say(f"you, here:       {first['key']} labels    + 'customer'")
+    store.put_many([{"id": started.id, "status": "in_progress"}], actor="host")
+    say(f"you, here:       {first['key']} status    'todo' -> 'in_progress'")
     priority = "Lowest" if changed.priority in ("highest", "critical") else "Highest"
     edit(jira, second["key"], {"priority": {"name": priority}})
     who = f"{colleague}, in Jira:".ljust(17)
@@ -121,8 +124,8 @@ def run(host: PluginHost, jira: httpx.Client, colleague: str) -> int:
     step("Incremental sync: only what changed")
     report = host.sync(PLUGIN, on_progress=show_progress)
     summarize(report)
-    remote_labels = jira.get(f"/issue/{first['key']}").json()["fields"]["labels"]
-    say(f"{first['key']} in Jira now has labels {remote_labels}")
+    status = jira.get(f"/issue/{first['key']}").json()["fields"]["status"]["name"]
+    say(f"{first['key']} in Jira is now {status!r} (through its workflow's transition)")
     say(f"{second['key']}'s task now has priority {store.get(changed.id).priority!r}")
 
     [conflict] = host.conflicts(PLUGIN)
