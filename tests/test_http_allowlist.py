@@ -252,6 +252,12 @@ def test_a_manifest_cannot_open_an_internal_address_for_itself() -> None:
 def loopback_server() -> Iterator[int]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path.startswith("/redirect?to="):
+                self.send_response(302)
+                self.send_header("Location", self.path.removeprefix("/redirect?to="))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(200)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -277,5 +283,20 @@ def test_one_operator_line_reaches_a_local_server(loopback_server: int) -> None:
             client.send("GET", f"http://127.0.0.1:{loopback_server + 1}/")
         with pytest.raises(PermissionDenied, match="not in the allowed hosts"):
             client.send("GET", "https://acme.atlassian.net/rest/api/3/myself")
+    finally:
+        client.close()
+
+
+def test_redirects_from_a_listed_literal_are_checked_again(loopback_server: int) -> None:
+    origin = f"http://127.0.0.1:{loopback_server}"
+    client = OutboundHttp("jira-sync", _policy(JIRA_MANIFEST, [origin]), AuditLog())
+    try:
+        assert client.send("GET", f"{origin}/redirect?to={origin}/next").body == b"ok"
+        for target in (
+            f"http://127.0.0.2:{loopback_server}/",
+            f"http://localhost:{loopback_server}/",
+        ):
+            with pytest.raises(PermissionDenied, match="not in the allowed hosts"):
+                client.send("GET", f"{origin}/redirect?to={target}")
     finally:
         client.close()
