@@ -73,16 +73,21 @@ def _command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "corral.cli", *map(str, args)]
 
 
-def _kill_sync_after(name: str, config: Path, *, slices: int, cwd: Path) -> list[str]:
-    """Start `corral sync NAME --full`, SIGKILL it once it reported `slices` slices; their lines."""
-    process = subprocess.Popen(
-        _command("sync", name, "--full", "--config", config),
+def _start_sync(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
+    """`corral sync ARGS` running in the background, its stderr (the progress lines) piped."""
+    return subprocess.Popen(
+        _command("sync", *args),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
         cwd=cwd,
     )
+
+
+def _kill_sync_after(name: str, config: Path, *, slices: int, cwd: Path) -> list[str]:
+    """Start `corral sync NAME --full`, SIGKILL it once it reported `slices` slices; their lines."""
+    process = _start_sync(name, "--full", "--config", config, cwd=cwd)
     assert process.stderr is not None
     lines = [process.stderr.readline().rstrip("\n") for _ in range(slices)]
     process.send_signal(signal.SIGKILL)
@@ -350,14 +355,7 @@ def test_ctrl_c_stops_between_slices_and_a_full_sync_finishes_that_run_first(
     tmp_path: Path, corral: RunCli, write_config: Callable[..., Path]
 ) -> None:
     config = write_config(items=8, per_slice=1, item_ms=100)
-    process = subprocess.Popen(
-        _command("sync", "synccount", "--config", config),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=tmp_path,
-    )
+    process = _start_sync("synccount", "--config", config, cwd=tmp_path)
     assert process.stderr is not None
     first = process.stderr.readline()
     process.send_signal(signal.SIGINT)
