@@ -88,6 +88,11 @@ def link_of_task(task_id):
     return None
 
 
+def link_item(issue_id, snapshot):
+    """The `link` of a put-many item."""
+    return {"system": SYSTEM, "external_key": str(issue_id), "snapshot": snapshot}
+
+
 def put_link(task_id, issue_id, snapshot):
     tasks.put_link(
         tasks.Link(
@@ -199,6 +204,14 @@ def reconcile(ctx, task, snapshot, issue, remote):
     ctx.held_fields(task["id"]).update(name for name, *_ in outcome.conflicts)
     new_snapshot = {"key": issue["key"], "base": base, "hash": content_hash(pushed_remote)}
     return outcome, write, new_snapshot, conflict_records(ctx, task["id"], issue, outcome)
+
+
+def issue_of_task(task_id):
+    """The issue id a task was pulled from or created as (also after the task and its link
+    are deleted), or None."""
+    if task_id.startswith("jira-"):
+        return task_id[len("jira-") :]
+    return state.get(f"created/{task_id}")
 
 
 def remember_created(task_id, issue_id):

@@ -122,29 +122,33 @@ def _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, d
     links.append((task["id"], issue_id, new_snapshot, what))
 
 
+def _batch(writes, links):
+    """One put-many batch: each task write carries its link; a pair whose task is unchanged
+    writes its link alone (task and link land in the same transaction either way)."""
+    by_task = {item["id"]: dict(item) for item in writes}
+    for task_id, issue_id, snapshot, _ in links:
+        item = by_task.setdefault(task_id, {"id": task_id})
+        item["link"] = engine.link_item(issue_id, snapshot)
+    return list(by_task.values())
+
+
 def _write(ctx, writes, links, direction):
-    if writes:
-        try:
-            engine.put_tasks(writes)
-        except Err as exc:
-            if errors.kind_of(exc) != "conflict":
-                raise
-            # A task changed while we merged: write the others; the changed one is merged again
-            # by the next sync (its link keeps the old snapshot, so nothing is lost).
-            failed = set()
-            for item in writes:
-                try:
-                    engine.put_tasks([item])
-                except Err as one:
-                    if errors.kind_of(one) != "conflict":
-                        raise
-                    failed.add(item["id"])
-                    ctx.error(
-                        direction,
-                        "task changed during the sync; merged next time",
-                        task_id=item["id"],
-                    )
-            links = [entry for entry in links if entry[0] not in failed]
-    for task_id, issue_id, snapshot, what in links:
-        engine.put_link(task_id, issue_id, snapshot)
+    try:
+        engine.put_tasks(_batch(writes, links))
+    except Err as exc:
+        if errors.kind_of(exc) != "conflict":
+            raise
+        # A task changed while we merged: write the others; the changed one is merged again
+        # by the next sync (its link keeps the old snapshot, so nothing is lost).
+        for item in _batch(writes, links):
+            try:
+                engine.put_tasks([item])
+            except Err as one:
+                if errors.kind_of(one) != "conflict":
+                    raise
+                links = [entry for entry in links if entry[0] != item["id"]]
+                ctx.error(
+                    direction, "task changed during the sync; merged next time", task_id=item["id"]
+                )
+    for *_, what in links:
         ctx.count(direction, what)

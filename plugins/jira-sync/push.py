@@ -113,14 +113,8 @@ def gone(ctx, task, issue_id, snapshot, direction):
 # --- local deletions ------------------------------------------------------------------------------
 
 
-def issue_of_deleted(task_id):
-    if task_id.startswith("jira-"):
-        return task_id[len("jira-") :]
-    return state.get(f"created/{task_id}")
-
-
 def deleted_locally(ctx, task_id):
-    issue_id = issue_of_deleted(task_id)
+    issue_id = engine.issue_of_task(task_id)
     if issue_id is None:
         return  # never synced
     ctx.count("push", "deleted")
