@@ -6,6 +6,7 @@ used, saves the run in kv after every page, and returns its progress; the driver
 until `done`. A run survives a killed process: the next call resumes it from kv.
 """
 
+import time
 import uuid
 
 import deletions
@@ -109,10 +110,12 @@ def _finish(run):
 
 
 def _step(ctx):
-    """Work page by page until the budget's 60% mark; returns the final report when done."""
+    """Work page by page while another page fits the budget; returns the final report when done."""
     run, budget = ctx.run, ctx.jira.budget
     seen = None
-    while not budget.spent(0.6):
+    longest = 0.0
+    while budget.room_for(longest):
+        started = time.monotonic()
         phase = run["phase"]
         if phase == "pull":
             if not pull.page(ctx):
@@ -127,7 +130,13 @@ def _step(ctx):
             elif not push.page(ctx):
                 return _finish(run)
         state.put("run", run)
+        longest = max(longest, time.monotonic() - started)
     return None
+
+
+def _phase(run):
+    """The protocol's phase: the deletion check is part of pulling."""
+    return "pull" if run["phase"] == "gone" else run["phase"]
 
 
 @plugin.command("sync")
@@ -161,10 +170,10 @@ def sync(args):
     slice_errors = run.pop("slice_errors")
     return {
         "run_id": run["run_id"],
-        "mode": mode,
-        "dry_run": dry_run,
+        "mode": run["mode"],  # a resumed run's, whatever this call named
+        "dry_run": run["dry_run"],
         "done": report is not None,
-        "phase": run["phase"],
+        "phase": _phase(run),
         "counts": run["counts"],
         "remaining": None,
         "seen": run.get("seen", 0),
@@ -178,7 +187,8 @@ def status(args):
     run = state.get("run")
     running = None
     if run is not None:
-        running = {k: run.get(k) for k in ("run_id", "mode", "phase", "started_at", "counts")}
+        running = {k: run.get(k) for k in ("run_id", "mode", "started_at", "counts")}
+        running["phase"] = _phase(run)
     cursor = state.get("cursor", {})
     return {
         "running": running,

@@ -48,6 +48,13 @@ class Budget:
         total = self.deadline - self.started
         return time.monotonic() - self.started >= fraction * total
 
+    def room_for(self, step_s, fraction=0.6):
+        """Whether another step as long as `step_s` can start: before `fraction` of the
+        budget is used, and ending before 90% of it (a slow machine makes pages slow)."""
+        total = self.deadline - self.started
+        used = time.monotonic() - self.started
+        return used < fraction * total and used + step_s < 0.9 * total
+
 
 def _send(method, url, headers, body, timeout_ms):
     """The one call of the host's http import: (status, headers, body bytes)."""

@@ -41,7 +41,7 @@ def page(ctx):
         run.get("token"),
     )
     apply_issues(ctx, found)
-    if run["mode"] == "full" and not ctx.dry_run:
+    if run["mode"] == "full":  # plugin state, kept in dry runs too: the deletion check needs it
         state.put(f"seen/{run['run_id']}/{run.get('pages', 0)}", [str(i["id"]) for i in found])
     run["pages"] = run.get("pages", 0) + 1
     run["token"] = token

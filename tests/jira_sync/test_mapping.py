@@ -134,5 +134,8 @@ def test_dry_run_changes_nothing_on_either_side(make_bench: Any) -> None:
     bench.sync(full=True)
     key = bench.issue_keys()[0]
     bench.edit(bench.task_of(key).id, title="not yet")
-    bench.sync(dry_run=True)
+    would = bench.sync(dry_run=True)
+    assert would.counts["push"].updated == 1
     assert bench.fields(key)["summary"] != "not yet"
+    again = bench.sync(full=True, dry_run=True)  # every issue still there: nothing gone
+    assert again.counts["pull"].deleted == 0 and again.clean, again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -239,3 +240,32 @@ def test_local_task_creates_an_issue_in_its_status(make_bench: Any) -> None:
     assert bench.tasks()[task.id].labels == ["x"]
     assert bench.sync().counts["pull"].created == 0  # not pulled back as a second task
     assert len(bench.tasks()) == 1
+
+
+def test_webhooks_racing_a_running_sync_lose_and_duplicate_nothing(make_bench: Any) -> None:
+    bench: Bench = make_bench(issues=40, page_size=5)
+    bench.sync(full=True)
+    keys = bench.issue_keys()
+    payloads = bench.webhooks_while(
+        lambda: (
+            [bench.update_issue(k, summary=f"webhook {k}") for k in keys[:20]]
+            + [bench.create_issue("born during the race")]
+        )
+    )
+    for key in keys[20:30]:
+        bench.edit(bench.task_of(key).id, title=f"local {key}")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        running = pool.submit(bench.sync, full=True)
+        delivered = list(pool.map(bench.deliver, payloads + payloads))
+        running.result()
+    assert len(delivered) == 2 * len(payloads)
+    report = bench.sync()
+
+    assert report.clean, report
+    tasks = bench.tasks()
+    assert len(tasks) == len(bench.issue_keys()) == 41  # the new issue became one task
+    for key in keys[:20]:
+        assert bench.task_of(key).title == f"webhook {key}"
+    for key in keys[20:30]:
+        assert bench.fields(key)["summary"] == f"local {key}"
