@@ -70,7 +70,7 @@ class _Loaded:
     info: PluginInfo
     runner: PluginRunner | None = None
     capability_states: list[tuple[object, object]] = field(default_factory=list)
-    error: CorralError | None = None
+    error: Exception | None = None
     """Why it failed to load: the cause of the `PluginUnavailable` a call raises."""
 
 
