@@ -97,6 +97,22 @@ class PluginHost:
         """Discover and load every bundle (again, if called twice); returns each one's state."""
         return self._registry.load_all()
 
+    def refresh(self, config: HostConfig | None = None) -> list[PluginInfo]:
+        """Apply what changed in the plugin dirs (and `config`, if given), plugin by plugin.
+
+        Unchanged plugins keep running; new bundles load, removed ones unload, changed ones
+        (bundle or settings) are swapped in once loaded, and calls already running finish on
+        the old version. An update that fails leaves the old version serving, with the reason
+        in its `PluginInfo.last_error`. `config` may not change `data_dir`, `cache_dir` or
+        `engine` (they take a new host): that raises `ConfigError` and changes nothing.
+        """
+        if config is not None:
+            for key in ("data_dir", "cache_dir", "engine"):
+                if getattr(config, key) != getattr(self.config, key):
+                    raise ConfigError(f"{key} changed; restart the host to apply it")
+            self.config = config
+        return self._registry.refresh(config)
+
     def plugins(self) -> list[PluginInfo]:
         """Every discovered bundle, loaded or not, with its state and reason."""
         return self._registry.infos()

@@ -15,7 +15,10 @@ reason naming the others and how to pin.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,7 +50,7 @@ __all__ = ["PluginInfo", "Registry"]
 
 _log = logging.getLogger("corral.registry")
 
-State = Literal["loaded", "failed", "disabled"]
+State = Literal["loaded", "failed", "disabled", "compiling"]
 _HANDLER_FUNCTIONS = ("invoke", "on-event")
 
 
@@ -63,6 +66,12 @@ class PluginInfo:
     permissions: frozenset[str] = frozenset()
     """The permissions in force (requested and granted)."""
     from_cache: bool = False
+    loaded_at: float | None = None
+    """When the version in force was loaded (`time.time()`)."""
+    last_error: str = ""
+    """Why the latest update of a loaded plugin failed; the version in force keeps serving."""
+    concurrent_events: bool = False
+    """The manifest lets `corral serve` deliver events while a scheduled job runs."""
 
 
 @dataclass
@@ -70,6 +79,12 @@ class _Loaded:
     info: PluginInfo
     runner: PluginRunner | None = None
     capability_states: list[tuple[object, object]] = field(default_factory=list)
+    source: str = ""
+    """What this entry was built from (bundle and settings): unchanged means nothing to reload."""
+
+    def showing(self, info: PluginInfo) -> _Loaded:
+        """The same plugin, running the same version, described by `info`."""
+        return _Loaded(info, self.runner, self.capability_states, self.source)
 
 
 @dataclass
@@ -189,6 +204,7 @@ class Registry:
             config.compiled_cache_dir, runtime.engine, runtime.settings.fingerprint()
         )
         self._current = _Generation()
+        self._refreshing = threading.Lock()
 
     def load_all(self) -> list[PluginInfo]:
         """Discover and load every bundle; returns what happened to each.
@@ -196,26 +212,117 @@ class Registry:
         Loading again replaces the plugins as a whole once the new ones are ready; calls already
         running on the old ones finish there.
         """
+        with self._refreshing:
+            fresh = _Generation()
+            for bundle in self._discover(fresh).values():
+                fresh.plugins[bundle.name] = self._load_bundle(bundle)
+            old, self._current = self._current, fresh
+            for loaded in old.plugins.values():
+                self._retire(loaded)
+        return self.infos()
+
+    def refresh(self, config: HostConfig | None = None) -> list[PluginInfo]:
+        """Bring the plugins in line with the plugin dirs (and `config`), touching what changed.
+
+        Unchanged plugins keep running untouched; a removed bundle is unloaded; a new or changed
+        one (its bundle or its settings) is loaded beside the version in force and swapped in
+        once ready, one plugin at a time, so calls already running finish on the old version.
+        When the update fails the old version keeps serving and `last_error` says why. Plugins
+        whose component is compiled already go first; one being compiled shows ``compiling``.
+        """
+        with self._refreshing:
+            if config is not None:
+                self._config = config
+            found = _Generation()
+            winners = self._discover(found)
+            current = self._current
+            serving = {p.info.directory: p for p in current.plugins.values() if p.runner}
+            kept: dict[str, _Loaded] = {}
+            unopened: list[PluginInfo] = []
+            for info in found.unopened:
+                old = serving.get(info.directory)
+                if old is not None and old.info.name not in winners:
+                    kept[old.info.name] = old.showing(replace(old.info, last_error=info.reason))
+                else:
+                    unopened.append(info)
+            changed: list[Bundle] = []
+            for name, bundle in winners.items():
+                old = current.plugins.get(name)
+                if old is None or old.source != self._source(bundle):
+                    changed.append(bundle)
+                if old is not None:  # serves until its successor is ready
+                    kept[name] = old
+            self._current = _Generation(kept, unopened)
+            for name, old in current.plugins.items():
+                if name not in kept:
+                    _log.info("plugin %s unloaded", name)
+                    self._retire(old)
+            changed.sort(key=lambda bundle: not self._cache.has(bundle.wasm_sha256))
+            for bundle in changed:
+                self._swap_in(bundle)
+        return self.infos()
+
+    def _swap_in(self, bundle: Bundle) -> None:
+        """Load `bundle` beside the version in force, then swap it in (or keep the old one)."""
+        name = bundle.name
+        old = self._current.plugins.get(name)
+        if not self._cache.has(bundle.wasm_sha256):
+            if old is not None and old.runner is not None:
+                placeholder = old.showing(replace(old.info, state="compiling"))
+            else:
+                version = bundle.manifest.plugin.version
+                info = PluginInfo(name, "compiling", "", bundle.directory, version)
+                placeholder = _Loaded(info)
+            self._publish(name, placeholder)
+        new = self._load_bundle(bundle)
+        if new.info.state == "failed" and old is not None and old.runner is not None:
+            _log.warning("plugin %s keeps %s: %s", name, old.info.version, new.info.reason)
+            info = replace(old.info, state="loaded", last_error=new.info.reason)
+            self._publish(name, old.showing(info))
+            return
+        self._publish(name, new)
+        if old is not None:
+            self._retire(old)
+
+    def _publish(self, name: str, loaded: _Loaded) -> None:
+        """Swap one entry: readers see the old generation or the new, never a mix."""
+        current = self._current
+        self._current = _Generation({**current.plugins, name: loaded}, current.unopened)
+
+    def _source(self, bundle: Bundle) -> str:
+        settings = self._config.settings_for(bundle.name)
+        return json.dumps(
+            [
+                str(bundle.directory),
+                bundle.wasm_sha256,
+                bundle.manifest.model_dump(mode="json"),
+                settings.model_dump(mode="json"),
+                self._config.defaults.model_dump(mode="json"),
+            ],
+            sort_keys=True,
+            default=str,
+        )
+
+    def _discover(self, into: _Generation) -> dict[str, Bundle]:
+        """Open every bundle and settle the names; failures are recorded in `into.unopened`."""
         pins = self._pinned_dirs()
-        fresh = _Generation()
         claims: dict[str, list[_Claim]] = {}
         limits = self._config.bundles.limits()
         for plugin_dir, directory in _bundle_dirs(self._config.plugin_dirs):
-            bundle = self._open(directory, limits, fresh)
+            bundle = self._open(directory, limits, into)
             if bundle is not None:
                 claims.setdefault(bundle.name, []).append(_Claim(bundle, plugin_dir))
+        winners: dict[str, Bundle] = {}
         for name, claimants in claims.items():
             winner, refused = _settle_name(name, claimants, pins.get(name))
             for claim, reason in refused:
                 version = claim.bundle.manifest.plugin.version
                 directory = claim.bundle.directory
-                fresh.unopened.append(PluginInfo(name, "failed", reason, directory, version))
+                into.unopened.append(PluginInfo(name, "failed", reason, directory, version))
                 _log.warning("%s: %s", directory, reason)
             if winner is not None:
-                self._load_bundle(winner.bundle, fresh)
-        old, self._current = self._current, fresh
-        self._release_all(old)
-        return self.infos()
+                winners[name] = winner.bundle
+        return winners
 
     def infos(self) -> list[PluginInfo]:
         current = self._current
@@ -234,7 +341,8 @@ class Registry:
             known = ", ".join(sorted(current.plugins)) or "none"
             raise PluginNotFound(f"no plugin named {name!r} (loaded plugins: {known})")
         if loaded.runner is None:
-            raise PluginUnavailable(f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}")
+            why = f": {loaded.info.reason}" if loaded.info.reason else ""
+            raise PluginUnavailable(f"plugin {name!r} is {loaded.info.state}{why}")
         return loaded.runner
 
     def _pinned_dirs(self) -> dict[str, Path]:
@@ -265,16 +373,15 @@ class Registry:
             _log.warning("%s", reason)
             return None
 
-    def _load_bundle(self, bundle: Bundle, into: _Generation) -> None:
+    def _load_bundle(self, bundle: Bundle) -> _Loaded:
         directory = bundle.directory
         base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
         settings = self._config.settings_for(bundle.name)
+        source = self._source(bundle)
         if not settings.enabled:
             info = replace(base, state="disabled", reason="disabled in config")
-            into.plugins[bundle.name] = _Loaded(info)
-            return
-        loaded = _Loaded(base)
-        into.plugins[bundle.name] = loaded
+            return _Loaded(info, source=source)
+        loaded = _Loaded(base, source=source)
         try:
             self._load(bundle, loaded)
         except Exception as exc:  # one bundle can fail only itself, however it fails
@@ -283,6 +390,7 @@ class Registry:
             self._release(loaded)
             loaded.info = replace(base, reason=describe_failure(exc))
             _log.warning("plugin %s failed to load: %s", bundle.name, loaded.info.reason)
+        return loaded
 
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
         name = bundle.name
@@ -327,7 +435,12 @@ class Registry:
         )
         loaded.runner.prepare()
         loaded.info = replace(
-            loaded.info, state="loaded", permissions=in_force, from_cache=from_cache
+            loaded.info,
+            state="loaded",
+            permissions=in_force,
+            from_cache=from_cache,
+            loaded_at=time.time(),
+            concurrent_events=bundle.manifest.runtime.concurrent_events,
         )
         _log.info(
             "plugin %s %s loaded%s", name, loaded.info.version, " (cached)" if from_cache else ""
@@ -353,10 +466,23 @@ class Registry:
             capability.close(state)  # type: ignore[attr-defined]
         loaded.capability_states.clear()
 
-    def _release_all(self, generation: _Generation) -> None:
-        for loaded in generation.plugins.values():
+    def _retire(self, loaded: _Loaded) -> None:
+        """Release a replaced or removed plugin once the calls still running on it are done."""
+        runner = loaded.runner
+        if runner is None:
             self._release(loaded)
+            return
+        runner.close()
+
+        def release_when_idle() -> None:
+            runner.wait_closed(runner.limits.timeout_s + 1.0)
+            self._release(loaded)
+
+        threading.Thread(
+            target=release_when_idle, name=f"corral-retire-{runner.name}", daemon=True
+        ).start()
 
     def close(self) -> None:
         old, self._current = self._current, _Generation()
-        self._release_all(old)
+        for loaded in old.plugins.values():
+            self._release(loaded)

@@ -29,6 +29,7 @@ from typing import Any
 from wasmtime import Config, Engine, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Instance, Linker, Variant
 
+from . import _observe
 from ._component_values import ExportFunc, add_host_func
 from ._errors import (
     BundleError,
@@ -266,6 +267,7 @@ class PluginRunner:
         def call(_store: Any, *args: Any) -> Any:
             # Host functions never raise into Wasmtime: an exception there becomes a trap, and
             # the contract says errors cross as values.
+            _observe.host_call(plugin, qualified)
             try:
                 return impl(_current_call.get(), *args)
             except HostApiError as exc:
@@ -350,7 +352,10 @@ class PluginRunner:
                 self._live -= 1
             else:
                 self._idle.append(instance)
-            self._available.notify()
+            if self._closed:  # `wait_closed` waits for the last slot too
+                self._available.notify_all()
+            else:
+                self._available.notify()
 
     def prepare(self) -> None:
         """Instantiate once now, so a component that cannot link fails at load, not at its
@@ -421,10 +426,17 @@ class PluginRunner:
             raise _plugin_error(self.name, result)
 
     def close(self) -> None:
+        """Take no new calls; calls running now finish (see `wait_closed`)."""
         with self._available:
             self._closed = True
+            self._live -= len(self._idle)
             self._idle.clear()
             self._available.notify_all()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """After `close`, wait up to `timeout` seconds for running calls; True once none are."""
+        with self._available:
+            return self._available.wait_for(lambda: self._live <= 0, timeout)
 
 
 def _denied(plugin: str, function: str, permission: str) -> HostApiError:
