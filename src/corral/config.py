@@ -33,20 +33,27 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._cron import CronExpression
 from ._errors import ConfigError
 from ._units import format_size, parse_duration, parse_size
 from ._validation import load_yaml_mapping, validate_model
 from .bundle import BundleLimits
 from .capabilities import CAPABILITIES
+from .capabilities.http._secrets import split_secret_ref
 from .permissions import check_permission_names
 
 __all__ = [
+    "BreakerOptions",
     "BundleOptions",
     "EngineOptions",
+    "EventOptions",
     "HostConfig",
     "LimitOptions",
     "PinOptions",
     "PluginSettings",
+    "ScheduleEntry",
+    "ServeOptions",
+    "WebhookOptions",
     "load_host_config",
 ]
 
@@ -131,6 +138,80 @@ class PinOptions(_Strict):
     plugin_dir: Path = Field(description="One of plugin_dirs; relative to the config file.")
 
 
+def _positive_duration(value: str) -> str:
+    if parse_duration(value) <= 0:
+        raise ValueError(f'"{value}" must be longer than zero')
+    return value
+
+
+def _secret_ref(value: str | None) -> str | None:
+    if value is not None:
+        split_secret_ref(value)
+    return value
+
+
+class WebhookOptions(_Strict):
+    """``plugins.<name>.webhooks``: how ``POST /webhooks/<name>`` authenticates its sender.
+
+    `secret` checks an ``X-Hub-Signature(-256): sha256=<hex HMAC of the body>`` header; `token`
+    (for senders that cannot sign, such as Jira's app webhooks) must be given as ``?token=`` in
+    the URL. Both are secret references (``env:NAME`` or ``file:PATH``); a plugin with neither
+    accepts no webhooks.
+    """
+
+    secret: str | None = None
+    token: str | None = None
+    max_body: str = "1MB"
+
+    _refs = field_validator("secret", "token")(_secret_ref)
+
+    @field_validator("max_body")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if parse_size(value) <= 0:
+            raise ValueError(f'"{value}" must be larger than zero')
+        return value
+
+    @model_validator(mode="after")
+    def _authenticated(self) -> WebhookOptions:
+        if self.secret is None and self.token is None:
+            raise ValueError("give a secret (signed webhooks) or a token (in the URL), or both")
+        return self
+
+
+class ScheduleEntry(_Strict):
+    """One entry of ``plugins.<name>.schedule``: run `command` with `input` every so often."""
+
+    every: str | None = Field(default=None, description='An interval such as "5m".')
+    cron: str | None = Field(default=None, description='Five cron fields in UTC: "*/5 * * * *".')
+    command: str
+    input: Any = None
+
+    _every = field_validator("every")(
+        lambda value: None if value is None else _positive_duration(value)
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            CronExpression.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleEntry:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError('give exactly one of "every" and "cron"')
+        return self
+
+    @property
+    def job_name(self) -> str:
+        """What identifies this job across restarts (its last run is stored under it)."""
+        return (
+            f"{self.command} every {self.every}" if self.every else f"{self.command} at {self.cron}"
+        )
+
+
 class PluginSettings(BaseModel):
     """``plugins.<name>`` in corral.yaml. Keys beyond these belong to capabilities."""
 
@@ -141,6 +222,8 @@ class PluginSettings(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     limits: LimitOptions = Field(default_factory=LimitOptions)
     pin: PinOptions | None = None
+    webhooks: WebhookOptions | None = None
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
 
     _known = field_validator("grant")(check_permission_names)
 
@@ -148,15 +231,39 @@ class PluginSettings(BaseModel):
     def _capability_keys(self) -> PluginSettings:
         for key in self.model_extra or {}:
             if key not in _CAPABILITY_KEYS:
-                raise ValueError(
-                    f"unknown key {key!r} (known: enabled, grant, config, limits, pin, "
-                    + ", ".join(sorted(_CAPABILITY_KEYS))
-                    + ")"
-                )
+                known = [*type(self).model_fields, *sorted(_CAPABILITY_KEYS)]
+                raise ValueError(f"unknown key {key!r} (known: {', '.join(known)})")
         return self
 
     def capability_options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+class EventOptions(_Strict):
+    """``serve.events``: how the server retries webhook events a plugin fails to take."""
+
+    max_attempts: int = Field(default=8, ge=1, description="Attempts before an event is dead.")
+    retry_backoff: str = Field(default="1s", description="Wait after the first failure; doubles.")
+    max_backoff: str = Field(default="5m", description="The longest wait between attempts.")
+
+    _durations = field_validator("retry_backoff", "max_backoff")(_positive_duration)
+
+
+class BreakerOptions(_Strict):
+    """``serve.breaker``: when a plugin that keeps trapping is cut off, and for how long."""
+
+    failures: int = Field(default=5, ge=1, description="Traps or timeouts in a row that open it.")
+    open_for: str = Field(default="5s", description="The first time it stays open; doubles.")
+    max_open_for: str = Field(default="5m", description="The longest time it stays open.")
+
+    _durations = field_validator("open_for", "max_open_for")(_positive_duration)
+
+
+class ServeOptions(_Strict):
+    """``serve:``: the long-running server (`corral serve`)."""
+
+    events: EventOptions = Field(default_factory=EventOptions)
+    breaker: BreakerOptions = Field(default_factory=BreakerOptions)
 
 
 class HostConfig(_Strict):
@@ -171,6 +278,7 @@ class HostConfig(_Strict):
     bundles: BundleOptions = Field(default_factory=BundleOptions)
     defaults: LimitOptions = Field(default_factory=LimitOptions)
     plugins: dict[str, PluginSettings] = Field(default_factory=dict)
+    serve: ServeOptions = Field(default_factory=ServeOptions)
 
     def settings_for(self, plugin: str) -> PluginSettings:
         return self.plugins.get(plugin) or PluginSettings()
