@@ -133,6 +133,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    if not args.debug:  # the server logs one line per state change
+        logging.getLogger("corral").setLevel(logging.INFO)
+    config: Path = args.config if args.config is not None else DEFAULT_CONFIG
+    if not config.is_file():
+        raise _UsageError(f"{config}: no such config file (give one with --config)")
+    serve(config, host=args.host, port=args.port)
+    return EXIT_OK
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     services = HostServices(_host_config(args).data_dir)
     try:
@@ -189,10 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, help="write the bundle here instead of DIR")
     build.set_defaults(func=cmd_build)
 
+    serve = commands.add_parser("serve", help="serve plugins over HTTP, reloading on change")
+    serve.add_argument(
+        "--config", type=Path, help="corral.yaml (default: ./corral.yaml); watched for changes"
+    )
+    serve.add_argument("--host", help="address to bind (default: serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: serve.port, 8080)")
+    serve.set_defaults(func=cmd_serve)
+
     add_tasks_parser(commands)
     for leaf in _subparsers(commands.choices["tasks"]):
         _host_options(leaf)
         leaf.set_defaults(func=cmd_tasks)
+
     return parser
 
 
@@ -211,7 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (or, for `plugins list`, in its table).
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.ERROR,
-        format="%(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        if args.command == "serve"
+        else "%(levelname)s %(name)s: %(message)s",
     )
     try:
         code: int = args.func(args)

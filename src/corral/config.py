@@ -28,6 +28,7 @@ plugin name are both refused unless a pin decides between them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -207,9 +208,10 @@ class ScheduleEntry(_Strict):
     @property
     def job_name(self) -> str:
         """What identifies this job across restarts (its last run is stored under it)."""
-        return (
-            f"{self.command} every {self.every}" if self.every else f"{self.command} at {self.cron}"
-        )
+        timing = f"every {self.every}" if self.every is not None else f"at {self.cron}"
+        if self.input is None:
+            return f"{self.command} {timing}"
+        return f"{self.command} {timing} {json.dumps(self.input, sort_keys=True)}"
 
 
 class PluginSettings(BaseModel):
@@ -260,10 +262,32 @@ class BreakerOptions(_Strict):
 
 
 class ServeOptions(_Strict):
-    """``serve:``: the long-running server (`corral serve`)."""
+    """``serve:``: the long-running server (`corral serve`).
 
+    The management endpoints (everything but ``/webhooks``, ``/healthz`` and ``/readyz``) need
+    ``Authorization: Bearer <token>`` when `token` is set; binding beyond loopback requires it.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: str | None = Field(default=None, description="A secret reference: env:NAME, file:PATH.")
+    grace_period: str = Field(
+        default="30s", description="How long calls in flight may finish after SIGTERM/SIGINT."
+    )
+    reload_debounce: str = Field(
+        default="200ms", description="Quiet time after a change in a plugin dir before reloading."
+    )
     events: EventOptions = Field(default_factory=EventOptions)
     breaker: BreakerOptions = Field(default_factory=BreakerOptions)
+
+    _token = field_validator("token")(_secret_ref)
+
+    @field_validator("grace_period", "reload_debounce")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) < 0:
+            raise ValueError(f'"{value}" must not be negative')
+        return value
 
 
 class HostConfig(_Strict):

@@ -110,8 +110,9 @@ class PluginHost:
             for key in ("data_dir", "cache_dir", "engine"):
                 if getattr(config, key) != getattr(self.config, key):
                     raise ConfigError(f"{key} changed; restart the host to apply it")
-            self.config = config
-        return self._registry.refresh(config)
+        infos = self._registry.refresh(config)
+        self.config = config or self.config
+        return infos
 
     def plugins(self) -> list[PluginInfo]:
         """Every discovered bundle, loaded or not, with its state and reason."""

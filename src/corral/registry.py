@@ -81,10 +81,12 @@ class _Loaded:
     capability_states: list[tuple[object, object]] = field(default_factory=list)
     source: str = ""
     """What this entry was built from (bundle and settings): unchanged means nothing to reload."""
+    rejected: str = ""
+    """The source of the latest update that failed, not tried again until it changes."""
 
-    def showing(self, info: PluginInfo) -> _Loaded:
+    def showing(self, info: PluginInfo, rejected: str = "") -> _Loaded:
         """The same plugin, running the same version, described by `info`."""
-        return _Loaded(info, self.runner, self.capability_states, self.source)
+        return _Loaded(info, self.runner, self.capability_states, self.source, rejected)
 
 
 @dataclass
@@ -231,10 +233,14 @@ class Registry:
         whose component is compiled already go first; one being compiled shows ``compiling``.
         """
         with self._refreshing:
-            if config is not None:
-                self._config = config
+            previous = self._config
+            self._config = config or previous
             found = _Generation()
-            winners = self._discover(found)
+            try:
+                winners = self._discover(found)
+            except BaseException:  # e.g. a plugin dir gone: nothing changes
+                self._config = previous
+                raise
             current = self._current
             serving = {p.info.directory: p for p in current.plugins.values() if p.runner}
             kept: dict[str, _Loaded] = {}
@@ -248,10 +254,16 @@ class Registry:
             changed: list[Bundle] = []
             for name, bundle in winners.items():
                 old = current.plugins.get(name)
-                if old is None or old.source != self._source(bundle):
+                source = self._source(bundle)
+                if old is None:
                     changed.append(bundle)
-                if old is not None:  # serves until its successor is ready
+                elif old.source == source and old.info.last_error:  # the failed update undone
+                    kept[name] = old.showing(replace(old.info, last_error=""))
+                elif old.source == source or old.rejected == source:
                     kept[name] = old
+                else:
+                    changed.append(bundle)
+                    kept[name] = old  # serves until its successor is ready
             self._current = _Generation(kept, unopened)
             for name, old in current.plugins.items():
                 if name not in kept:
@@ -273,12 +285,13 @@ class Registry:
                 version = bundle.manifest.plugin.version
                 info = PluginInfo(name, "compiling", "", bundle.directory, version)
                 placeholder = _Loaded(info)
+            _log.info("plugin %s %s compiling", name, bundle.manifest.plugin.version)
             self._publish(name, placeholder)
         new = self._load_bundle(bundle)
         if new.info.state == "failed" and old is not None and old.runner is not None:
             _log.warning("plugin %s keeps %s: %s", name, old.info.version, new.info.reason)
             info = replace(old.info, state="loaded", last_error=new.info.reason)
-            self._publish(name, old.showing(info))
+            self._publish(name, old.showing(info, rejected=new.source))
             return
         self._publish(name, new)
         if old is not None:
@@ -319,9 +332,13 @@ class Registry:
                 version = claim.bundle.manifest.plugin.version
                 directory = claim.bundle.directory
                 into.unopened.append(PluginInfo(name, "failed", reason, directory, version))
-                _log.warning("%s: %s", directory, reason)
             if winner is not None:
                 winners[name] = winner.bundle
+        # Each refresh opens every bundle again; a broken one is reported once, not each time.
+        known = {(info.directory, info.reason) for info in self._current.unopened}
+        for info in into.unopened:
+            if (info.directory, info.reason) not in known:
+                _log.warning("bundle %s failed: %s", info.directory, info.reason)
         return winners
 
     def infos(self) -> list[PluginInfo]:
@@ -370,7 +387,6 @@ class Registry:
                 reason = f"{directory}: {reason}"
                 _log.debug("opening %s failed", directory, exc_info=exc)
             into.unopened.append(PluginInfo(directory.name, "failed", reason, directory))
-            _log.warning("%s", reason)
             return None
 
     def _load_bundle(self, bundle: Bundle) -> _Loaded:
