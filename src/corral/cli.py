@@ -154,6 +154,17 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         services.close()
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    from .serve._queue import EventQueue
+
+    queue = EventQueue.in_data_dir(_host_config(args).data_dir)
+    try:
+        handler: Callable[[argparse.Namespace, Any], int] = args.events_handler
+        return handler(args, queue)
+    finally:
+        queue.close()
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -167,6 +178,7 @@ def _host_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .serve._events_cli import add_events_parser
     from .tasks.cli import add_tasks_parser
 
     parser = argparse.ArgumentParser(prog="corral", description="WebAssembly plugin host")
@@ -214,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
         _host_options(leaf)
         leaf.set_defaults(func=cmd_tasks)
 
+    add_events_parser(commands)
+    for leaf in _subparsers(commands.choices["events"]):
+        _host_options(leaf)
+        leaf.set_defaults(func=cmd_events)
     return parser
 
 

@@ -29,6 +29,7 @@ from .._units import parse_duration
 from ..capabilities.http._secrets import Secret
 from ..config import HostConfig
 from ..host import PluginHost
+from ._background import Background
 from ._calls import Caller
 from ._errors import http_error
 from ._metrics import Metrics
@@ -70,6 +71,8 @@ class ServeApp:
         self.public_prefixes: list[str] = ["/healthz", "/readyz"]
         self.plugin_details: list[Callable[[str], dict[str, Any]]] = []
         self._token = token
+        # Webhooks, event delivery, schedules and circuit breakers plug themselves in.
+        self.background = Background(self)
 
     def asgi(self) -> ASGIApp:
         """The ASGI application; its lifespan starts and stops the services."""

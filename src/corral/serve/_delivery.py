@@ -1,0 +1,196 @@
+"""Delivering queued events to plugins' ``on-event``, in order, retrying with back-off.
+
+One dispatcher thread looks at each plugin's oldest pending event (`EventQueue.heads`) and hands
+it to a worker when it is due and nothing else of that plugin is being delivered: events of one
+plugin go one at a time, in the order they arrived; plugins do not wait for each other. A
+failure (the plugin trapped or returned an error) is retried after `retry_backoff`, doubling up
+to `max_backoff`, with jitter so that a sender's burst does not retry in lockstep; after
+`max_attempts` the event is dead and the next one goes. A plugin that is not loaded, or whose
+circuit breaker is open, was not tried: its event waits without losing an attempt.
+
+The dispatcher also looks at the queue every `poll_s`, so events that ``corral events retry``
+put back (from another process) are picked up while the server runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+from .._errors import CircuitOpen, CorralError, PluginNotFound, PluginUnavailable
+from .._units import parse_duration
+from ..config import EventOptions
+from ._calls import Caller
+from ._queue import EventQueue, QueuedEvent, now_ms
+from ._turns import PluginTurns
+from ._workers import WorkerPool
+
+__all__ = ["EventDelivery", "RetryPolicy"]
+
+_log = logging.getLogger("corral.serve.events")
+_NOT_LOADED_RETRY_S = 2.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try a failed event again, and when to give up on it."""
+
+    max_attempts: int
+    first_s: float
+    max_s: float
+
+    @classmethod
+    def from_options(cls, options: EventOptions) -> RetryPolicy:
+        return cls(
+            options.max_attempts,
+            parse_duration(options.retry_backoff),
+            parse_duration(options.max_backoff),
+        )
+
+    def delay_s(self, attempts: int) -> float:
+        """The wait after the `attempts`-th failure: half fixed, half random."""
+        ceiling = min(self.first_s * 2.0 ** (attempts - 1), self.max_s)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class EventDelivery:
+    """The worker that takes queued events to their plugins, through `caller` (its guards,
+    such as the circuit breaker, and its metrics)."""
+
+    def __init__(
+        self,
+        caller: Caller,
+        queue: EventQueue,
+        turns: PluginTurns,
+        policy: RetryPolicy,
+        *,
+        workers: int = 4,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._caller = caller
+        self._queue = queue
+        self._turns = turns
+        self.policy = policy
+        self._poll_s = poll_s
+        self._pool = WorkerPool(workers, "corral-delivery")
+        self._busy: set[str] = set()
+        self._wake = threading.Condition()
+        self._woken = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._dispatch, name="corral-events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self, _plugin: str = "") -> None:
+        """Look at the queue now (an event was queued or a delivery finished)."""
+        with self._wake:
+            self._woken = True
+            self._wake.notify()
+
+    def stop(self, timeout: float) -> None:
+        """Start no more deliveries and wait for those running; undelivered events stay queued."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._pool.drain(timeout)
+
+    def _dispatch(self) -> None:
+        while True:
+            wait_s = self._poll_s
+            try:
+                heads = self._queue.heads()
+            except CorralError as exc:
+                _log.error("cannot read the event queue: %s", exc)
+                heads = []
+            now = now_ms()
+            with self._wake:
+                if self._stopping:
+                    return
+                for event in heads:
+                    if event.plugin in self._busy:
+                        continue
+                    if event.next_attempt_ms <= now:
+                        self._busy.add(event.plugin)
+                        self._pool.submit(functools.partial(self._deliver, event))
+                    else:
+                        wait_s = min(wait_s, (event.next_attempt_ms - now) / 1000)
+                self._wake.wait_for(lambda: self._woken or self._stopping, wait_s)
+                self._woken = False
+
+    def _turn(self, plugin: str) -> AbstractContextManager[object]:
+        """Wait for the plugin's scheduled job, unless its manifest allows running beside it."""
+        try:
+            concurrent = self._caller.host.plugin(plugin).concurrent_events
+        except PluginNotFound:
+            concurrent = False
+        return nullcontext() if concurrent else self._turns.of(plugin)
+
+    def _deliver(self, event: QueuedEvent) -> None:
+        try:
+            with self._turn(event.plugin):
+                self._caller.run(
+                    event.plugin,
+                    "on-event",
+                    self._caller.host.send_event,
+                    event.plugin,
+                    event.type,
+                    json.loads(event.payload),
+                    source=event.source,
+                    id=event.delivery_id,
+                )
+        except CircuitOpen as exc:
+            self._postpone(event, exc.retry_after_s, str(exc))
+        except (PluginNotFound, PluginUnavailable) as exc:
+            self._postpone(event, _NOT_LOADED_RETRY_S, str(exc))
+        except Exception as exc:  # the plugin failed it, in whatever way: retry or give up
+            self._failed(event, exc)
+        else:
+            try:
+                self._queue.mark_delivered(event.seq)
+            except CorralError as exc:  # it stays pending: delivered again, at least once
+                _log.error("cannot mark event %d delivered: %s", event.seq, exc)
+        finally:
+            with self._wake:
+                self._busy.discard(event.plugin)
+            self.wake()
+
+    def _postpone(self, event: QueuedEvent, delay_s: float, reason: str) -> None:
+        try:
+            self._queue.postpone(event.seq, now_ms() + int(delay_s * 1000), reason)
+        except CorralError as exc:
+            _log.error("cannot postpone event %d: %s", event.seq, exc)
+
+    def _failed(self, event: QueuedEvent, error: Exception) -> None:
+        reason = str(error) if isinstance(error, CorralError) else repr(error)
+        attempts = event.attempts + 1
+        try:
+            if attempts >= self.policy.max_attempts:
+                self._queue.mark_dead(event.seq, reason)
+                _log.warning(
+                    "event %d for %s is dead after %d attempts: %s",
+                    event.seq,
+                    event.plugin,
+                    attempts,
+                    reason,
+                )
+            else:
+                delay = self.policy.delay_s(attempts)
+                self._queue.mark_failed(event.seq, reason, now_ms() + int(delay * 1000))
+                _log.info(
+                    "event %d for %s failed (attempt %d, retry in %.1fs): %s",
+                    event.seq,
+                    event.plugin,
+                    attempts,
+                    delay,
+                    reason,
+                )
+        except CorralError as exc:
+            _log.error("cannot record the failure of event %d: %s", event.seq, exc)

@@ -1,0 +1,463 @@
+"""`corral serve`'s webhooks, event delivery, schedules and circuit breaker, end to end: a real
+server on loopback, real plugins (hostapi records what it was given in its kv store, which the
+tests read from the SQLite file), real SQLite queue, and a real process killed with SIGKILL."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from corral import PluginHost
+from corral.config import ScheduleEntry, load_host_config
+from corral.serve import ServeApp, build_server
+from corral.serve._queue import EventQueue
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "s3cret-for-tests"
+TOKEN = "t0ken-for-tests"
+HOSTAPI_GRANTS = ["network.http.outbound", "config.read", "task.read_write", "kv"]
+
+
+@pytest.fixture(autouse=True)
+def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORRAL_TEST_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("CORRAL_TEST_WEBHOOK_TOKEN", TOKEN)
+
+
+def write_config(
+    tmp_path: Path, plugins_dir: Path, cache: Path, plugins: dict[str, Any], **serve: Any
+) -> Path:
+    path = tmp_path / "corral.yaml"
+    config = {
+        "plugin_dirs": [str(plugins_dir)],
+        "data_dir": str(tmp_path / "data"),
+        "cache_dir": str(cache),
+        "plugins": plugins,
+        "serve": serve,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def hostapi_settings(**extra: Any) -> dict[str, Any]:
+    return {
+        "grant": HOSTAPI_GRANTS,
+        "webhooks": {"secret": "env:CORRAL_TEST_WEBHOOK_SECRET"},
+        **extra,
+    }
+
+
+# Eight attempts take at least 0.65 s (each wait is at least half of 100 ms, 200 ms, 200 ms...).
+FAST_RETRIES = {"events": {"retry_backoff": "100ms", "max_backoff": "200ms", "max_attempts": 8}}
+
+
+@contextmanager
+def running_server(config_path: Path) -> Iterator[tuple[httpx.Client, ServeApp]]:
+    """`corral serve` in this process (uvicorn in a thread), on a free loopback port."""
+    with PluginHost(config=load_host_config(config_path)) as host:
+        app = ServeApp(host, config_path=config_path)
+        server = build_server(app, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.run, name="test-server")
+        thread.start()
+        try:
+            until(lambda: server.started, what="the server to start")
+            port = server.servers[0].sockets[0].getsockname()[1]
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                until(lambda: client.get("/readyz").status_code == 200, what="readyz", timeout=120)
+                yield client, app
+        finally:
+            server.should_exit = True
+            thread.join(60)
+
+
+def until(condition: Callable[[], object], *, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def post_event(client: httpx.Client, spec: dict[str, Any], delivery: str) -> httpx.Response:
+    body = json.dumps(spec).encode()
+    headers = {**signed(body), "X-GitHub-Delivery": delivery, "X-GitHub-Event": "push"}
+    return client.post("/webhooks/hostapi", content=body, headers=headers)
+
+
+def kv_entries(data_dir: Path, prefix: str) -> dict[str, str]:
+    """What hostapi stored under `prefix`, read from the kv SQLite file."""
+    path = data_dir / "kv.db"
+    if not path.exists():
+        return {}
+    with sqlite3.connect(path) as db:
+        try:
+            rows = db.execute(
+                "SELECT key, value FROM kv_entries WHERE plugin = 'hostapi' "
+                "AND key >= ? AND key < ?",
+                (prefix, prefix + "\uffff"),
+            ).fetchall()
+        except sqlite3.OperationalError:  # the store is creating its tables right now
+            return {}
+    return {key: bytes(value).decode() for key, value in rows}
+
+
+def acked(data_dir: Path) -> list[str]:
+    """The event ids hostapi acknowledged, in the order it did."""
+    return [v for _, v in sorted(kv_entries(data_dir, "acked/").items())]
+
+
+# -- intake ---------------------------------------------------------------------------------
+
+
+def test_webhooks_are_authenticated_checked_deduplicated_and_delivered(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    plugins = plugin_dir("hostapi", "hello")
+    config = write_config(
+        tmp_path,
+        plugins,
+        compiled_cache_dir,
+        {
+            "hostapi": hostapi_settings(
+                webhooks={"secret": "env:CORRAL_TEST_WEBHOOK_SECRET", "max_body": "2KB"}
+            ),
+            "hello": {
+                "grant": ["config.read"],
+                "webhooks": {"token": "env:CORRAL_TEST_WEBHOOK_TOKEN"},
+            },
+        },
+    )
+    data = tmp_path / "data"
+    with running_server(config) as (client, _app):
+        body = b'{"ok": true}'
+        good = client.post("/webhooks/hostapi", content=body, headers=signed(body))
+        assert good.status_code == 202 and good.json()["status"] == "queued"
+
+        def refused(response: httpx.Response, status: int, words: str) -> None:
+            assert response.status_code == status, response.text
+            assert words in response.json()["error"]["message"]
+
+        refused(client.post("/webhooks/hostapi", content=body), 401, "missing X-Hub-Signature")
+        wrong = signed(body, secret="not-the-secret")
+        refused(client.post("/webhooks/hostapi", content=body, headers=wrong), 401, "not match")
+        tampered = signed(body)
+        refused(
+            client.post("/webhooks/hostapi", content=b'{"ok": false}', headers=tampered),
+            401,
+            "not match",
+        )
+        big = json.dumps({"pad": "x" * 3000}).encode()
+        refused(client.post("/webhooks/hostapi", content=big, headers=signed(big)), 413, "limit")
+        chunks = iter([b'{"pad": "', b"y" * 3000, b'"}'])  # no Content-Length: counted as read
+        refused(client.post("/webhooks/hostapi", content=chunks, headers=signed(big)), 413, "limit")
+        bad = b'{"ok": tru'
+        refused(client.post("/webhooks/hostapi", content=bad, headers=signed(bad)), 400, "JSON")
+        refused(client.post("/webhooks/nobody", content=body, headers=signed(body)), 404, "no")
+
+        # A token in the URL, for senders that do not sign (Jira's app webhooks).
+        jira = json.dumps({"webhookEvent": "jira:issue_updated"}).encode()
+        refused(client.post("/webhooks/hello", content=jira), 401, "missing ?token=")
+        refused(client.post("/webhooks/hello?token=guess", content=jira), 401, "wrong")
+        assert client.post(f"/webhooks/hello?token={TOKEN}", content=jira).status_code == 202
+
+        # Duplicates by delivery id, else by the body's hash.
+        assert post_event(client, {"n": 1}, "d-1").json()["status"] == "queued"
+        again = post_event(client, {"n": 1, "resent": True}, "d-1")
+        assert again.status_code == 202 and again.json()["status"] == "duplicate"
+        twice = client.post("/webhooks/hostapi", content=body, headers=signed(body))
+        assert twice.json()["status"] == "duplicate"
+
+        until(lambda: len(acked(data)) == 2, what="both hostapi events delivered")
+        sha = "sha256:" + hashlib.sha256(body).hexdigest()
+        assert acked(data) == [sha, "d-1"]
+
+        def hostapi_events() -> dict[str, int]:
+            listed = {p["name"]: p for p in client.get("/plugins").json()["plugins"]}
+            events: dict[str, int] = listed["hostapi"]["events"]
+            return events
+
+        # Acknowledged in the plugin's kv a moment before the queue records it.
+        until(lambda: hostapi_events() == {"pending": 0, "dead": 0}, what="an empty queue")
+    queue = EventQueue.in_data_dir(data)
+    events = {(e.plugin, e.type, e.state) for e in queue.list()}
+    queue.close()
+    assert events == {
+        ("hostapi", "webhook", "delivered"),
+        ("hostapi", "push", "delivered"),
+        ("hello", "jira:issue_updated", "delivered"),
+    }
+
+
+# -- delivery -------------------------------------------------------------------------------
+
+
+def test_failing_events_are_retried_in_order_then_dead_lettered_and_retried_by_the_cli(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        plugin_dir("hostapi"),
+        compiled_cache_dir,
+        {"hostapi": hostapi_settings()},
+        **FAST_RETRIES,
+    )
+    data = tmp_path / "data"
+    with running_server(config) as (client, _app):
+        # The plugin fails for a while (as if its backend were down); the events wait in order.
+        recovers = int(time.time() * 1000) + 400
+        for n in range(3):
+            post_event(client, {"fail_until_ms": recovers}, f"down-{n}")
+        post_event(client, {"fail_times": 2}, "flaky")
+        post_event(client, {"fail_times": 9}, "hopeless")  # 8 attempts allowed
+        post_event(client, {}, "after")
+        until(lambda: len(acked(data)) == 5, what="the events after recovery")
+        assert acked(data) == ["down-0", "down-1", "down-2", "flaky", "after"]
+        assert kv_entries(data, "tries/flaky") == {"tries/flaky": "3"}
+        plugin = {p["name"]: p for p in client.get("/plugins").json()["plugins"]}["hostapi"]
+        assert plugin["events"] == {"pending": 0, "dead": 1}
+        assert 'corral_events_dead{plugin="hostapi"} 1.0' in client.get("/metrics").text
+
+        cli = [sys.executable, "-m", "corral.cli", "events"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        listing = subprocess.run(
+            [*cli, "list", "--state", "dead", "--json", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        [dead] = json.loads(listing.stdout)
+        assert (dead["delivery_id"], dead["attempts"]) == ("hopeless", 8)
+        assert "failing on purpose (try 8)" in dead["last_error"]
+        subprocess.run(
+            [*cli, "retry", str(dead["seq"]), "--config", str(config)], env=env, check=True
+        )
+        # The running server picks it up from the shared file: try 9 fails, try 10 succeeds.
+        until(lambda: "hopeless" in acked(data), what="the retried dead letter")
+        assert kv_entries(data, "tries/hopeless") == {"tries/hopeless": "10"}
+    assert [v for k, v in kv_entries(data, "acked-count/").items()] == ["1"] * 6
+
+
+def _spawn_server(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "corral.cli", "serve", "--config", str(config), "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+        env=env,
+    )
+    base: list[str] = []
+
+    def serving() -> bool:
+        for line in log.read_text().splitlines()[::-1]:
+            if "serving on http://" in line:
+                base.append(line.split("serving on ", 1)[1].strip())
+                return True
+        assert process.poll() is None, log.read_text()
+        return False
+
+    until(serving, what="corral serve to listen", timeout=60)
+    return process, base[0]
+
+
+def test_queued_events_survive_kill_9_and_none_is_delivered_twice(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        plugin_dir("hostapi"),
+        compiled_cache_dir,
+        {"hostapi": hostapi_settings()},
+        events={"retry_backoff": "200ms", "max_backoff": "200ms", "max_attempts": 1000},
+    )
+    data = tmp_path / "data"
+    log = tmp_path / "server.log"
+    process, base = _spawn_server(config, log)
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            until(lambda: client.get("/readyz").status_code == 200, what="readyz")
+            for n in range(5):
+                assert post_event(client, {}, f"early-{n}").status_code == 202
+            until(lambda: len(acked(data)) == 5, what="the early events")
+            recovers = int(time.time() * 1000) + 3000
+            for n in range(5):
+                post_event(client, {"fail_until_ms": recovers}, f"late-{n}")
+            until(
+                lambda: "tries/late-0" in kv_entries(data, "tries/late-0"),
+                what="the first late event to be tried",
+            )
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        queue = EventQueue.in_data_dir(data)
+        pending = [e.delivery_id for e in queue.list(state="pending")]
+        queue.close()
+        assert pending == [f"late-{n}" for n in range(5)]
+
+        process, base = _spawn_server(config, log)
+        until(lambda: len(acked(data)) == 10, what="the late events after the restart")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    assert acked(data) == [f"early-{n}" for n in range(5)] + [f"late-{n}" for n in range(5)]
+    counts = kv_entries(data, "acked-count/")
+    assert sorted(counts.values()) == ["1"] * 10
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+def _runs(data: Path) -> list[tuple[int, int, str]]:
+    """(start ms, end ms, tag) of each run of hostapi's `work` command."""
+    runs = []
+    for key, end in kv_entries(data, "runs/").items():
+        _, start, tag = key.split("/")
+        runs.append((int(start), int(end), tag))
+    return sorted(runs)
+
+
+def test_a_schedule_that_outlasts_its_interval_does_not_overlap(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    schedule = [{"every": "200ms", "command": "work", "input": {"seconds": 0.7, "tag": "slow"}}]
+    config = write_config(
+        tmp_path,
+        plugin_dir("hostapi"),
+        compiled_cache_dir,
+        {"hostapi": hostapi_settings(schedule=schedule)},
+    )
+    data = tmp_path / "data"
+    with running_server(config):
+        until(lambda: len(_runs(data)) >= 3, what="three runs")
+    runs = _runs(data)
+    for (_, end, _), (start, _, _) in itertools.pairwise(runs):
+        assert start >= end - 5  # ms of clock granularity between guest and host clocks
+    assert all(end - start >= 650 for start, end, _ in runs)
+
+
+def test_runs_missed_while_the_server_was_down_run_once(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    schedule = [
+        {"every": "1m", "command": "work", "input": {"tag": "every"}},
+        {"cron": "0 0 1 1 *", "command": "work", "input": {"tag": "yearly"}},
+        {"every": "1m", "command": "work", "input": {"tag": "recent"}},
+    ]
+    names = [ScheduleEntry.model_validate(entry).job_name for entry in schedule]
+    config = write_config(
+        tmp_path,
+        plugin_dir("hostapi"),
+        compiled_cache_dir,
+        {"hostapi": hostapi_settings(schedule=schedule)},
+    )
+    data = tmp_path / "data"
+    queue = EventQueue.in_data_dir(data)
+    now = int(time.time() * 1000)
+    queue.record_run("hostapi", names[0], now - 30 * 60_000)  # 30 runs missed
+    queue.record_run("hostapi", names[1], now - 3 * 366 * 86_400_000)  # 3 new years missed
+    queue.record_run("hostapi", names[2], now - 10_000)  # not due for 50 s
+    with running_server(config):
+        until(lambda: len(_runs(data)) >= 2, what="the missed runs")
+        time.sleep(1.0)  # room for any extra run that should not happen
+    assert sorted(tag for _, _, tag in _runs(data)) == ["every", "yearly"]
+    assert queue.last_run_ms("hostapi", names[0]) >= now
+    assert queue.last_run_ms("hostapi", names[2]) == now - 10_000
+    queue.close()
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_events_wait_for_a_running_job_unless_the_manifest_allows_both(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path, concurrent: bool
+) -> None:
+    plugins = plugin_dir("hostapi")
+    if concurrent:
+        manifest = plugins / "hostapi" / "manifest.yaml"
+        data = yaml.safe_load(manifest.read_text())
+        data["runtime"]["concurrent_events"] = True
+        manifest.write_text(yaml.safe_dump(data))
+    schedule = [{"every": "1m", "command": "work", "input": {"seconds": 1.5, "tag": "job"}}]
+    config = write_config(
+        tmp_path, plugins, compiled_cache_dir, {"hostapi": hostapi_settings(schedule=schedule)}
+    )
+    data_dir = tmp_path / "data"
+    with running_server(config) as (client, _app):
+
+        def job_running() -> bool:
+            listed = {p["name"]: p for p in client.get("/plugins").json()["plugins"]}
+            return bool(listed["hostapi"]["jobs_running"])
+
+        until(job_running, what="the job to start")
+        post_event(client, {}, "during-the-job")
+        until(lambda: acked(data_dir) == ["during-the-job"], what="the event")
+        until(lambda: _runs(data_dir), what="the job to finish")
+    [(_, job_end, _)] = _runs(data_dir)
+    acked_at = int(kv_entries(data_dir, "acked-at/")["acked-at/during-the-job"])
+    assert (acked_at < job_end) == concurrent
+
+
+# -- circuit breaker ------------------------------------------------------------------------
+
+
+def test_the_breaker_opens_on_traps_fails_fast_and_recovers_after_a_trial_call(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        plugin_dir("misbehave"),
+        compiled_cache_dir,
+        {"misbehave": {"limits": {"execution_timeout": "200ms"}}},
+        breaker={"failures": 2, "open_for": "1s", "max_open_for": "10s"},
+    )
+    with running_server(config) as (client, _app):
+
+        def call(command: str) -> httpx.Response:
+            return client.post(f"/plugins/misbehave/call/{command}", json={"n": 10})
+
+        def breaker() -> dict[str, Any]:
+            listed = {p["name"]: p for p in client.get("/plugins").json()["plugins"]}
+            state: dict[str, Any] = listed["misbehave"]["breaker"]
+            return state
+
+        def gauge() -> str:
+            lines = client.get("/metrics").text.splitlines()
+            return next(line for line in lines if line.startswith("corral_breaker_state{"))
+
+        assert call("count").status_code == 200
+        assert [call("loop").status_code for _ in range(2)] == [504, 504]
+        refused = call("count")
+        assert refused.status_code == 503
+        assert "cut off" in refused.json()["error"]["message"]
+        assert refused.headers["Retry-After"] == "1"
+        assert breaker()["state"] == "open"
+        assert gauge() == 'corral_breaker_state{plugin="misbehave"} 2.0'
+
+        until(lambda: breaker()["retry_in_s"] == 0, what="the back-off to pass")
+        assert call("loop").status_code == 504  # the one trial call traps: open for longer
+        assert breaker()["state"] == "open" and breaker()["retry_in_s"] > 1.5
+        assert call("count").status_code == 503
+
+        until(lambda: breaker()["retry_in_s"] == 0, what="the longer back-off to pass")
+        assert call("count").status_code == 200  # the trial succeeds: closed again
+        assert breaker() == {"state": "closed", "failures": 0, "retry_in_s": 0.0}
+        assert gauge() == 'corral_breaker_state{plugin="misbehave"} 0.0'
