@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -173,6 +174,28 @@ def test_queue_keeps_order_dedupes_and_dead_letters(tmp_path: Path) -> None:
     queue.mark_delivered(first)
     assert not queue.drop(first)  # delivered events stay, so their ids keep deduplicating
     assert queue.drop(second)
+    queue.close()
+
+
+def test_queue_commits_concurrent_events_together_and_still_deduplicates(tmp_path: Path) -> None:
+    queue = EventQueue(tmp_path / "events.db")
+    results: list[int | None] = []
+
+    def sender() -> None:
+        # Every sender sends the same 50 deliveries: each must be stored exactly once.
+        for i in range(50):
+            results.append(queue.enqueue("a", f"d{i}", "webhook", "t", f'{{"i": {i}}}'))
+
+    threads = [threading.Thread(target=sender) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = [seq for seq in results if seq is not None]
+    assert len(results) == 400 and len(stored) == len(set(stored)) == 50
+    events = queue.list(limit=1000)
+    assert sorted(e.delivery_id for e in events) == sorted(f"d{i}" for i in range(50))
+    assert {e.seq for e in events} == set(stored)
     queue.close()
 
 

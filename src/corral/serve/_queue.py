@@ -14,6 +14,7 @@ repeats runs.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,16 @@ class QueuedEvent:
     last_error: str
 
 
+@dataclass
+class _Intake:
+    """One event waiting to be committed, and what became of it."""
+
+    fields: tuple[str, str, str, str, str, int]
+    seq: int | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
 class EventQueue:
     """The queue in ``events.db``; safe to use from many threads and processes at once."""
 
@@ -88,6 +99,9 @@ class EventQueue:
         with self._db.writing() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
+        self._intake = threading.Condition()
+        self._waiting: list[_Intake] = []
+        self._committing = False
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> EventQueue:
@@ -99,15 +113,52 @@ class EventQueue:
     def enqueue(
         self, plugin: str, delivery_id: str, source: str, type: str, payload: str
     ) -> int | None:
-        """Store an event (committed on return); its seq, or None if `delivery_id` was seen."""
-        received = now_ms()
-        with self._db.writing() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO events (plugin, delivery_id, source, type, payload, "
-                "received_at_ms, state, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (plugin, delivery_id, source, type, payload, received, received),
-            )
-            return cursor.lastrowid if cursor.rowcount == 1 else None
+        """Store an event (committed on return); its seq, or None if `delivery_id` was seen.
+
+        Events arriving together are committed together: each commit waits for the disk
+        (milliseconds), so a burst from many senders shares one wait instead of queueing for
+        one each. The thread that finds no commit running writes every event waiting so far.
+        """
+        entry = _Intake((plugin, delivery_id, source, type, payload, now_ms()))
+        with self._intake:
+            self._waiting.append(entry)
+            while not entry.done:
+                if self._committing:
+                    self._intake.wait()
+                    continue
+                batch, self._waiting = self._waiting, []
+                self._committing = True
+                self._intake.release()
+                try:
+                    self._commit(batch)
+                finally:
+                    self._intake.acquire()
+                    self._committing = False
+                    self._intake.notify_all()
+        if entry.error is not None:
+            raise entry.error
+        return entry.seq
+
+    def _commit(self, batch: list[_Intake]) -> None:
+        try:
+            with self._db.writing() as conn:
+                for entry in batch:
+                    *fields, received = entry.fields
+                    cursor = conn.execute(
+                        "INSERT OR IGNORE INTO events (plugin, delivery_id, source, type, "
+                        "payload, received_at_ms, state, next_attempt_ms) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                        (*fields, received, received),
+                    )
+                    entry.seq = cursor.lastrowid if cursor.rowcount == 1 else None
+        except BaseException as exc:  # nothing of the batch was committed: all of it failed
+            for entry in batch:
+                entry.error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for entry in batch:
+                entry.done = True
 
     # -- delivery --------------------------------------------------------------------------
 
