@@ -16,7 +16,7 @@ from corral._cron import CronExpression
 from corral.config import BreakerOptions, HostConfig
 from corral.serve._breaker import Breakers
 from corral.serve._delivery import RetryPolicy
-from corral.serve._queue import EventQueue
+from corral.serve._queue import EventQueue, now_ms
 from corral.serve._webhooks import WebhookIntake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,6 +174,9 @@ def test_queue_keeps_order_dedupes_and_dead_letters(tmp_path: Path) -> None:
     queue.mark_delivered(first)
     assert not queue.drop(first)  # delivered events stay, so their ids keep deduplicating
     assert queue.drop(second)
+    assert queue.prune_delivered(older_than_ms=0) == 0
+    assert queue.prune_delivered(older_than_ms=now_ms() + 1) == 1
+    assert queue.enqueue("a", "d1", "webhook", "t", "{}") is not None  # forgotten: new again
     queue.close()
 
 

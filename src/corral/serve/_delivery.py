@@ -9,7 +9,8 @@ to `max_backoff`, with jitter so that a sender's burst does not retry in lockste
 circuit breaker is open, was not tried: its event waits without losing an attempt.
 
 The dispatcher also looks at the queue every `poll_s`, so events that ``corral events retry``
-put back (from another process) are picked up while the server runs.
+put back (from another process) are picked up while the server runs. Delivered events are
+forgotten after a week: until then a sender's retry of one is answered as a duplicate.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ __all__ = ["EventDelivery", "RetryPolicy"]
 
 _log = logging.getLogger("corral.serve.events")
 _NOT_LOADED_RETRY_S = 2.0
+# Delivered events are kept this long, so a sender's retry of one is still recognised.
+KEEP_DELIVERED_MS = 7 * 24 * 3600 * 1000
+_PRUNE_EVERY_MS = 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,18 @@ class EventDelivery:
         self._pool.drain(timeout)
 
     def _dispatch(self) -> None:
+        pruned_at = 0
         while True:
             wait_s = self._poll_s
+            now = now_ms()
             try:
+                if now - pruned_at > _PRUNE_EVERY_MS:
+                    self._queue.prune_delivered(now - KEEP_DELIVERED_MS)
+                    pruned_at = now
                 heads = self._queue.heads()
             except CorralError as exc:
                 _log.error("cannot read the event queue: %s", exc)
                 heads = []
-            now = now_ms()
             with self._wake:
                 if self._stopping:
                     return
