@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -150,6 +151,23 @@ def _settle_name(
     return None, refused
 
 
+def _stamp(directory: Path) -> object:
+    """What changes when any file directly in `directory` is written, replaced or renamed."""
+    entries = []
+    with os.scandir(directory) as listing:
+        for entry in listing:
+            info = entry.stat(follow_symlinks=False)
+            entries.append((entry.name, info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode))
+    return frozenset(entries)
+
+
+def _plain_top_level(bundle: Bundle) -> bool:
+    files = (bundle.directory / MANIFEST_FILENAME, bundle.directory / bundle.wasm_path.name)
+    return bundle.wasm_path.parent == bundle.directory.resolve() and not any(
+        f.is_symlink() for f in files
+    )
+
+
 def _same_dir(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
@@ -207,6 +225,7 @@ class Registry:
         )
         self._current = _Generation()
         self._refreshing = threading.Lock()
+        self._opened: dict[Path, tuple[object, Bundle]] = {}
 
     def load_all(self) -> list[PluginInfo]:
         """Discover and load every bundle; returns what happened to each.
@@ -309,7 +328,8 @@ class Registry:
                 str(bundle.directory),
                 bundle.wasm_sha256,
                 bundle.manifest.model_dump(mode="json"),
-                settings.model_dump(mode="json"),
+                # webhooks and schedules are the server's business, not the loaded plugin's
+                settings.model_dump(mode="json", exclude={"webhooks", "schedule"}),
                 self._config.defaults.model_dump(mode="json"),
             ],
             sort_keys=True,
@@ -321,10 +341,14 @@ class Registry:
         pins = self._pinned_dirs()
         claims: dict[str, list[_Claim]] = {}
         limits = self._config.bundles.limits()
+        listed = set()
         for plugin_dir, directory in _bundle_dirs(self._config.plugin_dirs):
+            listed.add(directory)
             bundle = self._open(directory, limits, into)
             if bundle is not None:
                 claims.setdefault(bundle.name, []).append(_Claim(bundle, plugin_dir))
+        for gone in self._opened.keys() - listed:
+            del self._opened[gone]
         winners: dict[str, Bundle] = {}
         for name, claimants in claims.items():
             winner, refused = _settle_name(name, claimants, pins.get(name))
@@ -376,11 +400,24 @@ class Registry:
             pins[name] = settings.pin.plugin_dir
         return pins
 
-    @staticmethod
-    def _open(directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
-        """The bundle, or None with the failure recorded under the directory's name."""
+    def _open(self, directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
+        """The bundle, or None with the failure recorded under the directory's name.
+
+        A bundle whose files are as they were (same names, sizes, inodes, mtimes) when it was
+        last opened and verified is not read and hashed again: a refresh after one bundle was
+        dropped in costs one bundle's checksum, not all of them. Only bundles whose manifest
+        and component are plain files at the top of the bundle are remembered so.
+        """
         try:
-            return Bundle.open(directory, limits)
+            stamp = _stamp(directory)  # before opening: a change while opening shows next time
+            known = self._opened.pop(directory, None)
+            if known is not None and known[0] == stamp and known[1].limits == limits:
+                self._opened[directory] = known
+                return known[1]
+            bundle = Bundle.open(directory, limits)
+            if _plain_top_level(bundle):
+                self._opened[directory] = (stamp, bundle)
+            return bundle
         except Exception as exc:  # one bundle can fail only itself, however it fails
             reason = describe_failure(exc)
             if not isinstance(exc, CorralError):
