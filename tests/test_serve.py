@@ -169,6 +169,27 @@ def test_endpoints_answer_and_map_errors_like_the_cli(
     assert "ghost" not in metrics  # unknown names never become labels
 
 
+def test_metrics_count_http_egress_by_decision(
+    layout: Callable[..., Path], serve: Callable[..., Server]
+) -> None:
+    grants = ["network.http.outbound", "config.read", "task.read_write", "kv"]
+    hostapi = {"grant": grants, "http": {"allow_private_networks": ["127.0.0.0/8"]}}
+    config = layout("hostapi")
+    data = yaml.safe_load(config.read_text())
+    data["plugins"]["hostapi"] = hostapi
+    config.write_text(yaml.safe_dump(data))
+    server = serve(config)
+    own = str(server.client.base_url).rstrip("/") + "/healthz"
+    # hostapi answers {"ok": ...} or {"error": kind, ...}
+    assert server.call("hostapi", "http", {"url": own}).json()["ok"]["status"] == 200
+    denied = server.call("hostapi", "http", {"url": "https://example.com/"})  # off the allowlist
+    assert denied.json()["error"] == "permission-denied"
+    metrics = server.client.get("/metrics").text
+    assert 'corral_http_egress_requests_total{decision="allow",plugin="hostapi"} 1.0' in metrics
+    assert 'corral_http_egress_requests_total{decision="deny",plugin="hostapi"} 1.0' in metrics
+    assert 'corral_host_function_calls_total{function="http.send",plugin="hostapi"} 2.0' in metrics
+
+
 def test_management_endpoints_need_the_token_when_one_is_set(
     layout: Callable[..., Path], serve: Callable[..., Server]
 ) -> None:
