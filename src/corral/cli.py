@@ -21,7 +21,6 @@ from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
 from .host_services import HostServices
-from .registry import PluginInfo
 
 __all__ = ["main"]
 
@@ -57,17 +56,6 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def _info_json(info: PluginInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "state": info.state,
-        "reason": info.reason,
-        "version": info.version,
-        "directory": str(info.directory) if info.directory else None,
-        "permissions": sorted(info.permissions),
-    }
-
-
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -75,7 +63,7 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     with PluginHost(config=_host_config(args)) as host:
         infos = host.load()
     if args.json:
-        _print_json([_info_json(i) for i in infos])
+        _print_json([i.as_json() for i in infos])
     elif not infos:
         print("no plugins found")
     else:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from wasmtime.component import Component, ComponentInstanceType
 
@@ -71,6 +71,20 @@ class PluginInfo:
     """When the version in force was loaded (`time.time()`)."""
     last_error: str = ""
     """Why the latest update of a loaded plugin failed; the version in force keeps serving."""
+
+    def as_json(self) -> dict[str, Any]:
+        """What `plugins list --json` prints and ``GET /plugins`` serves for this plugin."""
+        return {
+            "name": self.name,
+            "state": self.state,
+            "version": self.version,
+            "reason": self.reason,
+            "last_error": self.last_error,
+            "loaded_at": self.loaded_at,
+            "directory": str(self.directory) if self.directory else None,
+            "permissions": sorted(self.permissions),
+        }
+
     concurrent_events: bool = False
     """The manifest lets `corral serve` deliver events while a scheduled job runs."""
 

@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .._units import format_size
-from ..registry import PluginInfo
 from ._errors import error_response, http_error
 from ._metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from ._app import ServeApp
 
-__all__ = ["MAX_CALL_BODY", "management_routes", "plugin_json"]
+__all__ = ["MAX_CALL_BODY", "management_routes"]
 
 MAX_CALL_BODY = 16 << 20
 """The largest JSON input ``POST /plugins/{name}/call/{command}`` accepts."""
-
-
-def plugin_json(info: PluginInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "state": info.state,
-        "version": info.version,
-        "reason": info.reason,
-        "last_error": info.last_error,
-        "loaded_at": info.loaded_at,
-        "directory": str(info.directory) if info.directory else None,
-        "permissions": sorted(info.permissions),
-    }
 
 
 def management_routes(app: ServeApp) -> list[BaseRoute]:
@@ -51,7 +37,7 @@ def management_routes(app: ServeApp) -> list[BaseRoute]:
     async def plugins(request: Request) -> Response:
         listed = []
         for info in app.host.plugins():
-            entry = plugin_json(info)
+            entry = info.as_json()
             for details in app.plugin_details:
                 entry.update(details(info.name))
             listed.append(entry)
