@@ -41,19 +41,37 @@ def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORRAL_TEST_WEBHOOK_TOKEN", TOKEN)
 
 
-def write_config(
-    tmp_path: Path, plugins_dir: Path, cache: Path, plugins: dict[str, Any], **serve: Any
-) -> Path:
-    path = tmp_path / "corral.yaml"
-    config = {
-        "plugin_dirs": [str(plugins_dir)],
-        "data_dir": str(tmp_path / "data"),
-        "cache_dir": str(cache),
-        "plugins": plugins,
-        "serve": serve,
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
+@pytest.fixture
+def configure(tmp_path: Path, compiled_cache_dir: Path) -> Callable[..., Path]:
+    """Write corral.yaml over `plugins_dir` with these plugin settings and ``serve:`` keys."""
+
+    def write(plugins_dir: Path, plugins: dict[str, Any], **serve: Any) -> Path:
+        path = tmp_path / "corral.yaml"
+        config = {
+            "plugin_dirs": [str(plugins_dir)],
+            "data_dir": str(tmp_path / "data"),
+            "cache_dir": str(compiled_cache_dir),
+            "plugins": plugins,
+            "serve": serve,
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def hostapi_config(
+    configure: Callable[..., Path], plugin_dir: Callable[..., Path]
+) -> Callable[..., Path]:
+    """corral.yaml serving hostapi alone (signed webhooks), `settings` added to its own."""
+
+    def write(settings: dict[str, Any] | None = None, **serve: Any) -> Path:
+        return configure(
+            plugin_dir("hostapi"), {"hostapi": hostapi_settings(**(settings or {}))}, **serve
+        )
+
+    return write
 
 
 def hostapi_settings(**extra: Any) -> dict[str, Any]:
@@ -106,6 +124,12 @@ def post_event(client: httpx.Client, spec: dict[str, Any], delivery: str) -> htt
     return client.post("/webhooks/hostapi", content=body, headers=headers)
 
 
+def plugin_entry(client: httpx.Client, name: str) -> dict[str, Any]:
+    """Plugin `name`'s entry in ``/plugins``."""
+    [entry] = [p for p in client.get("/plugins").json()["plugins"] if p["name"] == name]
+    return dict(entry)
+
+
 def kv_entries(data_dir: Path, prefix: str) -> dict[str, str]:
     """What hostapi stored under `prefix`, read from the kv SQLite file."""
     path = data_dir / "kv.db"
@@ -132,13 +156,10 @@ def acked(data_dir: Path) -> list[str]:
 
 
 def test_webhooks_are_authenticated_checked_deduplicated_and_delivered(
-    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+    tmp_path: Path, plugin_dir: Callable[..., Path], configure: Callable[..., Path]
 ) -> None:
-    plugins = plugin_dir("hostapi", "hello")
-    config = write_config(
-        tmp_path,
-        plugins,
-        compiled_cache_dir,
+    config = configure(
+        plugin_dir("hostapi", "hello"),
         {
             "hostapi": hostapi_settings(
                 webhooks={"secret": "env:CORRAL_TEST_WEBHOOK_SECRET", "max_body": "2KB"}
@@ -193,13 +214,11 @@ def test_webhooks_are_authenticated_checked_deduplicated_and_delivered(
         sha = "sha256:" + hashlib.sha256(body).hexdigest()
         assert acked(data) == [sha, "d-1"]
 
-        def hostapi_events() -> dict[str, int]:
-            listed = {p["name"]: p for p in client.get("/plugins").json()["plugins"]}
-            events: dict[str, int] = listed["hostapi"]["events"]
-            return events
-
         # Acknowledged in the plugin's kv a moment before the queue records it.
-        until(lambda: hostapi_events() == {"pending": 0, "dead": 0}, what="an empty queue")
+        until(
+            lambda: plugin_entry(client, "hostapi")["events"] == {"pending": 0, "dead": 0},
+            what="an empty queue",
+        )
     queue = EventQueue.in_data_dir(data)
     events = {(e.plugin, e.type, e.state) for e in queue.list()}
     queue.close()
@@ -214,15 +233,9 @@ def test_webhooks_are_authenticated_checked_deduplicated_and_delivered(
 
 
 def test_failing_events_are_retried_in_order_then_dead_lettered_and_retried_by_the_cli(
-    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+    tmp_path: Path, hostapi_config: Callable[..., Path]
 ) -> None:
-    config = write_config(
-        tmp_path,
-        plugin_dir("hostapi"),
-        compiled_cache_dir,
-        {"hostapi": hostapi_settings()},
-        **FAST_RETRIES,
-    )
+    config = hostapi_config(**FAST_RETRIES)
     data = tmp_path / "data"
     with running_server(config) as (client, _app):
         # The plugin fails for a while (as if its backend were down); the events wait in order.
@@ -235,8 +248,12 @@ def test_failing_events_are_retried_in_order_then_dead_lettered_and_retried_by_t
         until(lambda: len(acked(data)) == 5, what="the events after recovery")
         assert acked(data) == ["down-0", "down-1", "down-2", "flaky", "after"]
         assert kv_entries(data, "tries/flaky") == {"tries/flaky": "3"}
-        plugin = {p["name"]: p for p in client.get("/plugins").json()["plugins"]}["hostapi"]
-        assert plugin["events"] == {"pending": 0, "dead": 1}
+
+        # Acknowledged in the plugin's kv a moment before the queue records it.
+        until(
+            lambda: plugin_entry(client, "hostapi")["events"] == {"pending": 0, "dead": 1},
+            what="one dead letter",
+        )
         assert 'corral_events_dead{plugin="hostapi"} 1.0' in client.get("/metrics").text
 
         cli = [sys.executable, "-m", "corral.cli", "events"]
@@ -283,14 +300,10 @@ def _spawn_server(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str
 
 
 def test_queued_events_survive_kill_9_and_none_is_delivered_twice(
-    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+    tmp_path: Path, hostapi_config: Callable[..., Path]
 ) -> None:
-    config = write_config(
-        tmp_path,
-        plugin_dir("hostapi"),
-        compiled_cache_dir,
-        {"hostapi": hostapi_settings()},
-        events={"retry_backoff": "200ms", "max_backoff": "200ms", "max_attempts": 1000},
+    config = hostapi_config(
+        events={"retry_backoff": "200ms", "max_backoff": "200ms", "max_attempts": 1000}
     )
     data = tmp_path / "data"
     log = tmp_path / "server.log"
@@ -338,15 +351,10 @@ def _runs(data: Path) -> list[tuple[int, int, str]]:
 
 
 def test_a_schedule_that_outlasts_its_interval_does_not_overlap(
-    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+    tmp_path: Path, hostapi_config: Callable[..., Path]
 ) -> None:
     schedule = [{"every": "200ms", "command": "work", "input": {"seconds": 0.7, "tag": "slow"}}]
-    config = write_config(
-        tmp_path,
-        plugin_dir("hostapi"),
-        compiled_cache_dir,
-        {"hostapi": hostapi_settings(schedule=schedule)},
-    )
+    config = hostapi_config({"schedule": schedule})
     data = tmp_path / "data"
     with running_server(config):
         until(lambda: len(_runs(data)) >= 3, what="three runs")
@@ -357,7 +365,7 @@ def test_a_schedule_that_outlasts_its_interval_does_not_overlap(
 
 
 def test_runs_missed_while_the_server_was_down_run_once(
-    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+    tmp_path: Path, hostapi_config: Callable[..., Path]
 ) -> None:
     schedule = [
         {"every": "1m", "command": "work", "input": {"tag": "every"}},
@@ -365,12 +373,7 @@ def test_runs_missed_while_the_server_was_down_run_once(
         {"every": "1m", "command": "work", "input": {"tag": "recent"}},
     ]
     names = [ScheduleEntry.model_validate(entry).job_name for entry in schedule]
-    config = write_config(
-        tmp_path,
-        plugin_dir("hostapi"),
-        compiled_cache_dir,
-        {"hostapi": hostapi_settings(schedule=schedule)},
-    )
+    config = hostapi_config({"schedule": schedule})
     data = tmp_path / "data"
     queue = EventQueue.in_data_dir(data)
     now = int(time.time() * 1000)
@@ -388,7 +391,10 @@ def test_runs_missed_while_the_server_was_down_run_once(
 
 @pytest.mark.parametrize("concurrent", [False, True])
 def test_events_wait_for_a_running_job_unless_the_manifest_allows_both(
-    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path, concurrent: bool
+    tmp_path: Path,
+    plugin_dir: Callable[..., Path],
+    configure: Callable[..., Path],
+    concurrent: bool,
 ) -> None:
     plugins = plugin_dir("hostapi")
     if concurrent:
@@ -397,17 +403,10 @@ def test_events_wait_for_a_running_job_unless_the_manifest_allows_both(
         data["runtime"]["concurrent_events"] = True
         manifest.write_text(yaml.safe_dump(data))
     schedule = [{"every": "1m", "command": "work", "input": {"seconds": 1.5, "tag": "job"}}]
-    config = write_config(
-        tmp_path, plugins, compiled_cache_dir, {"hostapi": hostapi_settings(schedule=schedule)}
-    )
+    config = configure(plugins, {"hostapi": hostapi_settings(schedule=schedule)})
     data_dir = tmp_path / "data"
     with running_server(config) as (client, _app):
-
-        def job_running() -> bool:
-            listed = {p["name"]: p for p in client.get("/plugins").json()["plugins"]}
-            return bool(listed["hostapi"]["jobs_running"])
-
-        until(job_running, what="the job to start")
+        until(lambda: plugin_entry(client, "hostapi")["jobs_running"], what="the job to start")
         post_event(client, {}, "during-the-job")
         until(lambda: acked(data_dir) == ["during-the-job"], what="the event")
         until(lambda: _runs(data_dir), what="the job to finish")
@@ -420,12 +419,10 @@ def test_events_wait_for_a_running_job_unless_the_manifest_allows_both(
 
 
 def test_the_breaker_opens_on_traps_fails_fast_and_recovers_after_a_trial_call(
-    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+    plugin_dir: Callable[..., Path], configure: Callable[..., Path]
 ) -> None:
-    config = write_config(
-        tmp_path,
+    config = configure(
         plugin_dir("misbehave"),
-        compiled_cache_dir,
         {"misbehave": {"limits": {"execution_timeout": "200ms"}}},
         breaker={"failures": 2, "open_for": "1s", "max_open_for": "10s"},
     )
@@ -435,8 +432,7 @@ def test_the_breaker_opens_on_traps_fails_fast_and_recovers_after_a_trial_call(
             return client.post(f"/plugins/misbehave/call/{command}", json={"n": 10})
 
         def breaker() -> dict[str, Any]:
-            listed = {p["name"]: p for p in client.get("/plugins").json()["plugins"]}
-            state: dict[str, Any] = listed["misbehave"]["breaker"]
+            state: dict[str, Any] = plugin_entry(client, "misbehave")["breaker"]
             return state
 
         def gauge() -> str:

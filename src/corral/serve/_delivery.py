@@ -19,7 +19,6 @@ import functools
 import json
 import logging
 import random
-import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -29,7 +28,7 @@ from ..config import EventOptions
 from ._calls import Caller
 from ._queue import EventQueue, QueuedEvent, now_ms
 from ._turns import PluginTurns
-from ._workers import WorkerPool
+from ._workers import BackgroundLoop
 
 __all__ = ["EventDelivery", "RetryPolicy"]
 
@@ -62,7 +61,7 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-class EventDelivery:
+class EventDelivery(BackgroundLoop):
     """The worker that takes queued events to their plugins, through `caller` (its guards,
     such as the circuit breaker, and its metrics)."""
 
@@ -76,20 +75,14 @@ class EventDelivery:
         workers: int = 4,
         poll_s: float = 1.0,
     ) -> None:
+        super().__init__("corral-events", workers)
         self._caller = caller
         self._queue = queue
         self._turns = turns
         self.policy = policy
         self._poll_s = poll_s
-        self._pool = WorkerPool(workers, "corral-delivery")
         self._busy: set[str] = set()
-        self._wake = threading.Condition()
         self._woken = False
-        self._stopping = False
-        self._thread = threading.Thread(target=self._dispatch, name="corral-events", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def wake(self, _plugin: str = "") -> None:
         """Look at the queue now (an event was queued or a delivery finished)."""
@@ -97,16 +90,7 @@ class EventDelivery:
             self._woken = True
             self._wake.notify()
 
-    def stop(self, timeout: float) -> None:
-        """Start no more deliveries and wait for those running; undelivered events stay queued."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._pool.drain(timeout)
-
-    def _dispatch(self) -> None:
+    def _loop(self) -> None:
         pruned_at = 0
         while True:
             wait_s = self._poll_s

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from ..host import PluginHost
 from ._calls import Caller
 from ._queue import EventQueue, now_ms
 from ._turns import PluginTurns
-from ._workers import WorkerPool
+from ._workers import BackgroundLoop
 
 __all__ = ["Job", "JobRunner", "Scheduler", "call_command"]
 
@@ -72,7 +71,7 @@ class Job:
         return int(fire.timestamp() * 1000)
 
 
-class Scheduler:
+class Scheduler(BackgroundLoop):
     """Runs every plugin's scheduled jobs on a thread of its own."""
 
     def __init__(
@@ -84,17 +83,14 @@ class Scheduler:
         run: JobRunner = call_command,
         workers: int = 2,
     ) -> None:
+        super().__init__("corral-scheduler", workers)
         self._caller = caller
         self._queue = queue
         self._turns = turns
         self._run = run
-        self._pool = WorkerPool(workers, "corral-job")
         self._jobs: list[Job] = []
         self._due: dict[tuple[str, str], int] = {}
         self._running: set[tuple[str, str]] = set()
-        self._wake = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="corral-scheduler", daemon=True)
 
     def configure(self, config: HostConfig) -> None:
         """Take the schedules of `config` (jobs already running finish)."""
@@ -110,22 +106,10 @@ class Scheduler:
             self._jobs, self._due = jobs, due
             self._wake.notify()
 
-    def start(self) -> None:
-        self._thread.start()
-
     def running(self, plugin: str) -> list[str]:
         """The names of `plugin`'s jobs running now."""
         with self._wake:
             return sorted(name for owner, name in self._running if owner == plugin)
-
-    def stop(self, timeout: float) -> None:
-        """Start no more runs; wait for those running."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._pool.drain(timeout)
 
     def _loop(self) -> None:
         with self._wake:

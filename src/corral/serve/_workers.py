@@ -1,14 +1,15 @@
-"""A thread pool that can be drained within a grace period on shutdown."""
+"""Background loops that hand work to a thread pool, and stop within a grace period."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["WorkerPool"]
+__all__ = ["BackgroundLoop", "WorkerPool"]
 
 
 class WorkerPool:
@@ -39,3 +40,32 @@ class WorkerPool:
             running = list(self._running)
         _, not_done = concurrent.futures.wait(running, timeout)
         return not not_done
+
+
+class BackgroundLoop(ABC):
+    """A thread running `_loop` until `stop`, handing work to `_pool`.
+
+    `_loop` holds `_wake` while it decides, waits on it between rounds, and returns once
+    `_stopping` is set; workers notify `_wake` when they finish.
+    """
+
+    def __init__(self, name: str, workers: int) -> None:
+        self._pool = WorkerPool(workers, f"{name}-worker")
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Start no more work; wait up to `timeout` seconds for the work running."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._pool.drain(timeout)
+
+    @abstractmethod
+    def _loop(self) -> None: ...
