@@ -174,14 +174,19 @@ class PluginHost:
         *,
         source: str = "host",
         id: str | None = None,
+        received_at_ms: int | None = None,
     ) -> None:
-        """Deliver an event (JSON-able payload) to the plugin's `on-event` export."""
+        """Deliver an event (JSON-able payload) to the plugin's `on-event` export.
+
+        `received_at_ms` (ms since the epoch, default now) is when the event reached the host,
+        which for a queued event is earlier than its delivery.
+        """
         event = Event(
             source=source,
             type=type,
             id=id or uuid.uuid4().hex,
             payload=json.dumps(payload),
-            received_at_ms=int(time.time() * 1000),
+            received_at_ms=int(time.time() * 1000) if received_at_ms is None else received_at_ms,
         )
         self._registry.runner(plugin).on_event(event)
 

@@ -137,6 +137,7 @@ class EventDelivery(BackgroundLoop):
                     json.loads(event.payload),
                     source=event.source,
                     id=event.delivery_id,
+                    received_at_ms=event.received_at_ms,
                 )
         except CircuitOpen as exc:
             self._postpone(event, exc.retry_after_s, str(exc))

@@ -174,7 +174,7 @@ class Handler(exports.Handler):
 
     def on_event(self, event: exports.handler.Event) -> None:
         log.log(log.Level.INFO, f"event {event.type}", [("id", event.id)])
-        _take_event(event.id, json.loads(event.payload or "null"))
+        _take_event(event, json.loads(event.payload or "null"))
 
 
 def _bump(key):
@@ -187,15 +187,19 @@ def _bump(key):
     return n + 1
 
 
-def _take_event(event_id, spec):
+def _take_event(event, spec):
     """For the serve tests: fail as `spec` says, else record the event as acknowledged.
 
     `fail_times`: fail that many deliveries first; `fail_until_ms`: fail until then (wall
-    clock). Acknowledged events are kept in order under ``acked/<n>``, with
+    clock); `sleep_s`: take that long first. The time received is kept under
+    ``received-at/<id>``. Acknowledged events are kept in order under ``acked/<n>``, with
     the time under ``acked-at/<id>``; ``acked-count/<id>`` counts how often each one was.
     """
+    event_id = event.id
     spec = spec if isinstance(spec, dict) else {}
+    kv.set(f"received-at/{event_id}", str(event.received_at).encode())
     tries = _bump(f"tries/{event_id}")
+    time.sleep(float(spec.get("sleep_s", 0)))
     failing = tries <= int(spec.get("fail_times", 0))
     if failing or time.time() * 1000 < float(spec.get("fail_until_ms", 0)):
         raise Err(types.PluginError_Unavailable(f"failing on purpose (try {tries})"))
