@@ -460,3 +460,25 @@ def test_the_breaker_opens_on_traps_fails_fast_and_recovers_after_a_trial_call(
         assert call("count").status_code == 200  # the trial succeeds: closed again
         assert breaker() == {"state": "closed", "failures": 0, "retry_in_s": 0.0}
         assert gauge() == 'corral_breaker_state{plugin="misbehave"} 0.0'
+
+
+def test_webhook_and_schedule_settings_follow_corral_yaml_edits(
+    tmp_path: Path, plugin_dir: Callable[..., Path], configure: Callable[..., Path]
+) -> None:
+    plugins = plugin_dir("hostapi")
+    config = configure(plugins, {"hostapi": {"grant": HOSTAPI_GRANTS}}, reload_debounce="50ms")
+    body = b"{}"
+    with running_server(config) as (client, _app):
+        assert (
+            client.post("/webhooks/hostapi", content=body, headers=signed(body)).status_code == 404
+        )
+        schedule = [{"every": "1m", "command": "work", "input": {"tag": "added"}}]
+        configure(plugins, {"hostapi": hostapi_settings(schedule=schedule)}, reload_debounce="50ms")
+        until(
+            lambda: (
+                client.post("/webhooks/hostapi", content=body, headers=signed(body)).status_code
+                == 202
+            ),
+            what="webhooks to be taken",
+        )
+        until(lambda: _runs(tmp_path / "data"), what="the added job to run")
