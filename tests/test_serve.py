@@ -206,27 +206,26 @@ def test_management_endpoints_need_the_token_when_one_is_set(
     assert good.status_code == 200
 
 
-def test_binding_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "plugins").mkdir()
-    write_config(tmp_path / "corral.yaml")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "corral.cli",
-            "serve",
-            "--config",
-            str(tmp_path / "corral.yaml"),
-            "--host",
-            "0.0.0.0",
-        ],
+def serve_command(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "corral.cli", "serve", "--config", str(config), *extra],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         timeout=60,
     )
-    assert result.returncode == 2
-    assert "serve.token" in result.stderr
+
+
+def test_serve_refuses_to_start_on_a_bad_setup(tmp_path: Path) -> None:
+    write_config(tmp_path / "corral.yaml")
+    missing = serve_command(tmp_path / "corral.yaml")
+    assert missing.returncode == 2
+    assert "plugins is not a directory" in missing.stderr
+
+    (tmp_path / "plugins").mkdir()
+    beyond_loopback = serve_command(tmp_path / "corral.yaml", "--host", "0.0.0.0")
+    assert beyond_loopback.returncode == 2
+    assert "serve.token" in beyond_loopback.stderr
 
 
 # -- hot reload -------------------------------------------------------------------------------

@@ -84,6 +84,9 @@ def serve(config_path: Path, *, host: str | None = None, port: int | None = None
     options = config.serve
     host = host or options.host
     port = options.port if port is None else port
+    for plugin_dir in config.plugin_dirs:  # the only reload failure worth refusing to start
+        if not plugin_dir.is_dir():
+            raise ConfigError(f"{config_path}: plugin dir {plugin_dir} is not a directory")
     token: Secret | None = resolve_secret(options.token) if options.token else None
     if token is None and not _is_loopback(host):
         raise ConfigError(
