@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -482,3 +483,21 @@ def test_webhook_and_schedule_settings_follow_corral_yaml_edits(
             what="webhooks to be taken",
         )
         until(lambda: _runs(tmp_path / "data"), what="the added job to run")
+
+
+def test_a_burst_is_delivered_once_each_in_the_order_it_was_queued(
+    tmp_path: Path, hostapi_config: Callable[..., Path]
+) -> None:
+    data = tmp_path / "data"
+    with running_server(hostapi_config()) as (client, _app):
+        with ThreadPoolExecutor(8) as senders:  # concurrent senders: commits are shared
+            statuses = list(
+                senders.map(lambda n: post_event(client, {}, f"b-{n}").status_code, range(150))
+            )
+        assert statuses == [202] * 150
+        until(lambda: len(acked(data)) == 150, what="the burst to be delivered")
+    queue = EventQueue.in_data_dir(data)
+    queued_order = [e.delivery_id for e in queue.list(limit=1000)]
+    queue.close()
+    assert acked(data) == queued_order
+    assert sorted(kv_entries(data, "acked-count/").values()) == ["1"] * 150

@@ -82,6 +82,8 @@ class EventDelivery(BackgroundLoop):
         self.policy = policy
         self._poll_s = poll_s
         self._busy: set[str] = set()
+        self._finished = 0
+        """Deliveries finished so far: heads read before one finished may be stale."""
         self._woken = False
 
     def wake(self, _plugin: str = "") -> None:
@@ -95,6 +97,8 @@ class EventDelivery(BackgroundLoop):
         while True:
             wait_s = self._poll_s
             now = now_ms()
+            with self._wake:
+                finished = self._finished
             try:
                 if now - pruned_at > _PRUNE_EVERY_MS:
                     self._queue.prune_delivered(now - KEEP_DELIVERED_MS)
@@ -106,6 +110,10 @@ class EventDelivery(BackgroundLoop):
             with self._wake:
                 if self._stopping:
                     return
+                if self._finished != finished:
+                    # A delivery ended while the heads were read: its event may show as still
+                    # pending (and due) there. Read again rather than deliver it twice.
+                    continue
                 for event in heads:
                     if event.plugin in self._busy:
                         continue
@@ -153,6 +161,7 @@ class EventDelivery(BackgroundLoop):
         finally:
             with self._wake:
                 self._busy.discard(event.plugin)
+                self._finished += 1
             self.wake()
 
     def _postpone(self, event: QueuedEvent, delay_s: float, reason: str) -> None:
