@@ -2,8 +2,9 @@
 
 The checks run cheapest first, and nothing is queued unless all pass:
 
-- 404 when the plugin takes no webhooks (``plugins.<name>.webhooks`` unset). Unknown and
-  unconfigured plugins answer alike, so a sender cannot probe which plugins exist.
+- 404 when the plugin takes no webhooks (``plugins.<name>.webhooks`` unset, or the plugin
+  disabled). Unknown and unconfigured plugins answer alike, so a sender cannot probe which
+  plugins exist.
 - 401 when the URL's ``?token=`` (if a token is configured) or the body's HMAC-SHA256 in
   ``X-Hub-Signature-256`` or ``X-Hub-Signature`` (``sha256=<hex>``, if a secret is configured)
   is missing or wrong. Both compare in constant time.
@@ -110,7 +111,7 @@ class WebhookIntake:
         receivers = {
             name: _Receiver.configure(name, settings.webhooks)
             for name, settings in config.plugins.items()
-            if settings.webhooks is not None
+            if settings.webhooks is not None and settings.enabled
         }
         if any(r.token is not None for r in receivers.values()):
             install_redaction("uvicorn")  # access logs print the URL, token included
