@@ -220,6 +220,19 @@ def test_webhooks_are_authenticated_checked_deduplicated_and_delivered(
             lambda: plugin_entry(client, "hostapi")["events"] == {"pending": 0, "dead": 0},
             what="an empty queue",
         )
+        metrics = client.get("/metrics").text
+        for plugin, outcome, count in [
+            ("hostapi", "queued", 2),
+            ("hostapi", "duplicate", 2),
+            ("hostapi", "unauthorized", 3),
+            ("hostapi", "too-large", 2),
+            ("hostapi", "bad-request", 1),
+            ("hello", "unauthorized", 2),
+            ("hello", "queued", 1),
+        ]:
+            line = f'corral_webhooks_received_total{{outcome="{outcome}",plugin="{plugin}"}}'
+            assert f"{line} {count}.0" in metrics
+        assert 'plugin="nobody"' not in metrics
     queue = EventQueue.in_data_dir(data)
     events = {(e.plugin, e.type, e.state) for e in queue.list()}
     queue.close()

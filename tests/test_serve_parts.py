@@ -259,6 +259,6 @@ def test_webhook_secret_that_is_not_set_names_the_setting(
     config = HostConfig.model_validate(
         {"plugins": {"p": {"webhooks": {"secret": "env:CORRAL_TEST_UNSET"}}}}
     )
-    intake = WebhookIntake(EventQueue(tmp_path / "events.db"), lambda _p: None)
+    intake = WebhookIntake(EventQueue(tmp_path / "events.db"), print, print)
     with pytest.raises(ConfigError, match=r"plugins\.p\.webhooks: secret env:CORRAL_TEST_UNSET"):
         intake.configure(config)

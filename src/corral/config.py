@@ -20,6 +20,9 @@ plugins:
     limits: {execution_timeout: 10s}
     pin: {plugin_dir: plugins}  # only a bundle in this plugin dir may take the name
     http: {...}                 # options owned by capabilities (see capabilities/*)
+    webhooks: {secret: env:JIRA_WEBHOOK_SECRET}           # corral serve: POST /webhooks/jira-sync
+    schedule: [{every: 5m, command: sync, input: {mode: incremental}}]
+serve: {...}                    # corral serve: address, token, reloads, event retries, breaker
 ```
 
 Relative paths are relative to the directory of the config file. Two bundles claiming one

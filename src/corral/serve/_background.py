@@ -3,9 +3,10 @@
 `Background` owns the event queue (``<data_dir>/events.db``), the delivery worker, the
 scheduler and the circuit breakers, and plugs them into the app: the webhook route (public:
 webhooks authenticate themselves), the breaker as a guard on every call, one service that
-starts and stops the workers, each plugin's queue and breaker in ``/plugins``, and their
-gauges in ``/metrics``. Webhook and schedule settings follow corral.yaml reloads; the
-``serve.events`` and ``serve.breaker`` thresholds are read once, at start.
+starts and stops the workers, each plugin's queue, jobs and breaker in ``/plugins``, and their
+gauges and a count of webhooks in ``/metrics``. Webhook and schedule settings follow
+corral.yaml reloads; the ``serve.events`` and ``serve.breaker`` thresholds are read once, at
+start.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -50,7 +52,17 @@ class Background:
         turns = PluginTurns()
         policy = RetryPolicy.from_options(config.serve.events)
         self.delivery = EventDelivery(app.caller, self.queue, turns, policy)
-        self.intake = WebhookIntake(self.queue, self.delivery.wake)
+        received = Counter(
+            "corral_webhooks_received",
+            "Webhooks by plugin and outcome (queued, duplicate, or why refused).",
+            ["plugin", "outcome"],
+            registry=app.metrics.registry,
+        )
+        self.intake = WebhookIntake(
+            self.queue,
+            self.delivery.wake,
+            lambda plugin, outcome: received.labels(plugin, outcome).inc(),
+        )
         self.scheduler = Scheduler(app.caller, self.queue, turns, run=run_job)
         self.intake.configure(config)  # a webhook secret that cannot be read stops the start
         self.scheduler.configure(config)

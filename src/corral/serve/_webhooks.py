@@ -98,12 +98,21 @@ class _Receiver:
 class WebhookIntake:
     """Receives webhooks for the plugins whose settings have ``webhooks``, into `queue`.
 
-    `on_queued(plugin)` is called after an event is committed (to wake the delivery worker).
+    `on_queued(plugin)` is called after an event is committed (to wake the delivery worker);
+    `count(plugin, outcome)` after each webhook for a plugin that takes them, the outcome being
+    ``queued``, ``duplicate`` or the refusal's kind (webhooks to other names are not counted:
+    any name a sender makes up would become a metrics label).
     """
 
-    def __init__(self, queue: EventQueue, on_queued: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        queue: EventQueue,
+        on_queued: Callable[[str], None],
+        count: Callable[[str, str], None],
+    ) -> None:
         self._queue = queue
         self._on_queued = on_queued
+        self._count = count
         self._receivers: dict[str, _Receiver] = {}
 
     def configure(self, config: HostConfig) -> None:
@@ -122,8 +131,8 @@ class WebhookIntake:
 
     async def receive(self, request: Request) -> JSONResponse:
         plugin = request.path_params["plugin"]
+        receiver = self._receivers.get(plugin)
         try:
-            receiver = self._receivers.get(plugin)
             if receiver is None:
                 raise _Refused(404, f"plugin {plugin!r} takes no webhooks")
             receiver.check_token(request.query_params.get("token"))
@@ -132,6 +141,8 @@ class WebhookIntake:
             payload, value = _decode_json(body)
         except _Refused as refused:
             _log.info("webhook for %s refused (%d): %s", plugin, refused.status, refused)
+            if receiver is not None:
+                self._count(plugin, refused.kind)
             return http_error(refused.status, refused.kind, str(refused))
         seq = await run_in_threadpool(
             self._queue.enqueue,
@@ -142,7 +153,9 @@ class WebhookIntake:
             payload,
         )
         if seq is None:
+            self._count(plugin, "duplicate")
             return JSONResponse({"status": "duplicate"}, status_code=202)
+        self._count(plugin, "queued")
         self._on_queued(plugin)
         return JSONResponse({"status": "queued", "seq": seq}, status_code=202)
 
