@@ -40,13 +40,13 @@ def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
 
 
 def write_config(path: Path, **extra: Any) -> None:
-    """corral.yaml with hello (config.read granted) and misbehave (2 s timeout)."""
+    """corral.yaml with hello (config.read granted) and misbehave (3 s timeout)."""
     config: dict[str, Any] = {
         "plugin_dirs": ["plugins"],
         "data_dir": "data",
         "plugins": {
             "hello": {"grant": ["config.read"], "config": {"greeting": "Howdy"}},
-            "misbehave": {"limits": {"execution_timeout": "2s"}},
+            "misbehave": {"limits": {"execution_timeout": "3s"}},
         },
         "serve": {"reload_debounce": "100ms", "grace_period": "10s"},
     }
@@ -252,7 +252,7 @@ def test_a_changed_bundle_is_swapped_while_a_call_in_flight_finishes_on_the_old_
 ) -> None:
     config = layout("misbehave")
     server = serve(config)
-    slow = in_background(lambda: server.call("misbehave", "spin", {"seconds": 0.8}))
+    slow = in_background(lambda: server.call("misbehave", "spin", {"seconds": 2.0}))
     time.sleep(0.1)  # the call has started
     set_version(config.parent / "plugins" / "misbehave", "0.2.0")
     wait_until(lambda: server.plugin("misbehave")["version"] == "0.2.0", timeout=TIMEOUT)
