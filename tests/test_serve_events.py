@@ -514,3 +514,38 @@ def test_a_burst_is_delivered_once_each_in_the_order_it_was_queued(
     queue.close()
     assert acked(data) == queued_order
     assert sorted(kv_entries(data, "acked-count/").values()) == ["1"] * 150
+
+
+def test_deliveries_that_trap_open_the_breaker_and_wait_for_it_without_losing_attempts(
+    tmp_path: Path, plugin_dir: Callable[..., Path], configure: Callable[..., Path]
+) -> None:
+    config = configure(
+        plugin_dir("misbehave"),
+        {
+            "misbehave": {
+                "limits": {"execution_timeout": "200ms"},
+                "webhooks": {"token": "env:CORRAL_TEST_WEBHOOK_TOKEN"},
+            }
+        },
+        breaker={"failures": 2, "open_for": "2s"},
+        events={"retry_backoff": "100ms", "max_backoff": "100ms", "max_attempts": 3},
+    )
+    queue = EventQueue.in_data_dir(tmp_path / "data")
+    with running_server(config) as (client, _app):
+        # misbehave's on-event loops on an event of type "loop": every delivery times out.
+        posted = client.post(
+            f"/webhooks/misbehave?token={TOKEN}", json={}, headers={"X-GitHub-Event": "loop"}
+        )
+        assert posted.status_code == 202
+        until(
+            lambda: plugin_entry(client, "misbehave")["breaker"]["state"] == "open",
+            what="two traps to open the breaker",
+        )
+        # Calls over HTTP are cut off too, and the event waits with its third attempt unspent.
+        assert client.post("/plugins/misbehave/call/count", json={}).status_code == 503
+        until(lambda: "cut off" in queue.list()[0].last_error, what="the event to be held")
+        [held] = queue.list()
+        assert (held.state, held.attempts) == ("pending", 2)
+        until(lambda: queue.list()[0].state == "dead", what="the trial delivery")
+        assert queue.list()[0].attempts == 3
+    queue.close()
