@@ -108,6 +108,24 @@ class EngineOptions(_Strict):
         return value
 
 
+def _positive_size(value: str) -> str:
+    if parse_size(value) <= 0:
+        raise ValueError(f'"{value}" must be larger than zero')
+    return value
+
+
+def _positive_duration(value: str) -> str:
+    if parse_duration(value) <= 0:
+        raise ValueError(f'"{value}" must be longer than zero')
+    return value
+
+
+def _secret_ref(value: str | None) -> str | None:
+    if value is not None:
+        split_secret_ref(value)
+    return value
+
+
 _BUNDLE_DEFAULTS = BundleLimits()
 
 
@@ -117,12 +135,7 @@ class BundleOptions(_Strict):
     max_manifest_size: str = format_size(_BUNDLE_DEFAULTS.max_manifest_bytes)
     max_component_size: str = format_size(_BUNDLE_DEFAULTS.max_component_bytes)
 
-    @field_validator("max_manifest_size", "max_component_size")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        if parse_size(value) <= 0:
-            raise ValueError(f'"{value}" must be larger than zero')
-        return value
+    _sizes = field_validator("max_manifest_size", "max_component_size")(_positive_size)
 
     def limits(self) -> BundleLimits:
         return BundleLimits(
@@ -142,18 +155,6 @@ class PinOptions(_Strict):
     plugin_dir: Path = Field(description="One of plugin_dirs; relative to the config file.")
 
 
-def _positive_duration(value: str) -> str:
-    if parse_duration(value) <= 0:
-        raise ValueError(f'"{value}" must be longer than zero')
-    return value
-
-
-def _secret_ref(value: str | None) -> str | None:
-    if value is not None:
-        split_secret_ref(value)
-    return value
-
-
 class WebhookOptions(_Strict):
     """``plugins.<name>.webhooks``: how ``POST /webhooks/<name>`` authenticates its sender.
 
@@ -169,12 +170,7 @@ class WebhookOptions(_Strict):
 
     _refs = field_validator("secret", "token")(_secret_ref)
 
-    @field_validator("max_body")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        if parse_size(value) <= 0:
-            raise ValueError(f'"{value}" must be larger than zero')
-        return value
+    _size = field_validator("max_body")(_positive_size)
 
     @model_validator(mode="after")
     def _authenticated(self) -> WebhookOptions:
