@@ -419,7 +419,7 @@ def test_events_wait_for_a_running_job_unless_the_manifest_allows_both(
         data = yaml.safe_load(manifest.read_text())
         data["runtime"]["concurrent_events"] = True
         manifest.write_text(yaml.safe_dump(data))
-    schedule = [{"every": "1m", "command": "work", "input": {"seconds": 1.5, "tag": "job"}}]
+    schedule = [{"every": "1m", "command": "work", "input": {"seconds": 2.5, "tag": "job"}}]
     config = configure(plugins, {"hostapi": hostapi_settings(schedule=schedule)})
     data_dir = tmp_path / "data"
     with running_server(config) as (client, _app):
@@ -467,7 +467,7 @@ def test_the_breaker_opens_on_traps_fails_fast_and_recovers_after_a_trial_call(
 
         until(lambda: breaker()["retry_in_s"] == 0, what="the back-off to pass")
         assert call("loop").status_code == 504  # the one trial call traps: open for longer
-        assert breaker()["state"] == "open" and breaker()["retry_in_s"] > 1.5
+        assert breaker()["state"] == "open" and breaker()["retry_in_s"] > 1.0  # 2 s now
         assert call("count").status_code == 503
 
         until(lambda: breaker()["retry_in_s"] == 0, what="the longer back-off to pass")
