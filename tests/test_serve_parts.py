@@ -104,7 +104,7 @@ def _run(breakers: Breakers, fn: object) -> str:
 
 def test_breaker_opens_after_traps_in_a_row_and_backs_off_longer_each_time() -> None:
     clock = _Clock()
-    breakers = Breakers(BreakerOptions(failures=3, open_for="10s", max_open_for="25s"), clock)
+    breakers = Breakers(BreakerOptions(failures=3, open_for="10s", max_open_for="25s"), clock=clock)
     assert [_run(breakers, _trap) for _ in range(3)] == ["trapped"] * 3
     assert _run(breakers, None) == "refused"
     assert breakers.states()["p"].state == "open"
@@ -126,7 +126,7 @@ def test_breaker_opens_after_traps_in_a_row_and_backs_off_longer_each_time() -> 
 
 def test_breaker_counts_error_values_as_answers_and_lets_one_trial_through() -> None:
     clock = _Clock()
-    breakers = Breakers(BreakerOptions(failures=2), clock)
+    breakers = Breakers(BreakerOptions(failures=2), clock=clock)
 
     def error_value() -> None:
         raise PluginError("p", "invalid-input", "no")
@@ -144,6 +144,16 @@ def test_breaker_counts_error_values_as_answers_and_lets_one_trial_through() -> 
         assert breakers.states()["p"].state == "half-open"
         assert _run(breakers, None) == "refused"
     assert breakers.states()["p"].state == "closed"
+
+
+def test_breaker_of_a_plugin_starts_afresh_with_a_new_version() -> None:
+    versions = {"p": "1.0"}
+    breakers = Breakers(BreakerOptions(failures=1), version=versions.__getitem__, clock=_Clock())
+    assert _run(breakers, _trap) == "trapped"
+    assert _run(breakers, None) == "refused"
+    versions["p"] = "1.1"
+    assert _run(breakers, None) == "ok"
+    assert "p" not in breakers.states()
 
 
 def test_retry_policy_doubles_with_jitter_up_to_its_cap() -> None:

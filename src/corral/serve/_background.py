@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from .._errors import ConfigError
+from .._errors import ConfigError, PluginNotFound
 from ..config import HostConfig
 from ._breaker import Breakers
 from ._delivery import EventDelivery, RetryPolicy
@@ -48,7 +48,7 @@ class Background:
     def __init__(self, app: ServeApp, *, run_job: JobRunner = call_command) -> None:
         config = app.host.config
         self.queue = EventQueue.in_data_dir(config.data_dir)
-        self.breakers = Breakers(config.serve.breaker)
+        self.breakers = Breakers(config.serve.breaker, version=lambda name: _loaded_at(app, name))
         turns = PluginTurns()
         policy = RetryPolicy.from_options(config.serve.events)
         self.delivery = EventDelivery(app.caller, self.queue, turns, policy)
@@ -106,6 +106,14 @@ class Background:
                 "retry_in_s": round(breaker.retry_in_s, 3) if breaker else 0.0,
             },
         }
+
+
+def _loaded_at(app: ServeApp, plugin: str) -> float | None:
+    """When the version of `plugin` in force was loaded: what tells versions apart."""
+    try:
+        return app.host.plugin(plugin).loaded_at
+    except PluginNotFound:
+        return None
 
 
 class _Gauges(Collector):

@@ -6,6 +6,7 @@ fails at once with `CircuitOpen`. After `open_for` it half-opens and lets one tr
 through; if that one succeeds the breaker closes, if it traps the breaker opens again for twice
 as long (at most `max_open_for`). An error *value* returned by the plugin is a success here:
 the plugin ran and answered. Calls that never reached the plugin (not loaded) count for neither.
+A new version of the plugin (`version` tells them apart) starts with a closed breaker.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class BreakerState:
 
 
 class _Breaker:
-    def __init__(self) -> None:
+    def __init__(self, version: object) -> None:
+        self.version = version
         self.state: State = "closed"
         self.failures = 0
         self.opened = 0
@@ -52,9 +54,14 @@ class Breakers:
     """The breakers of every plugin; `guard` wraps a call to a plugin in its breaker."""
 
     def __init__(
-        self, options: BreakerOptions, clock: Callable[[], float] = time.monotonic
+        self,
+        options: BreakerOptions,
+        *,
+        version: Callable[[str], object] = lambda _plugin: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._threshold = options.failures
+        self._version = version
         self._open_for = parse_duration(options.open_for)
         self._max_open_for = parse_duration(options.max_open_for)
         self._clock = clock
@@ -87,6 +94,9 @@ class Breakers:
             breaker = self._breakers.get(plugin)
             if breaker is None or breaker.state == "closed":
                 return False
+            if self._version(plugin) != breaker.version:  # a new version gets a fresh start
+                del self._breakers[plugin]
+                return False
             now = self._clock()
             if breaker.state == "open" and now >= breaker.open_until:
                 breaker.state = "half-open"
@@ -112,18 +122,15 @@ class Breakers:
                 if breaker is not None:
                     breaker.state, breaker.failures, breaker.opened = "closed", 0, 0
                 return
-            breaker = self._breakers.setdefault(plugin, _Breaker())
+            if breaker is None:
+                breaker = self._breakers[plugin] = _Breaker(self._version(plugin))
             breaker.failures += 1
-            if trial or (breaker.state == "closed" and breaker.failures >= self._threshold):
+            failed_trial = trial and breaker.state == "half-open"
+            if failed_trial or (breaker.state == "closed" and breaker.failures >= self._threshold):
                 back_off = min(self._open_for * 2.0**breaker.opened, self._max_open_for)
                 breaker.state = "open"
                 breaker.opened += 1
                 breaker.open_until = self._clock() + back_off
-
-    def reset(self, plugin: str) -> None:
-        """Forget `plugin`'s failures (a new version of it was loaded)."""
-        with self._lock:
-            self._breakers.pop(plugin, None)
 
     def states(self) -> dict[str, BreakerState]:
         """The breaker of every plugin that has trapped since the server started."""
