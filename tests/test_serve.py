@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from conftest import copy_as
 from corral import PluginHost
 from corral.bundle import Bundle
 from corral.config import load_host_config
@@ -40,13 +41,13 @@ def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
 
 
 def write_config(path: Path, **extra: Any) -> None:
-    """corral.yaml with hello (config.read granted) and misbehave (3 s timeout)."""
+    """corral.yaml with hello (config.read granted) and misbehave (2 s timeout)."""
     config: dict[str, Any] = {
         "plugin_dirs": ["plugins"],
         "data_dir": "data",
         "plugins": {
             "hello": {"grant": ["config.read"], "config": {"greeting": "Howdy"}},
-            "misbehave": {"limits": {"execution_timeout": "3s"}},
+            "misbehave": {"limits": {"execution_timeout": "2s"}},
         },
         "serve": {"reload_debounce": "100ms", "grace_period": "10s"},
     }
@@ -252,7 +253,7 @@ def test_a_changed_bundle_is_swapped_while_a_call_in_flight_finishes_on_the_old_
 ) -> None:
     config = layout("misbehave")
     server = serve(config)
-    slow = in_background(lambda: server.call("misbehave", "spin", {"seconds": 2.0}))
+    slow = in_background(lambda: server.call("misbehave", "spin", {"seconds": 1.5}))
     time.sleep(0.1)  # the call has started
     set_version(config.parent / "plugins" / "misbehave", "0.2.0")
     wait_until(lambda: server.plugin("misbehave")["version"] == "0.2.0", timeout=TIMEOUT)
@@ -386,6 +387,10 @@ def test_a_bundle_being_compiled_shows_compiling_while_others_serve(
     assert server.client.get("/readyz").status_code == 503
     assert server.call("misbehave", "count", {"n": 3}).json() == 3
     assert server.call("hello", "echo").json()["error"]["kind"] == "plugin-unavailable"
+    # Other bundles keep being reloaded during the compile (tens of seconds).
+    copy_as(config.parent / "plugins", "misbehave", "misbehave-2")
+    wait_until(lambda: (server.plugin("misbehave-2") or {}).get("state") == "loaded")
+    assert server.plugin("hello")["state"] == "compiling"
     wait_until(lambda: server.plugin("hello")["state"] == "loaded", timeout=180)
     assert server.client.get("/readyz").status_code == 200
 

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,9 @@ class PluginHost:
         """Discover and load every bundle (again, if called twice); returns each one's state."""
         return self._registry.load_all()
 
-    def refresh(self, config: HostConfig | None = None) -> list[PluginInfo]:
+    def refresh(
+        self, config: HostConfig | None = None, *, on_compiled: Callable[[], None] | None = None
+    ) -> list[PluginInfo]:
         """Apply what changed in the plugin dirs (and `config`, if given), plugin by plugin.
 
         Unchanged plugins keep running; new bundles load, removed ones unload, changed ones
@@ -105,12 +107,16 @@ class PluginHost:
         the old version. An update that fails leaves the old version serving, with the reason
         in its `PluginInfo.last_error`. `config` may not change `data_dir`, `cache_dir` or
         `engine` (they take a new host): that raises `ConfigError` and changes nothing.
+
+        A plugin whose component must be compiled first shows as ``compiling`` meanwhile. With
+        `on_compiled`, compiles run in threads of their own and `refresh` returns without
+        waiting; `on_compiled()` is called as each ends, and the next `refresh` loads it.
         """
         if config is not None:
             for key in ("data_dir", "cache_dir", "engine"):
                 if getattr(config, key) != getattr(self.config, key):
                     raise ConfigError(f"{key} changed; restart the host to apply it")
-        infos = self._registry.refresh(config)
+        infos = self._registry.refresh(config, on_compiled)
         self.config = config or self.config
         return infos
 

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -240,6 +240,9 @@ class Registry:
         self._current = _Generation()
         self._refreshing = threading.Lock()
         self._opened: dict[Path, tuple[object, Bundle]] = {}
+        self._compiling: set[str] = set()
+        self._compile_failures: dict[str, str] = {}
+        self._fresh: dict[str, Component] = {}
 
     def load_all(self) -> list[PluginInfo]:
         """Discover and load every bundle; returns what happened to each.
@@ -248,6 +251,7 @@ class Registry:
         running on the old ones finish there.
         """
         with self._refreshing:
+            self._compile_failures.clear()  # loading again tries every compile again
             fresh = _Generation()
             for bundle in self._discover(fresh).values():
                 fresh.plugins[bundle.name] = self._load_bundle(bundle)
@@ -256,7 +260,9 @@ class Registry:
                 self._retire(loaded)
         return self.infos()
 
-    def refresh(self, config: HostConfig | None = None) -> list[PluginInfo]:
+    def refresh(
+        self, config: HostConfig | None = None, on_compiled: Callable[[], None] | None = None
+    ) -> list[PluginInfo]:
         """Bring the plugins in line with the plugin dirs (and `config`), touching what changed.
 
         Unchanged plugins keep running untouched; a removed bundle is unloaded; a new or changed
@@ -264,6 +270,8 @@ class Registry:
         once ready, one plugin at a time, so calls already running finish on the old version.
         When the update fails the old version keeps serving and `last_error` says why. Plugins
         whose component is compiled already go first; one being compiled shows ``compiling``.
+        With `on_compiled`, compiles run in threads of their own and this returns without
+        waiting for them; `on_compiled` is called as each ends, and the next refresh loads it.
         """
         with self._refreshing:
             previous = self._config
@@ -304,14 +312,20 @@ class Registry:
                     self._retire(old)
             changed.sort(key=lambda bundle: not self._cache.has(bundle.wasm_sha256))
             for bundle in changed:
-                self._swap_in(bundle)
+                self._swap_in(bundle, on_compiled)
+            for unused in self._fresh.keys() - {b.wasm_sha256 for b in winners.values()}:
+                del self._fresh[unused]  # compiled for a bundle removed meanwhile
         return self.infos()
 
-    def _swap_in(self, bundle: Bundle) -> None:
+    def _swap_in(self, bundle: Bundle, on_compiled: Callable[[], None] | None) -> None:
         """Load `bundle` beside the version in force, then swap it in (or keep the old one)."""
         name = bundle.name
         old = self._current.plugins.get(name)
-        if not self._cache.has(bundle.wasm_sha256):
+        sha = bundle.wasm_sha256
+        if sha in self._compiling:
+            return  # the refresh after its compile loads it
+        compiled = self._cache.has(sha) or sha in self._fresh or sha in self._compile_failures
+        if not compiled:
             if old is not None and old.runner is not None:
                 placeholder = old.showing(replace(old.info, state="compiling"))
             else:
@@ -320,6 +334,9 @@ class Registry:
                 placeholder = _Loaded(info)
             _log.info("plugin %s %s compiling", name, bundle.manifest.plugin.version)
             self._publish(name, placeholder)
+            if on_compiled is not None:
+                self._compile_in_background(bundle, on_compiled)
+                return
         new = self._load_bundle(bundle)
         if new.info.state == "failed" and old is not None and old.runner is not None:
             _log.warning("plugin %s keeps %s: %s", name, old.info.version, new.info.reason)
@@ -329,6 +346,22 @@ class Registry:
         self._publish(name, new)
         if old is not None:
             self._retire(old)
+
+    def _compile_in_background(self, bundle: Bundle, on_compiled: Callable[[], None]) -> None:
+        sha = bundle.wasm_sha256
+        self._compiling.add(sha)
+
+        def compile_() -> None:
+            try:
+                # Kept until loaded, in case the cache could not store it (a read-only disk).
+                self._fresh[sha] = self.compiled(bundle)[0]
+            except Exception as exc:  # reported when the next refresh loads the bundle
+                self._compile_failures[sha] = describe_failure(exc)
+            finally:
+                self._compiling.discard(sha)
+                on_compiled()
+
+        threading.Thread(target=compile_, name=f"corral-compile-{bundle.name}", daemon=True).start()
 
     def _publish(self, name: str, loaded: _Loaded) -> None:
         """Swap one entry: readers see the old generation or the new, never a mix."""
@@ -515,6 +548,12 @@ class Registry:
 
     def compiled(self, bundle: Bundle) -> tuple[Component, bool]:
         """The bundle's component, compiled or from the cache; and whether it was cached."""
+        failure = self._compile_failures.get(bundle.wasm_sha256)
+        if failure is not None:
+            raise BundleError(f"{bundle.wasm_path}: does not compile: {failure}")
+        fresh = self._fresh.pop(bundle.wasm_sha256, None)
+        if fresh is not None:
+            return fresh, False
         return self._cache.load(
             bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
         )

@@ -9,8 +9,9 @@ failed until the copy completes, and the event that completes it triggers the ne
 copy (`cp -r`), a write-to-temp-then-rename (`rsync`) and an atomic rename of the whole bundle
 dir all end in such an event.
 
-All refreshes, including the first load and the compiles they may need, run in one worker
-thread: requests keep being served by the plugins in force meanwhile.
+All refreshes, including the first load, run in one worker thread, and compiles each in a
+thread of its own (a Python plugin takes tens of seconds): requests keep being served by the
+plugins in force, and other bundles keep being reloaded, while a plugin shows ``compiling``.
 """
 
 from __future__ import annotations
@@ -153,13 +154,13 @@ class Reloader:
         config = self._read_config() if config_changed else None
         try:
             try:
-                self._host.refresh(config)
+                self._host.refresh(config, on_compiled=self._wake.set)
             except CorralError as exc:
                 if config is None:
                     raise
                 self._refuse_config(exc)
                 config = None
-                self._host.refresh()
+                self._host.refresh(on_compiled=self._wake.set)
         except CorralError as exc:
             _log.error("reload failed; the plugins in force keep serving: %s", exc)
         except Exception:
