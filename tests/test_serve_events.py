@@ -194,8 +194,13 @@ def test_webhooks_are_authenticated_checked_deduplicated_and_delivered(
         refused(client.post("/webhooks/hostapi", content=big, headers=signed(big)), 413, "limit")
         chunks = iter([b'{"pad": "', b"y" * 3000, b'"}'])  # no Content-Length: counted as read
         refused(client.post("/webhooks/hostapi", content=chunks, headers=signed(big)), 413, "limit")
-        bad = b'{"ok": tru'
-        refused(client.post("/webhooks/hostapi", content=bad, headers=signed(bad)), 400, "JSON")
+        for bad, words in [
+            (b'{"ok": tru', "not JSON: Expecting value"),
+            (b'{"n": NaN}', "NaN is not a JSON value"),
+            (b"\xff{}", "not UTF-8"),
+        ]:
+            sent = client.post("/webhooks/hostapi", content=bad, headers=signed(bad))
+            refused(sent, 400, words)
         refused(client.post("/webhooks/nobody", content=body, headers=signed(body)), 404, "no")
 
         # A token in the URL, for senders that do not sign (Jira's app webhooks).
@@ -226,7 +231,7 @@ def test_webhooks_are_authenticated_checked_deduplicated_and_delivered(
             ("hostapi", "duplicate", 2),
             ("hostapi", "unauthorized", 3),
             ("hostapi", "too-large", 2),
-            ("hostapi", "bad-request", 1),
+            ("hostapi", "bad-request", 3),
             ("hello", "unauthorized", 2),
             ("hello", "queued", 1),
         ]:

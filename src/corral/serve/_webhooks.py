@@ -174,10 +174,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _not_json(constant: str) -> Any:
+    # Python reads NaN and Infinity; JSON has no such values, and plugins' parsers would fail.
+    raise _Refused(400, f"body is not JSON: {constant} is not a JSON value")
+
+
 def _decode_json(body: bytes) -> tuple[str, Any]:
     try:
         text = body.decode("utf-8")
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except UnicodeDecodeError:
         raise _Refused(400, "body is not UTF-8") from None
     except json.JSONDecodeError as exc:
