@@ -6,7 +6,9 @@ plugin go one at a time, in the order they arrived; plugins do not wait for each
 failure (the plugin trapped or returned an error) is retried after `retry_backoff`, doubling up
 to `max_backoff`, with jitter so that a sender's burst does not retry in lockstep; after
 `max_attempts` the event is dead and the next one goes. A plugin that is not loaded, or whose
-circuit breaker is open, was not tried: its event waits without losing an attempt.
+circuit breaker is open, was not tried: its event waits without losing an attempt. Neither
+does an event whose plugin is running a scheduled job (unless its manifest allows both): it is
+looked at again every 200 ms, holding no worker meanwhile.
 
 The dispatcher also looks at the queue every `poll_s`, so events that ``corral events retry``
 put back (from another process) are picked up while the server runs. Delivered events are
@@ -19,7 +21,7 @@ import functools
 import json
 import logging
 import random
-from contextlib import AbstractContextManager, nullcontext
+import threading
 from dataclasses import dataclass
 
 from .._errors import CircuitOpen, CorralError, PluginNotFound, PluginUnavailable
@@ -34,6 +36,7 @@ __all__ = ["EventDelivery", "RetryPolicy"]
 
 _log = logging.getLogger("corral.serve.events")
 _NOT_LOADED_RETRY_S = 2.0
+_TURN_RETRY_MS = 200
 # Delivered events are kept this long, so a sender's retry of one is still recognised.
 KEEP_DELIVERED_MS = 7 * 24 * 3600 * 1000
 _PRUNE_EVERY_MS = 3600 * 1000
@@ -82,6 +85,8 @@ class EventDelivery(BackgroundLoop):
         self.policy = policy
         self._poll_s = poll_s
         self._busy: set[str] = set()
+        self._held_until: dict[str, int] = {}
+        """Plugins whose scheduled job was running at their last try (ms to look again)."""
         self._finished = 0
         """Deliveries finished so far: heads read before one finished may be stale."""
         self._woken = False
@@ -117,7 +122,10 @@ class EventDelivery(BackgroundLoop):
                 for event in heads:
                     if event.plugin in self._busy:
                         continue
-                    if event.next_attempt_ms <= now:
+                    held_until = self._held_until.get(event.plugin, 0)
+                    if held_until > now:
+                        wait_s = min(wait_s, (held_until - now) / 1000)
+                    elif event.next_attempt_ms <= now:
                         self._busy.add(event.plugin)
                         self._pool.submit(functools.partial(self._deliver, event))
                     else:
@@ -125,28 +133,49 @@ class EventDelivery(BackgroundLoop):
                 self._wake.wait_for(lambda: self._woken or self._stopping, wait_s)
                 self._woken = False
 
-    def _turn(self, plugin: str) -> AbstractContextManager[object]:
-        """Wait for the plugin's scheduled job, unless its manifest allows running beside it."""
+    def _turn(self, plugin: str) -> threading.Lock | None:
+        """The plugin's turn, shared with its scheduled jobs; None if its manifest allows
+        events beside them."""
         try:
             concurrent = self._caller.host.plugin(plugin).concurrent_events
         except PluginNotFound:
             concurrent = False
-        return nullcontext() if concurrent else self._turns.of(plugin)
+        return None if concurrent else self._turns.of(plugin)
 
     def _deliver(self, event: QueuedEvent) -> None:
+        turn = self._turn(event.plugin)
         try:
-            with self._turn(event.plugin):
-                self._caller.run(
-                    event.plugin,
-                    "on-event",
-                    self._caller.host.send_event,
-                    event.plugin,
-                    event.type,
-                    json.loads(event.payload),
-                    source=event.source,
-                    id=event.delivery_id,
-                    received_at_ms=event.received_at_ms,
-                )
+            if turn is not None and not turn.acquire(blocking=False):
+                # A job of the plugin runs (a sync may take minutes): look again shortly,
+                # rather than hold one of the workers other plugins' events need.
+                with self._wake:
+                    self._held_until[event.plugin] = now_ms() + _TURN_RETRY_MS
+                return
+            try:
+                self._attempt(event)
+            finally:
+                if turn is not None:
+                    turn.release()
+        finally:
+            with self._wake:
+                self._busy.discard(event.plugin)
+                self._finished += 1
+            self.wake()
+
+    def _attempt(self, event: QueuedEvent) -> None:
+        """One delivery of `event`, and its outcome recorded in the queue."""
+        try:
+            self._caller.run(
+                event.plugin,
+                "on-event",
+                self._caller.host.send_event,
+                event.plugin,
+                event.type,
+                json.loads(event.payload),
+                source=event.source,
+                id=event.delivery_id,
+                received_at_ms=event.received_at_ms,
+            )
         except CircuitOpen as exc:
             self._postpone(event, exc.retry_after_s, str(exc))
         except (PluginNotFound, PluginUnavailable) as exc:
@@ -158,11 +187,6 @@ class EventDelivery(BackgroundLoop):
                 self._queue.mark_delivered(event.seq)
             except CorralError as exc:  # it stays pending: delivered again, at least once
                 _log.error("cannot mark event %d delivered: %s", event.seq, exc)
-        finally:
-            with self._wake:
-                self._busy.discard(event.plugin)
-                self._finished += 1
-            self.wake()
 
     def _postpone(self, event: QueuedEvent, delay_s: float, reason: str) -> None:
         try:
