@@ -24,6 +24,7 @@ from corral import (
     PluginUnavailable,
 )
 from corral.bundle import sha256_hex
+from corral.config import PluginSettings
 
 HostFactory = Callable[..., PluginHost]
 
@@ -193,3 +194,45 @@ def test_reloading_keeps_running_calls_and_swaps_whole(make_host: HostFactory) -
     assert [i.state for i in infos] == ["loaded"]
     assert isinstance(outcome["spin"], int) and outcome["spin"] > 0
     assert host.call("misbehave", "count", {"n": 4}) == 6
+
+
+# -- refresh: per-plugin reload -----------------------------------------------------------------
+
+
+def test_refresh_touches_only_what_changed(make_host: HostFactory) -> None:
+    grant = {"hello": {"grant": ["config.read"], "config": {"greeting": "Hi"}}}
+    host = make_host("hello", "misbehave", plugins=grant)
+    before = {info.name: info for info in host.plugins()}
+    plugins_dir = host.config.plugin_dirs[0]
+
+    assert host.refresh() == host.plugins()  # nothing changed: nothing reloaded
+    assert {i.name: i.loaded_at for i in host.plugins()} == {
+        name: info.loaded_at for name, info in before.items()
+    }
+
+    changed = PluginSettings(grant=["config.read"], config={"greeting": "Yo"})
+    config = host.config.model_copy(update={"plugins": {"hello": changed}})
+    host.refresh(config)
+    after = {info.name: info for info in host.plugins()}
+    assert after["misbehave"].loaded_at == before["misbehave"].loaded_at
+    assert after["hello"].loaded_at != before["hello"].loaded_at
+    assert "Yo" in str(host.call("hello", "greet", {"name": "Ada"}))
+
+    shutil.rmtree(plugins_dir / "misbehave")
+    host.refresh()
+    with pytest.raises(PluginNotFound):
+        host.call("misbehave", "count", {"n": 2})
+
+
+def test_refresh_refuses_what_needs_a_restart_and_changes_nothing(
+    make_host: HostFactory, tmp_path: Path
+) -> None:
+    host = make_host("misbehave")
+    running = host.config
+    with pytest.raises(ConfigError, match="data_dir changed; restart"):
+        host.refresh(running.model_copy(update={"data_dir": tmp_path / "elsewhere"}))
+    with pytest.raises(ConfigError, match="does not exist"):
+        host.refresh(running.model_copy(update={"plugin_dirs": [tmp_path / "missing"]}))
+    assert host.config is running
+    assert host.call("misbehave", "count", {"n": 3}) == 3
+    host.refresh()  # the running config still works

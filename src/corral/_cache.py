@@ -63,6 +63,10 @@ class CompiledCache:
         key = hashlib.sha256(f"{wasm_sha256}:{self._fingerprint}".encode()).hexdigest()[:40]
         return self.directory / f"{key}.cwasm", self.directory / f"{key}.json"
 
+    def has(self, wasm_sha256: str) -> bool:
+        """Whether a compiled entry exists (it is still checked when loaded)."""
+        return all(path.exists() for path in self._paths(wasm_sha256))
+
     def load(self, wasm_sha256: str, compile_: Callable[[], Component]) -> tuple[Component, bool]:
         """The component for `wasm_sha256`, from the cache or freshly compiled.
 

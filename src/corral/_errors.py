@@ -10,6 +10,7 @@ The whole tree::
     ├── BuildError                   `corral build` failed
     ├── PluginNotFound               no plugin of that name was discovered
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
+    │   └── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
     ├── PluginError                  the plugin returned an error value (kind + message)
     ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync)
     ├── PluginTrap                   the plugin's WebAssembly trapped; its instance was discarded
@@ -37,6 +38,7 @@ __all__ = [
     "BuildError",
     "BundleError",
     "ChecksumMismatch",
+    "CircuitOpen",
     "ConfigError",
     "Conflict",
     "CorralError",
@@ -90,6 +92,18 @@ class PluginNotFound(CorralError):
 
 class PluginUnavailable(CorralError):
     """The plugin was discovered but is not loaded (failed or disabled)."""
+
+
+class CircuitOpen(PluginUnavailable):
+    """The plugin kept trapping or timing out, so its calls fail fast for a while.
+
+    `retry_after_s` is how long until the next trial call is let through.
+    """
+
+    def __init__(self, plugin: str, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.plugin = plugin
+        self.retry_after_s = retry_after_s
 
 
 class PluginError(CorralError):

@@ -30,7 +30,6 @@ from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
 from .host_services import HostServices
-from .registry import PluginInfo
 
 __all__ = ["main"]
 
@@ -65,17 +64,6 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def _info_json(info: PluginInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "state": info.state,
-        "reason": info.reason,
-        "version": info.version,
-        "directory": str(info.directory) if info.directory else None,
-        "permissions": sorted(info.permissions),
-    }
-
-
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -83,7 +71,7 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     with PluginHost(config=_host_config(args)) as host:
         infos = host.load()
     if args.json:
-        _print_json([_info_json(i) for i in infos])
+        _print_json([i.as_json() for i in infos])
     elif not infos:
         print("no plugins found")
     else:
@@ -148,6 +136,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return handler(args, host)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    if not args.debug:  # the server logs one line per state change
+        logging.getLogger("corral").setLevel(logging.INFO)
+    config: Path = args.config if args.config is not None else DEFAULT_CONFIG
+    if not config.is_file():
+        raise UsageError(f"{config}: no such config file (give one with --config)")
+    serve(config, host=args.host, port=args.port)
+    return EXIT_OK
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     services = HostServices(_host_config(args).data_dir)
     try:
@@ -164,6 +164,17 @@ def cmd_jira_emulator(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    from .serve._queue import EventQueue
+
+    queue = EventQueue.in_data_dir(_host_config(args).data_dir)
+    try:
+        handler: Callable[[argparse.Namespace, Any], int] = args.events_handler
+        return handler(args, queue)
+    finally:
+        queue.close()
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -177,6 +188,7 @@ def _host_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .serve._events_cli import add_events_parser
     from .sync.cli import add_sync_parsers
     from .tasks.cli import add_tasks_parser
 
@@ -217,10 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
         _host_options(leaf)
         leaf.set_defaults(func=cmd_sync)
 
+    serve = commands.add_parser("serve", help="serve plugins over HTTP, reloading on change")
+    serve.add_argument(
+        "--config", type=Path, help="corral.yaml (default: ./corral.yaml); watched for changes"
+    )
+    serve.add_argument("--host", help="address to bind (default: serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: serve.port, 8080)")
+    serve.set_defaults(func=cmd_serve)
+
     add_tasks_parser(commands)
     for leaf in _subparsers(commands.choices["tasks"]):
         _host_options(leaf)
         leaf.set_defaults(func=cmd_tasks)
+
+    add_events_parser(commands)
+    for leaf in _subparsers(commands.choices["events"]):
+        _host_options(leaf)
+        leaf.set_defaults(func=cmd_events)
+
     _add_jira_emulator_parser(commands)
     return parser
 
@@ -268,7 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (or, for `plugins list`, in its table).
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.ERROR,
-        format="%(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        if args.command == "serve"
+        else "%(levelname)s %(name)s: %(message)s",
     )
     try:
         code: int = args.func(args)

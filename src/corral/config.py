@@ -20,6 +20,9 @@ plugins:
     limits: {execution_timeout: 10s}
     pin: {plugin_dir: plugins}  # only a bundle in this plugin dir may take the name
     http: {...}                 # options owned by capabilities (see capabilities/*)
+    webhooks: {secret: env:JIRA_WEBHOOK_SECRET}           # corral serve: POST /webhooks/jira-sync
+    schedule: [{every: 5m, command: sync, input: {mode: incremental}}]
+serve: {...}                    # corral serve: address, token, reloads, event retries, breaker
 ```
 
 Relative paths are relative to the directory of the config file. Two bundles claiming one
@@ -28,26 +31,34 @@ plugin name are both refused unless a pin decides between them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._cron import CronExpression
 from ._errors import ConfigError
 from ._units import format_size, parse_duration, parse_size
 from ._validation import load_yaml_mapping, validate_model
 from .bundle import BundleLimits
 from .capabilities import CAPABILITIES
+from .capabilities.http._secrets import split_secret_ref
 from .permissions import check_permission_names
 
 __all__ = [
     "LIMIT_CEILINGS",
+    "BreakerOptions",
     "BundleOptions",
     "EngineOptions",
+    "EventOptions",
     "HostConfig",
     "LimitOptions",
     "PinOptions",
     "PluginSettings",
+    "ScheduleEntry",
+    "ServeOptions",
+    "WebhookOptions",
     "load_host_config",
 ]
 
@@ -107,6 +118,24 @@ class EngineOptions(_Strict):
         return value
 
 
+def _positive_size(value: str) -> str:
+    if parse_size(value) <= 0:
+        raise ValueError(f'"{value}" must be larger than zero')
+    return value
+
+
+def _positive_duration(value: str) -> str:
+    if parse_duration(value) <= 0:
+        raise ValueError(f'"{value}" must be longer than zero')
+    return value
+
+
+def _secret_ref(value: str | None) -> str | None:
+    if value is not None:
+        split_secret_ref(value)
+    return value
+
+
 _BUNDLE_DEFAULTS = BundleLimits()
 
 
@@ -116,12 +145,7 @@ class BundleOptions(_Strict):
     max_manifest_size: str = format_size(_BUNDLE_DEFAULTS.max_manifest_bytes)
     max_component_size: str = format_size(_BUNDLE_DEFAULTS.max_component_bytes)
 
-    @field_validator("max_manifest_size", "max_component_size")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        if parse_size(value) <= 0:
-            raise ValueError(f'"{value}" must be larger than zero')
-        return value
+    _sizes = field_validator("max_manifest_size", "max_component_size")(_positive_size)
 
     def limits(self) -> BundleLimits:
         return BundleLimits(
@@ -141,6 +165,64 @@ class PinOptions(_Strict):
     plugin_dir: Path = Field(description="One of plugin_dirs; relative to the config file.")
 
 
+class WebhookOptions(_Strict):
+    """``plugins.<name>.webhooks``: how ``POST /webhooks/<name>`` authenticates its sender.
+
+    `secret` checks an ``X-Hub-Signature(-256): sha256=<hex HMAC of the body>`` header; `token`
+    (for senders that cannot sign, such as Jira's app webhooks) must be given as ``?token=`` in
+    the URL. Both are secret references (``env:NAME`` or ``file:PATH``); a plugin with neither
+    accepts no webhooks.
+    """
+
+    secret: str | None = None
+    token: str | None = None
+    max_body: str = "1MB"
+
+    _refs = field_validator("secret", "token")(_secret_ref)
+
+    _size = field_validator("max_body")(_positive_size)
+
+    @model_validator(mode="after")
+    def _authenticated(self) -> WebhookOptions:
+        if self.secret is None and self.token is None:
+            raise ValueError("give a secret (signed webhooks) or a token (in the URL), or both")
+        return self
+
+
+class ScheduleEntry(_Strict):
+    """One entry of ``plugins.<name>.schedule``: run `command` with `input` every so often."""
+
+    every: str | None = Field(default=None, description='An interval such as "5m".')
+    cron: str | None = Field(default=None, description='Five cron fields in UTC: "*/5 * * * *".')
+    command: str
+    input: Any = None
+
+    _every = field_validator("every")(
+        lambda value: None if value is None else _positive_duration(value)
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            CronExpression.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleEntry:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError('give exactly one of "every" and "cron"')
+        return self
+
+    @property
+    def job_name(self) -> str:
+        """What identifies this job across restarts (its last run is stored under it)."""
+        timing = f"every {self.every}" if self.every is not None else f"at {self.cron}"
+        if self.input is None:
+            return f"{self.command} {timing}"
+        return f"{self.command} {timing} {json.dumps(self.input, sort_keys=True)}"
+
+
 class PluginSettings(BaseModel):
     """``plugins.<name>`` in corral.yaml. Keys beyond these belong to capabilities."""
 
@@ -151,6 +233,8 @@ class PluginSettings(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     limits: LimitOptions = Field(default_factory=LimitOptions)
     pin: PinOptions | None = None
+    webhooks: WebhookOptions | None = None
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
 
     _known = field_validator("grant")(check_permission_names)
 
@@ -158,15 +242,61 @@ class PluginSettings(BaseModel):
     def _capability_keys(self) -> PluginSettings:
         for key in self.model_extra or {}:
             if key not in _CAPABILITY_KEYS:
-                raise ValueError(
-                    f"unknown key {key!r} (known: enabled, grant, config, limits, pin, "
-                    + ", ".join(sorted(_CAPABILITY_KEYS))
-                    + ")"
-                )
+                known = [*type(self).model_fields, *sorted(_CAPABILITY_KEYS)]
+                raise ValueError(f"unknown key {key!r} (known: {', '.join(known)})")
         return self
 
     def capability_options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+class EventOptions(_Strict):
+    """``serve.events``: how the server retries webhook events a plugin fails to take."""
+
+    max_attempts: int = Field(default=8, ge=1, description="Attempts before an event is dead.")
+    retry_backoff: str = Field(default="1s", description="Wait after the first failure; doubles.")
+    max_backoff: str = Field(default="5m", description="The longest wait between attempts.")
+
+    _durations = field_validator("retry_backoff", "max_backoff")(_positive_duration)
+
+
+class BreakerOptions(_Strict):
+    """``serve.breaker``: when a plugin that keeps trapping is cut off, and for how long."""
+
+    failures: int = Field(default=5, ge=1, description="Traps or timeouts in a row that open it.")
+    open_for: str = Field(default="5s", description="The first time it stays open; doubles.")
+    max_open_for: str = Field(default="5m", description="The longest time it stays open.")
+
+    _durations = field_validator("open_for", "max_open_for")(_positive_duration)
+
+
+class ServeOptions(_Strict):
+    """``serve:``: the long-running server (`corral serve`).
+
+    The management endpoints (everything but ``/webhooks``, ``/healthz`` and ``/readyz``) need
+    ``Authorization: Bearer <token>`` when `token` is set; binding beyond loopback requires it.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: str | None = Field(default=None, description="A secret reference: env:NAME, file:PATH.")
+    grace_period: str = Field(
+        default="30s", description="How long calls in flight may finish after SIGTERM/SIGINT."
+    )
+    reload_debounce: str = Field(
+        default="200ms", description="Quiet time after a change in a plugin dir before reloading."
+    )
+    events: EventOptions = Field(default_factory=EventOptions)
+    breaker: BreakerOptions = Field(default_factory=BreakerOptions)
+
+    _token = field_validator("token")(_secret_ref)
+
+    @field_validator("grace_period", "reload_debounce")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) < 0:
+            raise ValueError(f'"{value}" must not be negative')
+        return value
 
 
 class HostConfig(_Strict):
@@ -181,6 +311,7 @@ class HostConfig(_Strict):
     bundles: BundleOptions = Field(default_factory=BundleOptions)
     defaults: LimitOptions = Field(default_factory=LimitOptions)
     plugins: dict[str, PluginSettings] = Field(default_factory=dict)
+    serve: ServeOptions = Field(default_factory=ServeOptions)
 
     def settings_for(self, plugin: str) -> PluginSettings:
         return self.plugins.get(plugin) or PluginSettings()

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,6 +98,29 @@ class PluginHost:
         """Discover and load every bundle (again, if called twice); returns each one's state."""
         return self._registry.load_all()
 
+    def refresh(
+        self, config: HostConfig | None = None, *, on_compiled: Callable[[], None] | None = None
+    ) -> list[PluginInfo]:
+        """Apply what changed in the plugin dirs (and `config`, if given), plugin by plugin.
+
+        Unchanged plugins keep running; new bundles load, removed ones unload, changed ones
+        (bundle or settings) are swapped in once loaded, and calls already running finish on
+        the old version. An update that fails leaves the old version serving, with the reason
+        in its `PluginInfo.last_error`. `config` may not change `data_dir`, `cache_dir` or
+        `engine` (they take a new host): that raises `ConfigError` and changes nothing.
+
+        A plugin whose component must be compiled first shows as ``compiling`` meanwhile. With
+        `on_compiled`, compiles run in threads of their own and `refresh` returns without
+        waiting; `on_compiled()` is called as each ends, and the next `refresh` loads it.
+        """
+        if config is not None:
+            for key in ("data_dir", "cache_dir", "engine"):
+                if getattr(config, key) != getattr(self.config, key):
+                    raise ConfigError(f"{key} changed; restart the host to apply it")
+        infos = self._registry.refresh(config, on_compiled)
+        self.config = config or self.config
+        return infos
+
     def plugins(self) -> list[PluginInfo]:
         """Every discovered bundle, loaded or not, with its state and reason."""
         return self._registry.infos()
@@ -164,14 +187,19 @@ class PluginHost:
         *,
         source: str = "host",
         id: str | None = None,
+        received_at_ms: int | None = None,
     ) -> None:
-        """Deliver an event (JSON-able payload) to the plugin's `on-event` export."""
+        """Deliver an event (JSON-able payload) to the plugin's `on-event` export.
+
+        `received_at_ms` (ms since the epoch, default now) is when the event reached the host,
+        which for a queued event is earlier than its delivery.
+        """
         event = Event(
             source=source,
             type=type,
             id=id or uuid.uuid4().hex,
             payload=_to_json(payload, f"the payload of the {type!r} event for {plugin}"),
-            received_at_ms=int(time.time() * 1000),
+            received_at_ms=int(time.time() * 1000) if received_at_ms is None else received_at_ms,
         )
         self._registry.runner(plugin).on_event(event)
 

@@ -88,6 +88,13 @@ class RuntimeLimits(_Strict):
     fuel: int | None = Field(
         default=None, gt=0, description="Optional instruction budget per call."
     )
+    concurrent_events: bool = Field(
+        default=False,
+        description=(
+            "Whether `corral serve` may deliver events while a scheduled job of this plugin "
+            "runs (by default deliveries wait for it)."
+        ),
+    )
 
     @field_validator("wasm_file")
     @classmethod

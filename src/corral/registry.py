@@ -15,11 +15,15 @@ reason naming the others and how to pin.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from wasmtime.component import Component, ComponentInstanceType
 
@@ -47,7 +51,7 @@ __all__ = ["PluginInfo", "Registry"]
 
 _log = logging.getLogger("corral.registry")
 
-State = Literal["loaded", "failed", "disabled"]
+State = Literal["loaded", "failed", "disabled", "compiling"]
 _HANDLER_FUNCTIONS = ("invoke", "on-event")
 
 
@@ -63,6 +67,26 @@ class PluginInfo:
     permissions: frozenset[str] = frozenset()
     """The permissions in force (requested and granted)."""
     from_cache: bool = False
+    loaded_at: float | None = None
+    """When the version in force was loaded (`time.time()`)."""
+    last_error: str = ""
+    """Why the latest update of a loaded plugin failed; the version in force keeps serving."""
+
+    def as_json(self) -> dict[str, Any]:
+        """What `plugins list --json` prints and ``GET /plugins`` serves for this plugin."""
+        return {
+            "name": self.name,
+            "state": self.state,
+            "version": self.version,
+            "reason": self.reason,
+            "last_error": self.last_error,
+            "loaded_at": self.loaded_at,
+            "directory": str(self.directory) if self.directory else None,
+            "permissions": sorted(self.permissions),
+        }
+
+    concurrent_events: bool = False
+    """The manifest lets `corral serve` deliver events while a scheduled job runs."""
 
 
 @dataclass
@@ -70,8 +94,16 @@ class _Loaded:
     info: PluginInfo
     runner: PluginRunner | None = None
     capability_states: list[tuple[object, object]] = field(default_factory=list)
+    source: str = ""
+    """What this entry was built from (bundle and settings): unchanged means nothing to reload."""
+    rejected: str = ""
+    """The source of the latest update that failed, not tried again until it changes."""
     error: Exception | None = None
     """Why it failed to load: the cause of the `PluginUnavailable` a call raises."""
+
+    def showing(self, info: PluginInfo, rejected: str = "") -> _Loaded:
+        """The same plugin, running the same version, described by `info`."""
+        return _Loaded(info, self.runner, self.capability_states, self.source, rejected)
 
 
 @dataclass
@@ -133,6 +165,23 @@ def _settle_name(
         reason = f"plugin name {name!r} is also claimed by {others}; none of them is loaded: {fix}"
         refused.append((claim, reason))
     return None, refused
+
+
+def _stamp(directory: Path) -> object:
+    """What changes when any file directly in `directory` is written, replaced or renamed."""
+    entries = []
+    with os.scandir(directory) as listing:
+        for entry in listing:
+            info = entry.stat(follow_symlinks=False)
+            entries.append((entry.name, info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode))
+    return frozenset(entries)
+
+
+def _plain_top_level(bundle: Bundle) -> bool:
+    files = (bundle.directory / MANIFEST_FILENAME, bundle.directory / bundle.wasm_path.name)
+    return bundle.wasm_path.parent == bundle.directory.resolve() and not any(
+        f.is_symlink() for f in files
+    )
 
 
 def _same_dir(a: Path, b: Path) -> bool:
@@ -217,6 +266,11 @@ class Registry:
             config.compiled_cache_dir, runtime.engine, runtime.settings.fingerprint()
         )
         self._current = _Generation()
+        self._refreshing = threading.Lock()
+        self._opened: dict[Path, tuple[object, Bundle]] = {}
+        self._compiling: set[str] = set()
+        self._compile_failures: dict[str, str] = {}
+        self._fresh: dict[str, Component] = {}
 
     def load_all(self) -> list[PluginInfo]:
         """Discover and load every bundle; returns what happened to each.
@@ -224,26 +278,167 @@ class Registry:
         Loading again replaces the plugins as a whole once the new ones are ready; calls already
         running on the old ones finish there.
         """
+        with self._refreshing:
+            self._compile_failures.clear()  # loading again tries every compile again
+            fresh = _Generation()
+            for bundle in self._discover(fresh).values():
+                fresh.plugins[bundle.name] = self._load_bundle(bundle)
+            old, self._current = self._current, fresh
+            for loaded in old.plugins.values():
+                self._retire(loaded)
+        return self.infos()
+
+    def refresh(
+        self, config: HostConfig | None = None, on_compiled: Callable[[], None] | None = None
+    ) -> list[PluginInfo]:
+        """Bring the plugins in line with the plugin dirs (and `config`), touching what changed.
+
+        Unchanged plugins keep running untouched; a removed bundle is unloaded; a new or changed
+        one (its bundle or its settings) is loaded beside the version in force and swapped in
+        once ready, one plugin at a time, so calls already running finish on the old version.
+        When the update fails the old version keeps serving and `last_error` says why. Plugins
+        whose component is compiled already go first; one being compiled shows ``compiling``.
+        With `on_compiled`, compiles run in threads of their own and this returns without
+        waiting for them; `on_compiled` is called as each ends, and the next refresh loads it.
+        """
+        with self._refreshing:
+            previous = self._config
+            self._config = config or previous
+            found = _Generation()
+            try:
+                winners = self._discover(found)
+            except BaseException:  # e.g. a plugin dir gone: nothing changes
+                self._config = previous
+                raise
+            current = self._current
+            serving = {p.info.directory: p for p in current.plugins.values() if p.runner}
+            kept: dict[str, _Loaded] = {}
+            unopened: list[PluginInfo] = []
+            for info in found.unopened:
+                old = serving.get(info.directory)
+                if old is not None and old.info.name not in winners:
+                    kept[old.info.name] = old.showing(replace(old.info, last_error=info.reason))
+                else:
+                    unopened.append(info)
+            changed: list[Bundle] = []
+            for name, bundle in winners.items():
+                old = current.plugins.get(name)
+                source = self._source(bundle)
+                if old is None:
+                    changed.append(bundle)
+                elif old.source == source and old.info.last_error:  # the failed update undone
+                    kept[name] = old.showing(replace(old.info, last_error=""))
+                elif old.source == source or old.rejected == source:
+                    kept[name] = old
+                else:
+                    changed.append(bundle)
+                    kept[name] = old  # serves until its successor is ready
+            self._current = _Generation(kept, unopened)
+            for name, old in current.plugins.items():
+                if name not in kept:
+                    _log.info("plugin %s unloaded", name)
+                    self._retire(old)
+            changed.sort(key=lambda bundle: not self._cache.has(bundle.wasm_sha256))
+            for bundle in changed:
+                self._swap_in(bundle, on_compiled)
+            for unused in self._fresh.keys() - {b.wasm_sha256 for b in winners.values()}:
+                del self._fresh[unused]  # compiled for a bundle removed meanwhile
+        return self.infos()
+
+    def _swap_in(self, bundle: Bundle, on_compiled: Callable[[], None] | None) -> None:
+        """Load `bundle` beside the version in force, then swap it in (or keep the old one)."""
+        name = bundle.name
+        old = self._current.plugins.get(name)
+        sha = bundle.wasm_sha256
+        if sha in self._compiling:
+            return  # the refresh after its compile loads it
+        compiled = self._cache.has(sha) or sha in self._fresh or sha in self._compile_failures
+        if not compiled:
+            if old is not None and old.runner is not None:
+                placeholder = old.showing(replace(old.info, state="compiling"))
+            else:
+                version = bundle.manifest.plugin.version
+                info = PluginInfo(name, "compiling", "", bundle.directory, version)
+                placeholder = _Loaded(info)
+            _log.info("plugin %s %s compiling", name, bundle.manifest.plugin.version)
+            self._publish(name, placeholder)
+            if on_compiled is not None:
+                self._compile_in_background(bundle, on_compiled)
+                return
+        new = self._load_bundle(bundle)
+        if new.info.state == "failed" and old is not None and old.runner is not None:
+            _log.warning("plugin %s keeps %s: %s", name, old.info.version, new.info.reason)
+            info = replace(old.info, state="loaded", last_error=new.info.reason)
+            self._publish(name, old.showing(info, rejected=new.source))
+            return
+        self._publish(name, new)
+        if old is not None:
+            self._retire(old)
+
+    def _compile_in_background(self, bundle: Bundle, on_compiled: Callable[[], None]) -> None:
+        sha = bundle.wasm_sha256
+        self._compiling.add(sha)
+
+        def compile_() -> None:
+            try:
+                # Kept until loaded, in case the cache could not store it (a read-only disk).
+                self._fresh[sha] = self.compiled(bundle)[0]
+            except Exception as exc:  # reported when the next refresh loads the bundle
+                self._compile_failures[sha] = describe_failure(exc)
+            finally:
+                self._compiling.discard(sha)
+                on_compiled()
+
+        threading.Thread(target=compile_, name=f"corral-compile-{bundle.name}", daemon=True).start()
+
+    def _publish(self, name: str, loaded: _Loaded) -> None:
+        """Swap one entry: readers see the old generation or the new, never a mix."""
+        current = self._current
+        self._current = _Generation({**current.plugins, name: loaded}, current.unopened)
+
+    def _source(self, bundle: Bundle) -> str:
+        settings = self._config.settings_for(bundle.name)
+        return json.dumps(
+            [
+                str(bundle.directory),
+                bundle.wasm_sha256,
+                bundle.manifest.model_dump(mode="json"),
+                # webhooks and schedules are the server's business, not the loaded plugin's
+                settings.model_dump(mode="json", exclude={"webhooks", "schedule"}),
+                self._config.defaults.model_dump(mode="json"),
+            ],
+            sort_keys=True,
+            default=str,
+        )
+
+    def _discover(self, into: _Generation) -> dict[str, Bundle]:
+        """Open every bundle and settle the names; failures are recorded in `into.unopened`."""
         pins = self._pinned_dirs()
-        fresh = _Generation()
         claims: dict[str, list[_Claim]] = {}
         limits = self._config.bundles.limits()
+        listed = set()
         for plugin_dir, directory in _bundle_dirs(self._config.plugin_dirs):
-            bundle = self._open(directory, limits, fresh)
+            listed.add(directory)
+            bundle = self._open(directory, limits, into)
             if bundle is not None:
                 claims.setdefault(bundle.name, []).append(_Claim(bundle, plugin_dir))
+        for gone in self._opened.keys() - listed:
+            del self._opened[gone]
+        winners: dict[str, Bundle] = {}
         for name, claimants in claims.items():
             winner, refused = _settle_name(name, claimants, pins.get(name))
             for claim, reason in refused:
                 version = claim.bundle.manifest.plugin.version
                 directory = claim.bundle.directory
-                fresh.unopened.append(PluginInfo(name, "failed", reason, directory, version))
-                _log.warning("%s: %s", directory, reason)
+                into.unopened.append(PluginInfo(name, "failed", reason, directory, version))
             if winner is not None:
-                self._load_bundle(winner.bundle, fresh)
-        old, self._current = self._current, fresh
-        self._release_all(old)
-        return self.infos()
+                winners[name] = winner.bundle
+        # Each refresh opens every bundle again; a broken one is reported once, not each time.
+        known = {(info.directory, info.reason) for info in self._current.unopened}
+        for info in into.unopened:
+            if (info.directory, info.reason) not in known:
+                _log.warning("bundle %s failed: %s", info.directory, info.reason)
+        return winners
 
     def infos(self) -> list[PluginInfo]:
         current = self._current
@@ -262,8 +457,9 @@ class Registry:
             known = ", ".join(sorted(current.plugins)) or "none"
             raise PluginNotFound(f"no plugin named {name!r} (loaded plugins: {known})")
         if loaded.runner is None:
+            why = f": {loaded.info.reason}" if loaded.info.reason else ""
             raise PluginUnavailable(
-                f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}"
+                f"plugin {name!r} is {loaded.info.state}{why}"
             ) from loaded.error
         return loaded.runner
 
@@ -281,30 +477,41 @@ class Registry:
             pins[name] = settings.pin.plugin_dir
         return pins
 
-    @staticmethod
-    def _open(directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
-        """The bundle, or None with the failure recorded under the directory's name."""
+    def _open(self, directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
+        """The bundle, or None with the failure recorded under the directory's name.
+
+        A bundle whose files are as they were (same names, sizes, inodes, mtimes) when it was
+        last opened and verified is not read and hashed again: a refresh after one bundle was
+        dropped in costs one bundle's checksum, not all of them. Only bundles whose manifest
+        and component are plain files at the top of the bundle are remembered so.
+        """
         try:
-            return Bundle.open(directory, limits)
+            stamp = _stamp(directory)  # before opening: a change while opening shows next time
+            known = self._opened.pop(directory, None)
+            if known is not None and known[0] == stamp and known[1].limits == limits:
+                self._opened[directory] = known
+                return known[1]
+            bundle = Bundle.open(directory, limits)
+            if _plain_top_level(bundle):
+                self._opened[directory] = (stamp, bundle)
+            return bundle
         except Exception as exc:  # one bundle can fail only itself, however it fails
             reason = describe_failure(exc)
             if not isinstance(exc, CorralError):
                 reason = f"{directory}: {reason}"
                 _log.debug("opening %s failed", directory, exc_info=exc)
             into.unopened.append(PluginInfo(directory.name, "failed", reason, directory))
-            _log.warning("%s", reason)
             return None
 
-    def _load_bundle(self, bundle: Bundle, into: _Generation) -> None:
+    def _load_bundle(self, bundle: Bundle) -> _Loaded:
         directory = bundle.directory
         base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
         settings = self._config.settings_for(bundle.name)
+        source = self._source(bundle)
         if not settings.enabled:
             info = replace(base, state="disabled", reason="disabled in config")
-            into.plugins[bundle.name] = _Loaded(info)
-            return
-        loaded = _Loaded(base)
-        into.plugins[bundle.name] = loaded
+            return _Loaded(info, source=source)
+        loaded = _Loaded(base, source=source)
         try:
             self._load(bundle, loaded)
         except Exception as exc:  # one bundle can fail only itself, however it fails
@@ -314,6 +521,7 @@ class Registry:
             loaded.info = replace(base, reason=describe_failure(exc))
             loaded.error = exc
             _log.warning("plugin %s failed to load: %s", bundle.name, loaded.info.reason)
+        return loaded
 
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
         name = bundle.name
@@ -358,7 +566,12 @@ class Registry:
         )
         loaded.runner.prepare()
         loaded.info = replace(
-            loaded.info, state="loaded", permissions=in_force, from_cache=from_cache
+            loaded.info,
+            state="loaded",
+            permissions=in_force,
+            from_cache=from_cache,
+            loaded_at=time.time(),
+            concurrent_events=bundle.manifest.runtime.concurrent_events,
         )
         _log.info(
             "plugin %s %s loaded%s", name, loaded.info.version, " (cached)" if from_cache else ""
@@ -366,6 +579,12 @@ class Registry:
 
     def compiled(self, bundle: Bundle) -> tuple[Component, bool]:
         """The bundle's component, compiled or from the cache; and whether it was cached."""
+        failure = self._compile_failures.get(bundle.wasm_sha256)
+        if failure is not None:
+            raise BundleError(f"{bundle.wasm_path}: does not compile: {failure}")
+        fresh = self._fresh.pop(bundle.wasm_sha256, None)
+        if fresh is not None:
+            return fresh, False
         return self._cache.load(
             bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
         )
@@ -384,10 +603,23 @@ class Registry:
             capability.close(state)  # type: ignore[attr-defined]
         loaded.capability_states.clear()
 
-    def _release_all(self, generation: _Generation) -> None:
-        for loaded in generation.plugins.values():
+    def _retire(self, loaded: _Loaded) -> None:
+        """Release a replaced or removed plugin once the calls still running on it are done."""
+        runner = loaded.runner
+        if runner is None:
             self._release(loaded)
+            return
+        runner.close()
+
+        def release_when_idle() -> None:
+            runner.wait_closed(runner.limits.timeout_s + 1.0)
+            self._release(loaded)
+
+        threading.Thread(
+            target=release_when_idle, name=f"corral-retire-{runner.name}", daemon=True
+        ).start()
 
     def close(self) -> None:
         old, self._current = self._current, _Generation()
-        self._release_all(old)
+        for loaded in old.plugins.values():
+            self._release(loaded)

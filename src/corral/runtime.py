@@ -29,6 +29,7 @@ from typing import Any
 from wasmtime import Config, Engine, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Instance, Linker, Variant
 
+from . import _observe
 from ._component_values import ExportFunc, add_host_func
 from ._errors import (
     BundleError,
@@ -302,6 +303,7 @@ class PluginRunner:
         def call(_store: Any, *args: Any) -> Any:
             # Host functions never raise into Wasmtime: an exception there becomes a trap, and
             # the contract says errors cross as values.
+            _observe.host_call(plugin, qualified)
             context = _current_call.get()
             # The guest may call in after its deadline, before the next epoch check traps it:
             # no host work starts then.
@@ -400,7 +402,10 @@ class PluginRunner:
             instance.close()
         with self._available:
             self._live -= 1
-            self._available.notify()
+            if self._closed:  # `wait_closed` waits for the last slot too
+                self._available.notify_all()
+            else:
+                self._available.notify()
 
     def prepare(self) -> None:
         """Instantiate once now, so a component that cannot link fails at load, not at its
@@ -474,13 +479,19 @@ class PluginRunner:
             raise _plugin_error(self.name, result)
 
     def close(self) -> None:
-        """Free the idle instances; those in use are freed when their calls end."""
+        """Take no new calls and free the idle instances; calls running now finish, and their
+        instances are freed when they end (see `wait_closed`)."""
         with self._available:
             self._closed = True
             idle, self._idle = self._idle, []
             self._available.notify_all()
         for instance in idle:
             self._discard(instance)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """After `close`, wait up to `timeout` seconds for running calls; True once none are."""
+        with self._available:
+            return self._available.wait_for(lambda: self._live <= 0, timeout)
 
 
 def _denied(plugin: str, function: str, permission: str) -> HostApiError:

@@ -12,7 +12,7 @@ from corral_sdk import errors
 from corral_sdk import http as sdk_http
 from corral_sdk import tasks as sdk_tasks
 from wit_world import exports
-from wit_world.imports import config, http, kv, log, tasks
+from wit_world.imports import config, http, kv, log, tasks, types
 
 
 def _error(error):
@@ -117,6 +117,15 @@ def _bench(a):
     return (time.perf_counter() - started) / n * 1e6
 
 
+def _work(a):
+    """Take `seconds`, then record the run as ``runs/<start ms>/<tag>`` = end ms (schedules)."""
+    start = time.time()
+    time.sleep(float(a.get("seconds", 0)))
+    key = f"runs/{int(start * 1000):015d}/{a.get('tag', '')}"
+    kv.set(key, str(int(time.time() * 1000)).encode())
+    return "worked"
+
+
 COMMANDS = {
     "config.get": lambda a: json.loads(config.get(a["key"])),
     "config.get-all": lambda a: json.loads(config.get_all()),
@@ -168,6 +177,7 @@ COMMANDS = {
     "tasks.delete-link": lambda a: tasks.delete_link(a["system"], a["external_key"]),
     "sandbox": _sandbox,
     "bench": _bench,
+    "work": _work,
 }
 
 
@@ -202,3 +212,35 @@ class Handler(exports.Handler):
 
     def on_event(self, event: exports.handler.Event) -> None:
         log.log(log.Level.INFO, f"event {event.type}", [("id", event.id)])
+        _take_event(event, json.loads(event.payload or "null"))
+
+
+def _bump(key):
+    """Increment a counter in kv (one delivery at a time per plugin, so no race)."""
+    try:
+        n = int(kv.get(key).decode())
+    except Err:
+        n = 0
+    kv.set(key, str(n + 1).encode())
+    return n + 1
+
+
+def _take_event(event, spec):
+    """For the serve tests: fail as `spec` says, else record the event as acknowledged.
+
+    `fail_times`: fail that many deliveries first; `fail_until_ms`: fail until then (wall
+    clock); `sleep_s`: take that long first. The time received is kept under
+    ``received-at/<id>``. Acknowledged events are kept in order under ``acked/<n>``, with
+    the time under ``acked-at/<id>``; ``acked-count/<id>`` counts how often each one was.
+    """
+    event_id = event.id
+    spec = spec if isinstance(spec, dict) else {}
+    kv.set(f"received-at/{event_id}", str(event.received_at).encode())
+    tries = _bump(f"tries/{event_id}")
+    time.sleep(float(spec.get("sleep_s", 0)))
+    failing = tries <= int(spec.get("fail_times", 0))
+    if failing or time.time() * 1000 < float(spec.get("fail_until_ms", 0)):
+        raise Err(types.PluginError_Unavailable(f"failing on purpose (try {tries})"))
+    kv.set(f"acked/{_bump('acked'):06d}", event_id.encode())
+    kv.set(f"acked-at/{event_id}", str(int(time.time() * 1000)).encode())
+    _bump(f"acked-count/{event_id}")

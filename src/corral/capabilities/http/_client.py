@@ -28,6 +28,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from ... import _observe
 from ..._errors import (
     HostApiError,
     HostTimeout,
@@ -357,6 +358,7 @@ class OutboundHttp:
         bytes_in: int = 0,
         reason: str | None = None,
     ) -> None:
+        _observe.egress(self.plugin, decision)
         self._audit.write(
             AuditEntry(
                 plugin=self.plugin,
