@@ -24,6 +24,7 @@ PLUGIN_SOURCES = {
     "hello-js": ROOT / "examples" / "hello-js",
     "misbehave": ROOT / "tests" / "plugins" / "misbehave",
     "hostapi": ROOT / "tests" / "plugins" / "hostapi",
+    "js-sdk": ROOT / "tests" / "plugins" / "js-sdk",
 }
 
 

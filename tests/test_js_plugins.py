@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import test_host_capabilities as host_capabilities
 from corral import BuildError, Bundle, PluginError, PluginHost
 from corral._build_js import TOOLCHAIN_DIR_ENV
 from corral.build import build_plugin, source_digest
@@ -19,6 +20,8 @@ from corral.build import build_plugin, source_digest
 ROOT = Path(__file__).resolve().parent.parent
 HELLO_JS = ROOT / "examples" / "hello-js"
 HostFactory = Callable[..., PluginHost]
+LOOPBACK = host_capabilities.LOOPBACK
+echo_servers = host_capabilities.echo_servers  # the loopback echo servers fixture, shared
 GRANT = {"hello-js": {"grant": ["config.read"]}}
 
 
@@ -154,3 +157,40 @@ def test_a_plugin_that_does_not_build_reports_componentize_js(
     assert "missing.js" in message
     assert "\n" not in message
     assert not (tmp_path / "out" / "plugin.wasm").exists()
+
+
+SDK_GRANT = {"js-sdk": {"grant": ["network.http.outbound", "kv"], "http": LOOPBACK}}
+
+
+def test_sdk_http_send_moves_bodies_through_handles(
+    make_host: HostFactory, echo_servers: list[str]
+) -> None:
+    host = make_host("js-sdk", plugins=SDK_GRANT)
+    body = "é" * 100_000  # 200,000 bytes: several 64 KiB chunks each way
+    answer = host.call(
+        "js-sdk",
+        "http",
+        {"method": "POST", "url": echo_servers[0] + "/api", "body": body, "headers": {"X-A": 1}},
+    )
+    assert answer["status"] == 200
+    assert answer["contentType"] == "application/json"
+    assert answer["json"]["body"] == body
+    assert answer["json"]["headers"]["X-A"] == "1"
+    assert answer["size"] > 200_000
+
+
+def test_sdk_kv_and_error_values(make_host: HostFactory, caplog: pytest.LogCaptureFixture) -> None:
+    host = make_host("js-sdk", plugins=SDK_GRANT)
+    assert host.call("js-sdk", "kv.round-trip", {"key": "k", "value": "välue"}) == "välue"
+    with pytest.raises(PluginError) as missing:
+        host.call("js-sdk", "kv.get", {"key": "absent"})
+    assert missing.value.kind == "not-found"
+    with caplog.at_level(logging.INFO, logger="corral.plugin.js-sdk"):
+        with pytest.raises(PluginError) as bug:
+            host.call("js-sdk", "bug", {})
+        host.call("js-sdk", "print", {"text": "printed by console.log"})
+    assert bug.value.kind == "internal"
+    assert bug.value.message.startswith("bug: TypeError: ")
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("bug: TypeError: ") and "plugin.js:" in line for line in lines)
+    assert any("printed by console.log" in line for line in lines)

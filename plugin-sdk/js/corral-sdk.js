@@ -141,9 +141,10 @@ export class Plugin {
 // bug in a command becomes an `internal` error value, its stack in the host's log.
 function errorValue(exc, where) {
   if (errors.kindOf(exc) !== undefined) return exc.payload;
-  hostLog("error", String(exc?.stack ?? exc), []);
-  const name = exc?.name ?? typeof exc;
-  return { tag: "internal", val: `${where}: ${name}: ${exc?.message ?? String(exc)}` };
+  const summary = `${where}: ${exc?.name ?? typeof exc}: ${exc?.message ?? String(exc)}`;
+  // SpiderMonkey's `stack` holds the frames only, without the message.
+  hostLog("error", `${summary}\n${exc?.stack ?? ""}`.trimEnd(), []);
+  return { tag: "internal", val: summary };
 }
 
 // The host returns at most 64 KiB per read; writes of that size cost it little memory each.
