@@ -8,13 +8,14 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import test_host_capabilities as host_capabilities
 from corral import BuildError, Bundle, PluginError, PluginHost
-from corral._build_js import TOOLCHAIN_DIR_ENV
+from corral._build_js import TOOLCHAIN_DIR_ENV, TOOLCHAIN_VERSION, _installed_toolchain
 from corral.build import build_plugin, source_digest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,3 +195,53 @@ def test_sdk_kv_and_error_values(make_host: HostFactory, caplog: pytest.LogCaptu
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("bug: TypeError: ") and "plugin.js:" in line for line in lines)
     assert any("printed by console.log" in line for line in lines)
+
+
+def _fake_npm(tmp_path: Path, script: str) -> Path:
+    """An `npm` stand-in (a real subprocess) so installs are tested without the registry."""
+    npm = tmp_path / "fake-npm"
+    npm.write_text(f"#!{sys.executable}\nimport pathlib, sys, time\n{script}")
+    npm.chmod(0o755)
+    return npm
+
+
+def test_concurrent_builds_install_the_toolchain_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "calls"
+    cli = Path("node_modules/@bytecodealliance/componentize-js/src/cli.js")
+    npm = _fake_npm(
+        tmp_path,
+        f"with open({str(calls)!r}, 'a') as f: f.write('run\\n')\n"
+        "time.sleep(0.5)\n"
+        f"pathlib.Path({str(cli.parent)!r}).mkdir(parents=True)\n"
+        f"pathlib.Path({str(cli)!r}).write_text('')\n",
+    )
+    monkeypatch.setenv("PATH", _path_with_only(tmp_path, npm=str(npm)))
+    monkeypatch.setenv(TOOLCHAIN_DIR_ENV, str(tmp_path / "toolchain"))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        installed = set(pool.map(lambda _: _installed_toolchain(60), range(3)))
+    assert installed == {tmp_path / "toolchain" / TOOLCHAIN_VERSION}
+    assert calls.read_text() == "run\n"
+    assert (tmp_path / "toolchain" / TOOLCHAIN_VERSION / cli).is_file()
+    leftovers = [p.name for p in (tmp_path / "toolchain").iterdir() if p.is_dir()]
+    assert leftovers == [TOOLCHAIN_VERSION]
+
+
+def test_a_failed_install_is_one_line_and_leaves_nothing_half_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    npm = _fake_npm(
+        tmp_path,
+        "pathlib.Path('node_modules/partial').mkdir(parents=True)\n"
+        "sys.exit('npm error code E404\\nnpm error 404 Not Found')\n",
+    )
+    monkeypatch.setenv("PATH", _path_with_only(tmp_path, npm=str(npm)))
+    monkeypatch.setenv(TOOLCHAIN_DIR_ENV, str(tmp_path / "toolchain"))
+    with pytest.raises(BuildError) as info:
+        _installed_toolchain(60)
+    assert str(info.value) == (
+        f"installing @bytecodealliance/componentize-js@{TOOLCHAIN_VERSION} with npm failed: "
+        "npm error code E404"
+    )
+    assert [p for p in (tmp_path / "toolchain").iterdir() if p.is_dir()] == []

@@ -8,6 +8,7 @@ npm on first use into a per-user cache shared by every build.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -102,8 +103,8 @@ def _needs_node(detail: str) -> str:
 def _installed_toolchain(timeout_s: float) -> Path:
     """The directory holding the pinned componentize-js, installed with npm if missing.
 
-    npm installs into a fresh directory that is renamed into place, so concurrent builds never
-    see a half-installed toolchain: the first rename wins, the others discard their copy.
+    One build installs while concurrent ones wait on a lock file. npm works in a fresh
+    directory that is renamed into place, so a build killed mid-install leaves no half toolchain.
     """
     root = toolchain_dir()
     final = root / TOOLCHAIN_VERSION
@@ -113,7 +114,15 @@ def _installed_toolchain(timeout_s: float) -> Path:
     if npm is None:
         raise BuildError(_needs_node("`npm` is not on PATH"))
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{TOOLCHAIN_VERSION}-", dir=root))
+    with open(root / f".{TOOLCHAIN_VERSION}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not (final / _CLI).is_file():  # else another build installed it while this one waited
+            _npm_install(npm, final, timeout_s)
+    return final
+
+
+def _npm_install(npm: str, final: Path, timeout_s: float) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
     try:
         (staging / "package.json").write_text('{"private": true}\n', encoding="utf-8")
@@ -121,17 +130,17 @@ def _installed_toolchain(timeout_s: float) -> Path:
         done = _run(command, "npm install", None, timeout_s, cwd=staging)
         if done.returncode != 0 or not (staging / _CLI).is_file():
             reason = _failure_reason(done.stderr or done.stdout) or f"exit code {done.returncode}"
-            raise BuildError(
-                f"installing {_PACKAGE}@{TOOLCHAIN_VERSION} into {root} failed: {reason}"
-            )
+            raise BuildError(f"installing {_PACKAGE}@{TOOLCHAIN_VERSION} with npm failed: {reason}")
         try:
             staging.rename(final)
         except OSError:
-            if not (final / _CLI).is_file():
-                raise
+            if (final / _CLI).is_file():
+                return  # installed meanwhile by a build that the lock did not hold back
+            raise BuildError(
+                f"{final} exists but holds no {_PACKAGE}: remove it and build again"
+            ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return final
 
 
 def _run(
