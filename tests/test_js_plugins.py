@@ -120,6 +120,13 @@ def test_missing_node_is_one_line_naming_what_to_install(
     assert not (tmp_path / "out" / "plugin.wasm").exists()
 
 
+def test_a_copy_of_the_sdk_in_the_plugin_is_refused(tmp_path: Path) -> None:
+    source = _copy_of_hello(tmp_path)
+    (source / "corral-sdk.js").write_text("export class Plugin {}\n")
+    with pytest.raises(BuildError, match=r"has its own corral-sdk\.js; remove it \(the build"):
+        build_plugin(source, tmp_path / "out")
+
+
 def test_too_old_node_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = _copy_of_hello(tmp_path)
     old_node = tmp_path / "old-node"

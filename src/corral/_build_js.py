@@ -61,6 +61,10 @@ def componentize_js(
     source: Path, wasm: Path, *, wit_dir: Path, world: str, timeout_s: float
 ) -> None:
     """Build the JavaScript plugin in `source` into the component `wasm`."""
+    if (source / SDK_FILE.name).exists():
+        raise BuildError(
+            f"{source}: has its own {SDK_FILE.name}; remove it (the build supplies the SDK)"
+        )
     node = _node()
     cli = _installed_toolchain(timeout_s) / _CLI
     with tempfile.TemporaryDirectory(prefix="corral-build-js-") as tmp:
@@ -68,10 +72,6 @@ def componentize_js(
         # node_modules and anything else beside the plugin out of the build.
         staged = Path(tmp) / "src"
         shutil.copytree(source, staged, ignore=shutil.ignore_patterns(*_NOT_STAGED))
-        if (staged / SDK_FILE.name).exists():
-            raise BuildError(
-                f"{source}: has its own {SDK_FILE.name}; remove it (the build supplies the SDK)"
-            )
         shutil.copyfile(SDK_FILE, staged / SDK_FILE.name)
         command = [
             node, str(cli), str(staged / ENTRY), "--wit", str(wit_dir), "--world-name", world,
