@@ -17,6 +17,8 @@ from corral import PluginHost
 from corral.build import build_cached
 from corral.bundle import Bundle
 
+pytest_plugins = ["corral.testing.jira.pytest_plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))
 PLUGIN_SOURCES = {
@@ -25,6 +27,8 @@ PLUGIN_SOURCES = {
     "misbehave": ROOT / "tests" / "plugins" / "misbehave",
     "hostapi": ROOT / "tests" / "plugins" / "hostapi",
     "js-sdk": ROOT / "tests" / "plugins" / "js-sdk",
+    "synccount": ROOT / "tests" / "plugins" / "synccount",
+    "jira-sync": ROOT / "plugins" / "jira-sync",
 }
 
 
