@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))
 PLUGIN_SOURCES = {
     "hello": ROOT / "examples" / "hello-python",
+    "hello-js": ROOT / "examples" / "hello-js",
     "misbehave": ROOT / "tests" / "plugins" / "misbehave",
     "hostapi": ROOT / "tests" / "plugins" / "hostapi",
+    "js-sdk": ROOT / "tests" / "plugins" / "js-sdk",
     "synccount": ROOT / "tests" / "plugins" / "synccount",
     "jira-sync": ROOT / "plugins" / "jira-sync",
 }

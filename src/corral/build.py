@@ -1,8 +1,9 @@
-"""`corral build`: compile a Python plugin to a component with componentize-py.
+"""`corral build`: compile a plugin to a component with componentize-py or componentize-js.
 
-A plugin source directory holds `manifest.yaml` and `app.py` (a module defining
-``class Handler(exports.Handler)``; it may import sibling modules and packages). The build
-writes `plugin.wasm` and sets `security.checksum` in the manifest, in place or into `out`.
+A Python plugin's source directory holds `manifest.yaml` and `app.py` (a module defining
+``class Handler(exports.Handler)``; it may import sibling modules and packages); a JavaScript
+plugin's holds `plugin.js` instead (see `_build_js`). The build writes `plugin.wasm` and sets
+`security.checksum` in the manifest, in place or into `out`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import _build_js
 from ._errors import BuildError, BundleError, ManifestError
 from ._validation import load_yaml_mapping, validate_model
 from .bundle import Bundle, sha256_hex
@@ -73,30 +75,23 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
     """Build the plugin in `source` into a bundle in `out` (default: `source` itself)."""
     source = Path(source)
     out = Path(out) if out is not None else source
-    if not (source / f"{APP_MODULE}.py").is_file() and not (source / APP_MODULE).is_dir():
-        raise BuildError(f"{source}: no {APP_MODULE}.py (the module that defines Handler)")
+    is_js = _build_js.is_js_plugin(source)
+    is_python = (source / f"{APP_MODULE}.py").is_file() or (source / APP_MODULE).is_dir()
+    if not is_js and not is_python:
+        raise BuildError(
+            f"{source}: no {APP_MODULE}.py (the module that defines Handler) or {_build_js.ENTRY}"
+        )
     text, manifest = _source_manifest(source)
     _with_checksum(text, _PLACEHOLDER, source)  # fail before a long build, not after it
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="corral-build-") as tmp:
         wasm = Path(tmp) / "plugin.wasm"
-        command = [
-            sys.executable, "-c", _COMPONENTIZE,
-            "-q", "-d", str(WIT_DIR), "-w", _WORLD,
-            "componentize", APP_MODULE, "-p", str(source), "-p", str(SDK_DIR), "-o", str(wasm),
-        ]  # fmt: skip
-        # Without VIRTUAL_ENV componentize-py sees only the plugin's directory and the SDK, so the
-        # host's site-packages never leak into a component.
-        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False
+        if is_js:
+            _build_js.componentize_js(
+                source, wasm, wit_dir=WIT_DIR, world=_WORLD, timeout_s=timeout_s
             )
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"{source}: componentize-py took more than {timeout_s:g} s") from None
-        if done.returncode != 0 or not wasm.is_file():
-            reason = _failure_reason(done.stderr or done.stdout) or f"exit code {done.returncode}"
-            raise BuildError(f"{source}: componentize-py failed: {reason}")
+        else:
+            _componentize_py(source, wasm, timeout_s)
         checksum = "sha256:" + sha256_hex(wasm.read_bytes())
         target = out / manifest.runtime.wasm_file
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -110,14 +105,37 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
     return Bundle.open(out)
 
 
+def _componentize_py(source: Path, wasm: Path, timeout_s: float) -> None:
+    command = [
+        sys.executable, "-c", _COMPONENTIZE,
+        "-q", "-d", str(WIT_DIR), "-w", _WORLD,
+        "componentize", APP_MODULE, "-p", str(source), "-p", str(SDK_DIR), "-o", str(wasm),
+    ]  # fmt: skip
+    # Without VIRTUAL_ENV componentize-py sees only the plugin's directory and the SDK, so the
+    # host's site-packages never leak into a component.
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{source}: componentize-py took more than {timeout_s:g} s") from None
+    if done.returncode != 0 or not wasm.is_file():
+        reason = _failure_reason(done.stderr or done.stdout) or f"exit code {done.returncode}"
+        raise BuildError(f"{source}: componentize-py failed: {reason}")
+
+
 def source_digest(source: Path) -> str:
     """A hash of everything a build depends on: the plugin's files, the WIT, the toolchain."""
     from importlib.metadata import version
 
     digest = hashlib.sha256()
-    digest.update(version("componentize-py").encode())
+    if _build_js.is_js_plugin(source):
+        toolchain, sdk = f"componentize-js {_build_js.TOOLCHAIN_VERSION}", [_build_js.SDK_FILE]
+    else:
+        toolchain, sdk = version("componentize-py"), sorted(SDK_DIR.rglob("*.py"))
+    digest.update(toolchain.encode())
     files = sorted(p for p in Path(source).rglob("*") if p.is_file() and _is_source(p))
-    sdk = sorted(SDK_DIR.rglob("*.py"))
     for path in [*files, *sorted(WIT_DIR.glob("*.wit")), *sdk]:
         digest.update(str(path.relative_to(path.parent.parent)).encode())
         digest.update(path.read_bytes())
@@ -127,6 +145,7 @@ def source_digest(source: Path) -> str:
 def _is_source(path: Path) -> bool:
     return (
         "__pycache__" not in path.parts
+        and "node_modules" not in path.parts
         and path.name != Path("plugin.wasm").name
         and not path.name.startswith(".")
     )

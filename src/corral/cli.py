@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _host_options(call)
     call.set_defaults(func=cmd_call)
 
-    build = commands.add_parser("build", help="build a Python plugin with componentize-py")
+    build = commands.add_parser("build", help="build a Python or JavaScript plugin into a bundle")
     build.add_argument("source", type=Path, metavar="DIR")
     build.add_argument("--out", type=Path, help="write the bundle here instead of DIR")
     build.set_defaults(func=cmd_build)

@@ -1,0 +1,223 @@
+// Helpers for Corral plugins written in JavaScript (runs inside the component, not on the host).
+//
+// `corral build` places this file beside the plugin's `plugin.js`, so a plugin can write:
+//
+//     import { Plugin, PluginError, http, log } from "./corral-sdk.js";
+//
+//     const plugin = new Plugin();
+//     plugin.command("greet", (args) => {
+//       if (!args?.name) throw new PluginError("invalid-input", "greet needs a name");
+//       log.info("greeting", { name: args.name });
+//       return { message: `Hello, ${args.name}!` };
+//     });
+//
+//     export const handler = plugin.handler();   // the export componentize-js binds
+//
+// Host imports that fail throw a `ComponentError` whose `payload` is the `plugin-error` value
+// (`{ tag: "not-found", val: "..." }`); a `PluginError` carries the same `payload`, so
+// `errors.kindOf` and `errors.isNotFound` read both.
+
+import { log as hostLog } from "corral:plugin/log@0.1.0";
+import * as hostHttp from "corral:plugin/http@0.1.0";
+
+const KINDS = new Set([
+  "permission-denied",
+  "not-found",
+  "invalid-input",
+  "conflict",
+  "rate-limited",
+  "timeout",
+  "unavailable",
+  "internal",
+]);
+
+/** An error value for the host: throw one from a command to return that `plugin-error`. */
+export class PluginError extends Error {
+  /**
+   * @param {string} kind a `plugin-error` case, e.g. "not-found"
+   * @param {string} message
+   * @param {{retryAfterMs?: number}} [options] the retry hint of "rate-limited"
+   */
+  constructor(kind, message, { retryAfterMs = 0 } = {}) {
+    if (!KINDS.has(kind)) {
+      throw new TypeError(`unknown plugin-error kind ${JSON.stringify(kind)}`);
+    }
+    super(message);
+    this.name = "PluginError";
+    this.kind = kind;
+    this.payload =
+      kind === "rate-limited"
+        ? { tag: kind, val: { retryAfterMs: BigInt(retryAfterMs), message } }
+        : { tag: kind, val: message };
+  }
+}
+
+/** Recognising error values, whether thrown by a host import or by `PluginError`. */
+export const errors = {
+  /** The `plugin-error` case of `error` ("not-found", ...), or undefined for other errors. */
+  kindOf(error) {
+    const tag = error?.payload?.tag;
+    return KINDS.has(tag) ? tag : undefined;
+  },
+  isNotFound(error) {
+    return errors.kindOf(error) === "not-found";
+  },
+};
+
+function logAt(level) {
+  return (message, fields = {}) =>
+    hostLog(
+      level,
+      String(message),
+      Object.entries(fields).map(([key, value]) => [key, String(value)]),
+    );
+}
+
+/** Structured logging to the host: `log.info("message", { key: value })`. */
+export const log = {
+  trace: logAt("trace"),
+  debug: logAt("debug"),
+  info: logAt("info"),
+  warn: logAt("warn"),
+  error: logAt("error"),
+};
+
+/** Collects commands and event handlers and builds the exported `handler`. */
+export class Plugin {
+  #commands = new Map();
+  #events = new Map();
+
+  /** Register `fn(args) -> JSON-able` as the command `name`. */
+  command(name, fn) {
+    this.#commands.set(name, fn);
+    return this;
+  }
+
+  /** Register `fn(event, payload)` for events of `eventType` ("*" for any). */
+  on(eventType, fn) {
+    this.#events.set(eventType, fn);
+    return this;
+  }
+
+  /** The `handler` interface: export it as `export const handler = plugin.handler();`. */
+  handler() {
+    const commands = this.#commands;
+    const events = this.#events;
+    return {
+      invoke(command, input) {
+        const fn = commands.get(command);
+        if (fn === undefined) {
+          const known = [...commands.keys()].sort().join(", ");
+          throw errorValue(
+            new PluginError("invalid-input", `unknown command '${command}' (known: ${known})`),
+          );
+        }
+        let args;
+        try {
+          args = input ? JSON.parse(input) : null;
+        } catch (exc) {
+          throw errorValue(new PluginError("invalid-input", `input is not JSON: ${exc.message}`));
+        }
+        try {
+          return JSON.stringify(fn(args) ?? null);
+        } catch (exc) {
+          throw errorValue(exc, command);
+        }
+      },
+      onEvent(event) {
+        const fn = events.get(event.type) ?? events.get("*");
+        if (fn === undefined) return;
+        try {
+          fn(event, event.payload ? JSON.parse(event.payload) : null);
+        } catch (exc) {
+          throw errorValue(exc, `event ${event.type}`);
+        }
+      },
+    };
+  }
+}
+
+// What componentize-js returns as `err`: an uncaught exception would trap the instance, so a
+// bug in a command becomes an `internal` error value, its stack in the host's log.
+function errorValue(exc, where) {
+  if (errors.kindOf(exc) !== undefined) return exc.payload;
+  const summary = `${where}: ${exc?.name ?? typeof exc}: ${exc?.message ?? String(exc)}`;
+  // SpiderMonkey's `stack` holds the frames only, without the message.
+  hostLog("error", `${summary}\n${exc?.stack ?? ""}`.trimEnd(), []);
+  return { tag: "internal", val: summary };
+}
+
+// The host returns at most 64 KiB per read; writes of that size cost it little memory each.
+const CHUNK = 64 << 10;
+
+/** A response: `status`, `headers` (lower-case names) and the whole `body` as a Uint8Array. */
+export class Response {
+  constructor(status, headers, body) {
+    this.status = status;
+    this.headers = headers;
+    this.body = body;
+  }
+
+  /** The first value of header `name` (any case), or `fallback`. */
+  header(name, fallback = undefined) {
+    const wanted = name.toLowerCase();
+    const found = this.headers.find(([key]) => key === wanted);
+    return found === undefined ? fallback : found[1];
+  }
+
+  text() {
+    return new TextDecoder().decode(this.body);
+  }
+
+  json() {
+    return JSON.parse(this.text());
+  }
+}
+
+/** The rest of response body `handle` as one Uint8Array; frees the handle. */
+function readBody(handle) {
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const chunk = hostHttp.readBody(handle, CHUNK);
+    if (chunk.length === 0) break;
+    chunks.push(chunk);
+    size += chunk.length;
+  }
+  hostHttp.dropBody(handle);
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
+
+/** Outbound HTTP with whole bodies, over the `http` import's chunked body handles. */
+export const http = {
+  /**
+   * Send a request through the host and return its `Response`, body read whole.
+   * `body` is a string (sent as UTF-8) or a Uint8Array. Errors from the host (not allowed,
+   * timeout, too large, ...) throw as every import does.
+   */
+  send(method, url, { headers = [], body = undefined, timeoutMs = undefined } = {}) {
+    const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+    let handle;
+    if (bytes !== undefined && bytes.length > 0) {
+      handle = hostHttp.newBody();
+      for (let start = 0; start < bytes.length; start += CHUNK) {
+        hostHttp.writeBody(handle, bytes.subarray(start, start + CHUNK));
+      }
+    }
+    const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
+    const response = hostHttp.send({
+      method,
+      url,
+      headers: pairs.map(([key, value]) => [String(key), String(value)]),
+      body: handle,
+      timeoutMs,
+    });
+    return new Response(response.status, response.headers, readBody(response.body));
+  },
+};
