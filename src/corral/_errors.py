@@ -6,7 +6,8 @@ The whole tree::
     ├── ConfigError                  the operator's corral.yaml (or a host argument) is invalid
     ├── ManifestError                a bundle's manifest.yaml is invalid
     ├── BundleError                  a bundle cannot be used (missing wasm, path escapes the bundle)
-    │   └── ChecksumMismatch         plugin.wasm does not match security.checksum
+    │   ├── ChecksumMismatch         plugin.wasm does not match security.checksum
+    │   └── SignatureError           signature.json is missing, broken or not from a trusted key
     ├── BuildError                   `corral build` failed
     ├── PluginNotFound               no plugin of that name was discovered
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
@@ -53,6 +54,7 @@ __all__ = [
     "PluginTrap",
     "PluginUnavailable",
     "RateLimited",
+    "SignatureError",
     "Unavailable",
     "describe_failure",
 ]
@@ -76,6 +78,10 @@ class BundleError(CorralError):
 
 class ChecksumMismatch(BundleError):
     """The component's sha256 differs from the manifest's `security.checksum`."""
+
+
+class SignatureError(BundleError):
+    """A bundle's signature is missing where required, does not cover it, or is not trusted."""
 
 
 class BuildError(CorralError):

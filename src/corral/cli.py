@@ -65,6 +65,7 @@ def _info_json(info: PluginInfo) -> dict[str, Any]:
         "version": info.version,
         "directory": str(info.directory) if info.directory else None,
         "permissions": sorted(info.permissions),
+        "signer": None if info.signer is None else str(info.signer),
     }
 
 
@@ -87,8 +88,14 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_verify(args: argparse.Namespace) -> int:
+    trust = _host_config(args).trust
     bundle = Bundle.open(args.bundle)
-    print(f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok")
+    signer = trust.policy(bundle.directory.absolute().parent, trust.keyring()).signer(bundle)
+    signed = "unsigned" if signer is None else f"signed by {signer}"
+    print(
+        f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok; "
+        + signed
+    )
     return EXIT_OK
 
 
@@ -133,6 +140,32 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .signing import SigningKey
+
+    public_path = args.out.with_name(args.out.name + ".pub")
+    if public_path.exists():  # checked first, so a refusal leaves no private key behind
+        raise _UsageError(f"{public_path}: already exists; not overwriting a key")
+    key = SigningKey.generate()
+    key.write(args.out)
+    public = key.public_key
+    public.write(public_path)
+    print(f"wrote {args.out} (private: keep it secret) and {public_path}")
+    print(f"key id {public.key_id}")
+    print(f"public key {public.text}")
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from .signing import SigningKey, sign_bundle
+
+    key = SigningKey.read(args.key)
+    bundle = Bundle.open(args.bundle)
+    signature = sign_bundle(bundle, key)
+    print(f"signed {bundle.name} {bundle.manifest.plugin.version} with key {signature.key_id}")
+    return EXIT_OK
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     services = HostServices(_host_config(args).data_dir)
     try:
@@ -168,8 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     _host_options(listing)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_plugins_list)
-    verify = plugin_commands.add_parser("verify", help="validate a bundle and its checksum")
+    verify = plugin_commands.add_parser(
+        "verify", help="validate a bundle, its checksum and its signature; show the signer"
+    )
     verify.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
+    _host_options(verify)
     verify.set_defaults(func=cmd_plugins_verify)
     inspect = plugin_commands.add_parser("inspect", help="manifest, permissions, imports, exports")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
@@ -188,6 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("source", type=Path, metavar="DIR")
     build.add_argument("--out", type=Path, help="write the bundle here instead of DIR")
     build.set_defaults(func=cmd_build)
+
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
+    keygen.add_argument(
+        "--out", type=Path, default=Path("corral-signing.key"), metavar="KEY",
+        help="private key file (default: corral-signing.key); the public key goes to KEY.pub",
+    )  # fmt: skip
+    keygen.set_defaults(func=cmd_keygen)
+
+    sign = commands.add_parser("sign", help="sign a bundle (writes BUNDLE_DIR/signature.json)")
+    sign.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
+    sign.add_argument("--key", type=Path, required=True, help="private key from `corral keygen`")
+    sign.set_defaults(func=cmd_sign)
 
     add_tasks_parser(commands)
     for leaf in _subparsers(commands.choices["tasks"]):

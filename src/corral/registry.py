@@ -31,8 +31,10 @@ from ._errors import (
     PermissionDenied,
     PluginNotFound,
     PluginUnavailable,
+    SignatureError,
     describe_failure,
 )
+from ._paths import same_dir
 from ._units import parse_duration, parse_size
 from .bundle import Bundle, BundleLimits
 from .capabilities import CAPABILITIES, PluginContext, wit_interface
@@ -42,6 +44,7 @@ from .host_services import HostServices
 from .manifest import MANIFEST_FILENAME, Manifest
 from .permissions import expand_permissions
 from .runtime import HANDLER, PluginLimits, PluginRunner, Runtime
+from .signing import Signer, TrustPolicy
 
 __all__ = ["PluginInfo", "Registry"]
 
@@ -63,6 +66,8 @@ class PluginInfo:
     permissions: frozenset[str] = frozenset()
     """The permissions in force (requested and granted)."""
     from_cache: bool = False
+    signer: Signer | None = None
+    """Who signed the bundle, when it carries a valid signature."""
 
 
 @dataclass
@@ -87,6 +92,7 @@ class _Claim:
 
     bundle: Bundle
     plugin_dir: Path
+    signer: Signer | None
 
 
 def _bundle_dirs(plugin_dirs: list[Path]) -> Iterator[tuple[Path, Path]]:
@@ -115,7 +121,7 @@ def _settle_name(
     refused: list[tuple[_Claim, str]] = []
     eligible: list[_Claim] = []
     for claim in claims:
-        if pinned_dir is None or _same_dir(claim.plugin_dir, pinned_dir):
+        if pinned_dir is None or same_dir(claim.plugin_dir, pinned_dir):
             eligible.append(claim)
         else:
             pin = f"plugin name {name!r} is pinned to {pinned_dir} (plugins.{name}.pin.plugin_dir)"
@@ -131,13 +137,6 @@ def _settle_name(
         reason = f"plugin name {name!r} is also claimed by {others}; none of them is loaded: {fix}"
         refused.append((claim, reason))
     return None, refused
-
-
-def _same_dir(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):
-        return a == b
 
 
 def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits:
@@ -200,10 +199,11 @@ class Registry:
         fresh = _Generation()
         claims: dict[str, list[_Claim]] = {}
         limits = self._config.bundles.limits()
+        policies = self._config.trust.policies(self._config.plugin_dirs)
         for plugin_dir, directory in _bundle_dirs(self._config.plugin_dirs):
-            bundle = self._open(directory, limits, fresh)
-            if bundle is not None:
-                claims.setdefault(bundle.name, []).append(_Claim(bundle, plugin_dir))
+            claim = self._open(plugin_dir, directory, limits, policies[plugin_dir], fresh)
+            if claim is not None:
+                claims.setdefault(claim.bundle.name, []).append(claim)
         for name, claimants in claims.items():
             winner, refused = _settle_name(name, claimants, pins.get(name))
             for claim, reason in refused:
@@ -212,7 +212,7 @@ class Registry:
                 fresh.unopened.append(PluginInfo(name, "failed", reason, directory, version))
                 _log.warning("%s: %s", directory, reason)
             if winner is not None:
-                self._load_bundle(winner.bundle, fresh)
+                self._load_bundle(winner.bundle, winner.signer, fresh)
         old, self._current = self._current, fresh
         self._release_all(old)
         return self.infos()
@@ -241,9 +241,9 @@ class Registry:
         """Each pinned name's plugin dir; a pin to a dir that is not searched is a config error."""
         pins: dict[str, Path] = {}
         for name, settings in self._config.plugins.items():
-            if settings.pin is None:
+            if settings.pin is None or settings.pin.plugin_dir is None:
                 continue
-            if not any(_same_dir(settings.pin.plugin_dir, d) for d in self._config.plugin_dirs):
+            if not any(same_dir(settings.pin.plugin_dir, d) for d in self._config.plugin_dirs):
                 raise ConfigError(
                     f"plugins.{name}.pin.plugin_dir: {settings.pin.plugin_dir} is not one of "
                     "plugin_dirs"
@@ -251,23 +251,48 @@ class Registry:
             pins[name] = settings.pin.plugin_dir
         return pins
 
-    @staticmethod
-    def _open(directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
-        """The bundle, or None with the failure recorded under the directory's name."""
+    def _open(
+        self,
+        plugin_dir: Path,
+        directory: Path,
+        limits: BundleLimits,
+        trust: TrustPolicy,
+        into: _Generation,
+    ) -> _Claim | None:
+        """The bundle and its signer, or None with the failure recorded.
+
+        Signatures are checked here, before anything of the bundle is compiled.
+        """
+        name = directory.name  # until the manifest says otherwise
         try:
-            return Bundle.open(directory, limits)
+            bundle = Bundle.open(directory, limits)
+            name = bundle.name
+            signer = trust.signer(bundle)
+            self._check_pinned_signer(bundle, signer)
+            return _Claim(bundle, plugin_dir, signer)
         except Exception as exc:  # one bundle can fail only itself, however it fails
             reason = describe_failure(exc)
             if not isinstance(exc, CorralError):
                 reason = f"{directory}: {reason}"
                 _log.debug("opening %s failed", directory, exc_info=exc)
-            into.unopened.append(PluginInfo(directory.name, "failed", reason, directory))
+            into.unopened.append(PluginInfo(name, "failed", reason, directory))
             _log.warning("%s", reason)
             return None
 
-    def _load_bundle(self, bundle: Bundle, into: _Generation) -> None:
+    def _check_pinned_signer(self, bundle: Bundle, signer: Signer | None) -> None:
+        pin = self._config.settings_for(bundle.name).pin
+        if pin is None or pin.signer is None or (signer is not None and signer.name == pin.signer):
+            return
+        found = "not signed" if signer is None else f"signed by {signer}"
+        raise SignatureError(
+            f"{bundle.directory}: plugin name {bundle.name!r} is pinned to signer {pin.signer!r} "
+            f"(plugins.{bundle.name}.pin.signer), but this bundle is {found}"
+        )
+
+    def _load_bundle(self, bundle: Bundle, signer: Signer | None, into: _Generation) -> None:
         directory = bundle.directory
-        base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
+        version = bundle.manifest.plugin.version
+        base = PluginInfo(bundle.name, "failed", "", directory, version, signer=signer)
         settings = self._config.settings_for(bundle.name)
         if not settings.enabled:
             info = replace(base, state="disabled", reason="disabled in config")
