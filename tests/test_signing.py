@@ -241,9 +241,7 @@ def test_an_unsigned_bundle_loads_only_where_signatures_are_not_required(
     assert "not signed" in refused(host_with(REQUIRED), "hello")
 
 
-def test_a_plugin_dir_accepts_only_its_named_signers(
-    plugins: Path, host_with: HostFactory
-) -> None:
+def test_a_plugin_dir_accepts_only_its_named_signers(plugins: Path, host_with: HostFactory) -> None:
     sign(plugins / "hello", OPS)
     trust = {"keys": TRUSTED, "plugin_dirs": {"plugins": {"require_signatures": True}}}
     assert info(host_with(trust), "hello").state == "loaded"
