@@ -511,5 +511,5 @@ def test_a_pin_in_corral_yaml_is_relative_to_the_file(tmp_path: Path) -> None:
     assert pin is not None and pin.plugin_dir == tmp_path / "vendor"
     assert loaded.bundles.limits().max_manifest_bytes == 64 << 10
     config.write_text("plugins:\n  jira-sync: {pin: {plugin_dir: vendor, signer: me}}\n")
-    with pytest.raises(ConfigError, match=r"plugins.jira-sync.pin.signer: 'me' is not in trust.keys"):
+    with pytest.raises(ConfigError, match=r"pin.signer: 'me' is not in trust.keys"):
         load_host_config(config)
