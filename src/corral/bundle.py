@@ -12,11 +12,11 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._errors import BundleError, ChecksumMismatch, ManifestError
+from ._errors import BundleError, ChecksumMismatch, CorralError, ManifestError
 from ._regular_file import read_regular_file
 from .manifest import MANIFEST_FILENAME, MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
-__all__ = ["Bundle", "BundleLimits", "sha256_hex"]
+__all__ = ["Bundle", "BundleLimits", "check_component_header", "sha256_hex"]
 
 _WASM_MAGIC = b"\0asm"
 _COMPONENT_LAYER = 1
@@ -76,7 +76,7 @@ class Bundle:
                 f"{wasm_path}: checksum mismatch: manifest says sha256:{expected[:16]}…, "
                 f"the file is sha256:{actual[:16]}…"
             )
-        _check_component_header(wasm_path, data)
+        check_component_header(wasm_path, data)
         return cls(directory, manifest, wasm_path, actual, sha256_hex(manifest_bytes), limits)
 
     def read_verified_wasm(self) -> bytes:
@@ -113,18 +113,20 @@ def _read_component(directory: Path, wasm_path: Path, limits: BundleLimits) -> b
     )
 
 
-def _check_component_header(wasm_path: Path, data: bytes) -> None:
+def check_component_header(
+    wasm_path: Path, data: bytes, error: type[CorralError] = BundleError
+) -> None:
     """Accept only the binary component encoding: magic, a version, then layer 1."""
     if len(data) < 8 or data[:4] != _WASM_MAGIC:
-        raise BundleError(
+        raise error(
             f"{wasm_path}: not a WebAssembly binary (the text format is not accepted; "
             "`corral build` writes a binary component)"
         )
     layer = int.from_bytes(data[6:8], "little")
     if layer == _CORE_MODULE_LAYER:
-        raise BundleError(
+        raise error(
             f"{wasm_path}: a core module, not a component (plugins must be components built "
             "against plugin-sdk/wit, e.g. with `corral build`)"
         )
     if layer != _COMPONENT_LAYER:
-        raise BundleError(f"{wasm_path}: not a valid WebAssembly component: unknown layer {layer}")
+        raise error(f"{wasm_path}: not a valid WebAssembly component: unknown layer {layer}")

@@ -130,9 +130,14 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build_plugin
+    from .build import build_plugin, bundle_component
 
-    bundle = build_plugin(args.source, args.out)
+    if args.wasm is not None and args.out is not None:
+        raise _UsageError("--wasm bundles the component into DIR itself; drop --out")
+    if args.wasm is not None:
+        bundle = bundle_component(args.wasm, args.source)
+    else:
+        bundle = build_plugin(args.source, args.out)
     print(
         f"built {bundle.wasm_path} ({bundle.wasm_path.stat().st_size} bytes), "
         f"checksum sha256:{bundle.wasm_sha256}"
@@ -220,9 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     _host_options(call)
     call.set_defaults(func=cmd_call)
 
-    build = commands.add_parser("build", help="build a Python plugin with componentize-py")
+    build = commands.add_parser(
+        "build", help="build a Python plugin with componentize-py, or bundle a component (--wasm)"
+    )
     build.add_argument("source", type=Path, metavar="DIR")
     build.add_argument("--out", type=Path, help="write the bundle here instead of DIR")
+    build.add_argument(
+        "--wasm", type=Path, metavar="COMPONENT",
+        help="bundle this component (from any toolchain) with DIR/manifest.yaml, into DIR",
+    )  # fmt: skip
     build.set_defaults(func=cmd_build)
 
     keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from wasmtime.component import Component, ComponentInstanceType
+from wasmtime.component import Component
 
 from ._cache import CompiledCache
+from ._contract import check_world
 from ._errors import (
-    BundleError,
     ConfigError,
     CorralError,
     PermissionDenied,
@@ -37,13 +37,13 @@ from ._errors import (
 from ._paths import same_dir
 from ._units import parse_duration, parse_size
 from .bundle import Bundle, BundleLimits
-from .capabilities import CAPABILITIES, PluginContext, wit_interface
+from .capabilities import CAPABILITIES, PluginContext
 from .capabilities.log import plugin_logger
 from .config import HostConfig, LimitOptions
 from .host_services import HostServices
 from .manifest import MANIFEST_FILENAME, Manifest
 from .permissions import expand_permissions
-from .runtime import HANDLER, PluginLimits, PluginRunner, Runtime
+from .runtime import PluginLimits, PluginRunner, Runtime
 from .signing import Signer, TrustPolicy
 
 __all__ = ["PluginInfo", "Registry"]
@@ -51,7 +51,6 @@ __all__ = ["PluginInfo", "Registry"]
 _log = logging.getLogger("corral.registry")
 
 State = Literal["loaded", "failed", "disabled"]
-_HANDLER_FUNCTIONS = ("invoke", "on-event")
 
 
 @dataclass(frozen=True)
@@ -158,23 +157,9 @@ def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits
 
 
 def check_contract(component: Component, runtime: Runtime, bundle: Bundle) -> None:
-    """Refuse a component that does not export `handler` or imports what the host lacks."""
-    engine = runtime.engine
-    ctype = component.type
-    exports = ctype.exports(engine)
+    """Refuse a component that does not fit the ``corral:plugin`` world (see `_contract`)."""
     source = f"{bundle.wasm_path.name} of plugin {bundle.name!r}"
-    if HANDLER not in exports:
-        raise BundleError(f"{source} does not export {HANDLER} (see plugin-sdk/wit)")
-    handler = exports[HANDLER].ty
-    names = handler.exports(engine) if isinstance(handler, ComponentInstanceType) else {}
-    missing = [n for n in _HANDLER_FUNCTIONS if n not in names]
-    if missing:
-        raise BundleError(f"{source}: {HANDLER} lacks {', '.join(missing)}")
-    provided = {wit_interface(cap.name) for cap in CAPABILITIES}
-    for name in ctype.imports(engine):
-        if name.startswith("wasi:") or name in provided or name == wit_interface("types"):
-            continue
-        raise BundleError(f"{source} imports {name}, which this host does not provide")
+    check_world(component.type, runtime.engine, source)
 
 
 class Registry:
