@@ -8,7 +8,7 @@ The whole tree::
     ├── BundleError                  a bundle cannot be used (missing wasm, path escapes the bundle)
     │   ├── ChecksumMismatch         plugin.wasm does not match security.checksum
     │   └── SignatureError           signature.json is missing, broken or not from a trusted key
-    ├── BuildError                   `corral build` failed
+    ├── BuildError                   `corral build` or `corral new` failed
     ├── PluginNotFound               no plugin of that name was discovered
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
     ├── PluginError                  the plugin returned an error value (kind + message)
@@ -85,7 +85,7 @@ class SignatureError(BundleError):
 
 
 class BuildError(CorralError):
-    """Building a plugin from source failed."""
+    """Building a plugin (or creating a plugin project) failed."""
 
 
 class PluginNotFound(CorralError):

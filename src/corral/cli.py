@@ -145,6 +145,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from .scaffold import new_plugin
+
+    directory = new_plugin(args.name, args.dir or Path(args.name), args.lang)
+    print(f"created {directory}: edit app.py, run its tests with pytest, then `corral build`")
+    return EXIT_OK
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from .signing import SigningKey
 
@@ -235,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bundle this component (from any toolchain) with DIR/manifest.yaml, into DIR",
     )  # fmt: skip
     build.set_defaults(func=cmd_build)
+
+    new = commands.add_parser("new", help="create a plugin project that builds and tests as is")
+    new.add_argument("name", metavar="NAME", help="the plugin's name, as in its manifest")
+    new.add_argument("--lang", choices=["python"], default="python")
+    new.add_argument("--dir", type=Path, help="create the project here (default: ./NAME)")
+    new.set_defaults(func=cmd_new)
 
     keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
     keygen.add_argument(
