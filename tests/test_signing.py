@@ -10,6 +10,7 @@ import json
 import shutil
 import stat
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,7 @@ import yaml
 
 import corral.registry
 from conftest import copy_as
-from corral import PluginHost
-from corral._errors import ConfigError, SignatureError
+from corral import ConfigError, PluginHost, SignatureError
 from corral.bundle import Bundle, sha256_hex
 from corral.cli import main
 from corral.config import load_host_config
@@ -43,29 +43,27 @@ def plugins(plugin_dir: Callable[..., Path]) -> Path:
 @pytest.fixture
 def host_with(tmp_path: Path, compiled_cache_dir: Path) -> Iterator[HostFactory]:
     """A loaded host over tmp_path/plugins (and more dirs), configured through corral.yaml."""
-    hosts: list[PluginHost] = []
+    with ExitStack() as hosts:
 
-    def make(
-        trust: dict[str, Any], plugins: dict[str, Any] | None = None, dirs: tuple[str, ...] = ()
-    ) -> PluginHost:
-        settings = {"hello": {"grant": ["config.read"]}} | (plugins or {})
-        config = {
-            "plugin_dirs": ["plugins", *dirs],
-            "data_dir": "data",
-            "cache_dir": str(compiled_cache_dir),
-            "trust": trust,
-            "plugins": settings,
-        }
-        path = tmp_path / "corral.yaml"
-        path.write_text(yaml.safe_dump(config))
-        host = PluginHost(config=load_host_config(path))
-        hosts.append(host)
-        host.load()
-        return host
+        def make(
+            trust: dict[str, Any],
+            plugins: dict[str, Any] | None = None,
+            dirs: tuple[str, ...] = (),
+        ) -> PluginHost:
+            config = {
+                "plugin_dirs": ["plugins", *dirs],
+                "data_dir": "data",
+                "cache_dir": str(compiled_cache_dir),
+                "trust": trust,
+                "plugins": {"hello": {"grant": ["config.read"]}} | (plugins or {}),
+            }
+            path = tmp_path / "corral.yaml"
+            path.write_text(yaml.safe_dump(config))
+            host = hosts.enter_context(PluginHost(config=load_host_config(path)))
+            host.load()
+            return host
 
-    yield make
-    for host in hosts:
-        host.close()
+        yield make
 
 
 @pytest.fixture

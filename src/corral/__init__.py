@@ -26,6 +26,7 @@ from ._errors import (
     PluginTrap,
     PluginUnavailable,
     RateLimited,
+    SignatureError,
     Unavailable,
 )
 from .bundle import Bundle
@@ -63,6 +64,7 @@ __all__ = [
     "PluginTrap",
     "PluginUnavailable",
     "RateLimited",
+    "SignatureError",
     "Unavailable",
     "__version__",
     "load_manifest",
