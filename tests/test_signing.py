@@ -20,6 +20,7 @@ import yaml
 import corral.registry
 from conftest import copy_as
 from corral import ConfigError, PluginHost, SignatureError
+from corral.build import bundle_component
 from corral.bundle import Bundle, sha256_hex
 from corral.cli import main
 from corral.config import load_host_config
@@ -212,6 +213,24 @@ def test_a_malformed_signature_file_is_refused_with_one_line(
     # refused even where signatures are not required: a broken signature means tampering
     reason = refused(host_with({"keys": TRUSTED}), "hello")
     assert "signature.json" in reason
+
+
+def test_a_symlinked_signature_file_is_refused(
+    tmp_path: Path, plugins: Path, host_with: HostFactory
+) -> None:
+    sign(plugins / "hello")
+    (plugins / "hello" / "signature.json").rename(tmp_path / "elsewhere.json")
+    (plugins / "hello" / "signature.json").symlink_to(tmp_path / "elsewhere.json")
+    assert "is a symbolic link" in refused(host_with({"keys": TRUSTED}), "hello")
+
+
+def test_rebundling_removes_the_signature_it_would_break(tmp_path: Path, plugins: Path) -> None:
+    bundle = plugins / "hello"
+    sign(bundle)
+    component = tmp_path / "component.wasm"
+    shutil.copy(bundle / "plugin.wasm", component)
+    bundle_component(component, bundle)
+    assert not (bundle / "signature.json").exists()
 
 
 def test_an_unrequired_signature_still_loads_and_shows_its_signer(

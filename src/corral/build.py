@@ -22,6 +22,7 @@ from ._regular_file import read_regular_file
 from ._validation import load_yaml_mapping, validate_model
 from .bundle import Bundle, BundleLimits, check_component_header, sha256_hex
 from .manifest import MANIFEST_FILENAME, Manifest
+from .signing import SIGNATURE_FILENAME
 
 __all__ = [
     "APP_MODULE",
@@ -130,8 +131,13 @@ def bundle_component(component: Path, directory: Path) -> Bundle:
 
 
 def _install(wasm: bytes, manifest_text: str, manifest: Manifest, source: Path, out: Path) -> None:
-    """Write the component, then the manifest with its checksum, each replaced atomically."""
+    """Write the component, then the manifest with its checksum, each replaced atomically.
+
+    A signature of the bundle's earlier contents is removed first: it no longer applies, and a
+    host would refuse the bundle for it.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    (out / SIGNATURE_FILENAME).unlink(missing_ok=True)
     target = out / manifest.runtime.wasm_file
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(f".{target.name}.tmp")

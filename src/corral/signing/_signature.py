@@ -83,7 +83,9 @@ class BundleSignature:
 def read_signature(bundle: Bundle) -> BundleSignature | None:
     """The bundle's signature, or None when it has no signature file."""
     path = bundle.directory / SIGNATURE_FILENAME
-    if not path.exists() and not path.is_symlink():
+    if path.is_symlink():  # like the manifest and component, it must be the bundle's own file
+        raise SignatureError(f"{path}: is a symbolic link; a bundle's files must be its own")
+    if not path.exists():
         return None
     data = read_regular_file(
         path, bundle.limits.max_manifest_bytes, "bundles.max_manifest_size", SignatureError
