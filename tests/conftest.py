@@ -17,12 +17,16 @@ from corral import PluginHost
 from corral.build import build_cached
 from corral.bundle import Bundle
 
+pytest_plugins = ["corral.testing.jira.pytest_plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))
 PLUGIN_SOURCES = {
     "hello": ROOT / "examples" / "hello-python",
     "misbehave": ROOT / "tests" / "plugins" / "misbehave",
     "hostapi": ROOT / "tests" / "plugins" / "hostapi",
+    "synccount": ROOT / "tests" / "plugins" / "synccount",
+    "jira-sync": ROOT / "plugins" / "jira-sync",
 }
 
 

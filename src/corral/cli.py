@@ -1,7 +1,8 @@
 """The `corral` command line.
 
-Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error, 3 trap (timeout,
-memory, stack, fuel). Errors are one line on stderr; `--debug` adds the traceback.
+Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error (also a plugin that
+failed to load for its config or grants), 3 trap (timeout, memory, stack, fuel), 130 Ctrl-C.
+Errors are one line on stderr; `--debug` adds the traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._errors import ConfigError, CorralError, PluginTrap, describe_failure
+from ._errors import (
+    ConfigError,
+    CorralError,
+    PermissionDenied,
+    PluginTrap,
+    PluginUnavailable,
+    describe_failure,
+)
+from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRAP, EXIT_USAGE, UsageError
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
@@ -25,19 +34,18 @@ from .registry import PluginInfo
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRAP = 0, 1, 2, 3
 DEFAULT_CONFIG = Path("corral.yaml")
-
-
-class _UsageError(CorralError):
-    pass
 
 
 def _exit_code(error: CorralError) -> int:
     if isinstance(error, PluginTrap):
         return EXIT_TRAP
-    if isinstance(error, ConfigError | _UsageError):
+    if isinstance(error, ConfigError | UsageError):
         return EXIT_USAGE
+    if isinstance(error, PluginUnavailable) and isinstance(
+        error.__cause__, ConfigError | PermissionDenied
+    ):
+        return EXIT_USAGE  # it failed to load for the operator's settings (config, grants)
     return EXIT_FAILED
 
 
@@ -121,7 +129,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(args.input)
     except json.JSONDecodeError as exc:
-        raise _UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
+        raise UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
     with PluginHost(config=_host_config(args)) as host:
         host.load()
         result = host.call(args.name, args.command, payload)
@@ -133,7 +141,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_plugin, bundle_component
 
     if args.wasm is not None and args.out is not None:
-        raise _UsageError("--wasm bundles the component into DIR itself; drop --out")
+        raise UsageError("--wasm bundles the component into DIR itself; drop --out")
     if args.wasm is not None:
         bundle = bundle_component(args.wasm, args.source)
     else:
@@ -143,6 +151,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"checksum sha256:{bundle.wasm_sha256}"
     )
     return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    with PluginHost(config=_host_config(args)) as host:
+        host.load()
+        handler: Callable[[argparse.Namespace, PluginHost], int] = args.sync_handler
+        return handler(args, host)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -158,7 +173,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
     public_path = args.out.with_name(args.out.name + ".pub")
     if public_path.exists():  # checked first, so a refusal leaves no private key behind
-        raise _UsageError(f"{public_path}: already exists; not overwriting a key")
+        raise UsageError(f"{public_path}: already exists; not overwriting a key")
     key = SigningKey.generate()
     key.write(args.out)
     public = key.public_key
@@ -188,6 +203,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         services.close()
 
 
+def cmd_jira_emulator(args: argparse.Namespace) -> int:
+    # Imported here: the web stack loads only for this command.
+    from .testing.jira._command import run
+
+    return run(args)
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -201,6 +223,7 @@ def _host_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .sync.cli import add_sync_parsers
     from .tasks.cli import add_tasks_parser
 
     parser = argparse.ArgumentParser(prog="corral", description="WebAssembly plugin host")
@@ -244,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     build.set_defaults(func=cmd_build)
 
+    add_sync_parsers(commands)
+    for leaf in [commands.choices["sync"], *_subparsers(commands.choices["conflicts"])]:
+        _host_options(leaf)
+        leaf.set_defaults(func=cmd_sync)
+
     new = commands.add_parser("new", help="create a plugin project that builds and tests as is")
     new.add_argument("name", metavar="NAME", help="the plugin's name, as in its manifest")
     new.add_argument("--lang", choices=["python"], default="python")
@@ -266,7 +294,36 @@ def build_parser() -> argparse.ArgumentParser:
     for leaf in _subparsers(commands.choices["tasks"]):
         _host_options(leaf)
         leaf.set_defaults(func=cmd_tasks)
+    _add_jira_emulator_parser(commands)
     return parser
+
+
+def _add_jira_emulator_parser(commands: Any) -> None:
+    emulator = commands.add_parser(
+        "jira-emulator",
+        help="serve a local Jira Cloud emulator (for tests and demos)",
+        description="Serve a local Jira Cloud (REST API v2 and v3) until Ctrl-C.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulator.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    emulator.add_argument("--issues", type=int, default=0, metavar="N", help="seed N issues")
+    emulator.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the issues")
+    emulator.add_argument("--project", default="DEMO", metavar="KEY", help="project key")
+    emulator.add_argument(
+        "--user",
+        action="append",
+        metavar="EMAIL:TOKEN[:TZ]",
+        help="a user who may call the API (repeatable; default: two example users)",
+    )
+    emulator.add_argument(
+        "--webhook", action="append", metavar="URL", help="POST issue events to URL (repeatable)"
+    )
+    emulator.add_argument("--webhook-secret", metavar="S", help="sign webhooks (HMAC-SHA256)")
+    emulator.add_argument(
+        "--faults", default="", metavar="SPEC", help='faults to inject, e.g. "429:0.1,latency:50ms"'
+    )
+    emulator.add_argument("--state", metavar="FILE", help="keep issues in this SQLite file")
+    emulator.set_defaults(func=cmd_jira_emulator)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -295,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"corral: {error}", file=sys.stderr)
         return _exit_code(error)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as error:  # a bug or an unforeseen input: still one line without --debug
         if args.debug:
             traceback.print_exc()

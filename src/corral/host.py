@@ -9,7 +9,7 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ._errors import ConfigError, PluginError, PluginNotFound
 from ._units import parse_size
@@ -19,6 +19,7 @@ from .config import HostConfig, load_host_config
 from .host_services import HostServices
 from .registry import PluginInfo, Registry
 from .runtime import EngineSettings, Event, Runtime
+from .sync import Conflict, ProgressCallback, Resolution, SyncConnector, SyncReport
 from .tasks import TaskStore
 
 __all__ = ["PluginHost"]
@@ -123,6 +124,7 @@ class PluginHost:
             "capabilities": manifest.capabilities,
             "permissions": sorted(manifest.requested_permissions),
             "allowed_hosts": manifest.security.allowed_hosts,
+            "operator_hosts": manifest.security.operator_hosts,
             "limits": manifest.runtime.model_dump(),
             "checksum": manifest.security.checksum,
             "imports": imports,
@@ -134,16 +136,21 @@ class PluginHost:
 
         Raises `PluginError` for an error value, `PluginTrap` (or `PluginTimeout`,
         `PluginMemoryExceeded`, `PluginFuelExhausted`) when the plugin traps, and
-        `PluginNotFound`/`PluginUnavailable` when it is not loaded.
+        `PluginNotFound`/`PluginUnavailable` when it is not loaded; `ConfigError` when `input`
+        is not JSON-able (JSON has no NaN), and `PluginError` (``internal``) for a result the
+        host cannot decode. Nothing else: every failure is a `CorralError`.
         """
         runner = self._registry.runner(plugin)
-        output = runner.invoke(command, json.dumps(input))
+        output = runner.invoke(command, _to_json(input, f"the input of {plugin} {command!r}"))
         try:
             return json.loads(output)
         except json.JSONDecodeError as exc:
-            raise PluginError(
-                plugin, "internal", f"{command!r} returned invalid JSON: {exc.msg}"
-            ) from None
+            reason = f"invalid JSON: {exc.msg}"
+        except RecursionError:
+            reason = "JSON nested deeper than Python's recursion limit"
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            reason = f"JSON the host cannot decode: {exc}"
+        raise PluginError(plugin, "internal", f"{command!r} returned {reason}")
 
     async def acall(self, plugin: str, command: str, input: Any = None) -> Any:
         """`call`, run in a worker thread so the event loop keeps running."""
@@ -163,10 +170,50 @@ class PluginHost:
             source=source,
             type=type,
             id=id or uuid.uuid4().hex,
-            payload=json.dumps(payload),
+            payload=_to_json(payload, f"the payload of the {type!r} event for {plugin}"),
             received_at_ms=int(time.time() * 1000),
         )
         self._registry.runner(plugin).on_event(event)
+
+    def sync(
+        self,
+        plugin: str,
+        *,
+        full: bool = False,
+        dry_run: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> SyncReport:
+        """Run a sync plugin (one following plugin-sdk/sync-protocol.md) until its run is done.
+
+        Resumes a run that was stopped (Ctrl-C, a killed process, a trap); `full` re-reads
+        everything rather than what changed since the last run; `dry_run` changes nothing.
+        `on_progress` gets a `corral.sync.SyncProgress` after every slice of work. Raises like
+        `call`, and `ProtocolError` when the plugin's answers do not follow the protocol.
+        """
+        return self.sync_connector(plugin).sync(full=full, dry_run=dry_run, on_progress=on_progress)
+
+    def conflicts(self, plugin: str) -> list[Conflict]:
+        """The sync plugin's open conflicts: fields changed on both sides, awaiting a person."""
+        return self.sync_connector(plugin).conflicts()
+
+    def resolve(
+        self,
+        plugin: str,
+        conflict_id: str,
+        *,
+        take: Literal["local", "remote", "value"],
+        value: Any = None,
+    ) -> Resolution:
+        """Settle a conflict on the `local` or `remote` value, or on `value` (take="value");
+        the sync plugin writes it to the side that lacks it."""
+        return self.sync_connector(plugin).resolve(conflict_id, take=take, value=value)
+
+    def sync_connector(self, plugin: str) -> SyncConnector:
+        """`plugin` driven as a sync connector (status, conflicts, runs with progress)."""
+        timeout_s = self._registry.runner(plugin).limits.timeout_s
+        return SyncConnector(
+            plugin, lambda command, input: self.call(plugin, command, input), timeout_s
+        )
 
     def close(self) -> None:
         """Unload every plugin and close the stores this host opened."""
@@ -177,6 +224,17 @@ class PluginHost:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _to_json(value: Any, what: str) -> str:
+    """`value` as JSON text; `ConfigError` if it has none (JSON has no NaN or Infinity)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except RecursionError:
+        reason = "is nested too deeply"
+    except (TypeError, ValueError) as exc:
+        reason = f"is not JSON-able: {exc}"
+    raise ConfigError(f"{what} {reason}")
 
 
 def _shutdown(registry: Registry, services: HostServices, runtime: Runtime) -> None:
