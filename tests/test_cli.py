@@ -74,7 +74,7 @@ def test_verify_ok_and_each_failure(plugin_dir: Callable[..., Path]) -> None:
     bundle = plugin_dir("hello") / "hello"
     done = corral_cli("plugins", "verify", str(bundle))
     assert done.returncode == 0
-    assert done.stdout.strip().endswith("ok")
+    assert done.stdout.strip().endswith("sha256 ok; unsigned")
 
     manifest = bundle / "manifest.yaml"
     original = manifest.read_text()

@@ -28,6 +28,7 @@ from ._errors import (
     PluginUnavailable,
     ProtocolError,
     RateLimited,
+    SignatureError,
     Unavailable,
 )
 from .bundle import Bundle
@@ -67,6 +68,7 @@ __all__ = [
     "PluginUnavailable",
     "ProtocolError",
     "RateLimited",
+    "SignatureError",
     "Unavailable",
     "__version__",
     "load_manifest",

@@ -6,8 +6,9 @@ The whole tree::
     ├── ConfigError                  the operator's corral.yaml (or a host argument) is invalid
     ├── ManifestError                a bundle's manifest.yaml is invalid
     ├── BundleError                  a bundle cannot be used (missing wasm, path escapes the bundle)
-    │   └── ChecksumMismatch         plugin.wasm does not match security.checksum
-    ├── BuildError                   `corral build` failed
+    │   ├── ChecksumMismatch         plugin.wasm does not match security.checksum
+    │   └── SignatureError           signature.json is missing, broken or not from a trusted key
+    ├── BuildError                   `corral build` or `corral new` failed
     ├── PluginNotFound               no plugin of that name was discovered
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
     │   └── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
@@ -57,6 +58,7 @@ __all__ = [
     "PluginUnavailable",
     "ProtocolError",
     "RateLimited",
+    "SignatureError",
     "Unavailable",
     "describe_failure",
 ]
@@ -82,8 +84,12 @@ class ChecksumMismatch(BundleError):
     """The component's sha256 differs from the manifest's `security.checksum`."""
 
 
+class SignatureError(BundleError):
+    """A bundle's signature is missing where required, does not cover it, or is not trusted."""
+
+
 class BuildError(CorralError):
-    """Building a plugin from source failed."""
+    """Building a plugin (or creating a plugin project) failed."""
 
 
 class PluginNotFound(CorralError):

@@ -1,9 +1,11 @@
-"""`corral build`: compile a plugin to a component with componentize-py or componentize-js.
+"""`corral build`: compile a plugin to a component with componentize-py or componentize-js,
+or bundle a component built with any other toolchain.
 
 A Python plugin's source directory holds `manifest.yaml` and `app.py` (a module defining
 ``class Handler(exports.Handler)``; it may import sibling modules and packages); a JavaScript
 plugin's holds `plugin.js` instead (see `_build_js`). The build writes `plugin.wasm` and sets
-`security.checksum` in the manifest, in place or into `out`.
+`security.checksum` in the manifest, in place or into `out`. `bundle_component` does the same
+with a component file instead of source.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,11 +20,20 @@ from pathlib import Path
 
 from . import _build_js
 from ._errors import BuildError, BundleError, ManifestError
+from ._regular_file import read_regular_file
 from ._validation import load_yaml_mapping, validate_model
-from .bundle import Bundle, sha256_hex
+from .bundle import Bundle, BundleLimits, check_component_header, sha256_hex
 from .manifest import MANIFEST_FILENAME, Manifest
+from .signing import SIGNATURE_FILENAME
 
-__all__ = ["APP_MODULE", "WIT_DIR", "build_cached", "build_plugin", "source_digest"]
+__all__ = [
+    "APP_MODULE",
+    "WIT_DIR",
+    "build_cached",
+    "build_plugin",
+    "bundle_component",
+    "source_digest",
+]
 
 WIT_DIR = Path(__file__).parent / "wit"
 SDK_DIR = Path(__file__).parent / "guest"
@@ -92,17 +102,47 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
             )
         else:
             _componentize_py(source, wasm, timeout_s)
-        checksum = "sha256:" + sha256_hex(wasm.read_bytes())
-        target = out / manifest.runtime.wasm_file
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged = target.with_name(f".{target.name}.tmp")
-        shutil.move(str(wasm), staged)
-        os.replace(staged, target)
+        _install(wasm.read_bytes(), text, manifest, source, out)
+    return Bundle.open(out)
+
+
+def bundle_component(component: Path, directory: Path) -> Bundle:
+    """Make `directory` a bundle of `component`, a component built with any toolchain.
+
+    `directory` must already hold the manifest (with a `checksum:` line to fill); the component
+    is copied to its `runtime.wasm_file`. Whether the component fits the host's world is checked
+    when a host loads it. Nothing is written unless the manifest and the component's encoding
+    are valid.
+    """
+    component, directory = Path(component), Path(directory)
+    text, manifest = _source_manifest(directory)
+    _with_checksum(text, _PLACEHOLDER, directory)
+    data = read_regular_file(
+        component, BundleLimits().max_component_bytes, "bundles.max_component_size", BuildError
+    )
+    check_component_header(component, data, BuildError)
+    _install(data, text, manifest, directory, directory)
+    return Bundle.open(directory)
+
+
+def _install(wasm: bytes, manifest_text: str, manifest: Manifest, source: Path, out: Path) -> None:
+    """Write the component, then the manifest with its checksum, each replaced atomically.
+
+    A signature of the bundle's earlier contents is removed first: it no longer applies, and a
+    host would refuse the bundle for it.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SIGNATURE_FILENAME).unlink(missing_ok=True)
+    target = out / manifest.runtime.wasm_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.tmp")
+    staged.write_bytes(wasm)
+    os.replace(staged, target)
     manifest_out = out / MANIFEST_FILENAME
     tmp_manifest = manifest_out.with_name(f".{MANIFEST_FILENAME}.tmp")
-    tmp_manifest.write_text(_with_checksum(text, checksum, source), encoding="utf-8")
+    checksum = "sha256:" + sha256_hex(wasm)
+    tmp_manifest.write_text(_with_checksum(manifest_text, checksum, source), encoding="utf-8")
     os.replace(tmp_manifest, manifest_out)
-    return Bundle.open(out)
 
 
 def _componentize_py(source: Path, wasm: Path, timeout_s: float) -> None:

@@ -12,11 +12,11 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._errors import BundleError, ChecksumMismatch
+from ._errors import BundleError, ChecksumMismatch, CorralError, ManifestError
 from ._regular_file import read_regular_file
-from .manifest import MANIFEST_FILENAME, MAX_MANIFEST_BYTES, Manifest, load_manifest
+from .manifest import MANIFEST_FILENAME, MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
-__all__ = ["Bundle", "BundleLimits", "sha256_hex"]
+__all__ = ["Bundle", "BundleLimits", "check_component_header", "sha256_hex"]
 
 _WASM_MAGIC = b"\0asm"
 _COMPONENT_LAYER = 1
@@ -43,6 +43,8 @@ class Bundle:
     manifest: Manifest
     wasm_path: Path
     wasm_sha256: str
+    manifest_sha256: str
+    """The sha256 of the exact manifest bytes that were validated (what a signature covers)."""
     limits: BundleLimits = field(default_factory=BundleLimits)
 
     @property
@@ -59,7 +61,12 @@ class Bundle:
         directory = Path(directory)
         limits = limits or BundleLimits()
         manifest_path = _inside(directory, MANIFEST_FILENAME, None)
-        manifest = load_manifest(manifest_path, max_bytes=limits.max_manifest_bytes)
+        # Read once: the bytes validated are the bytes hashed, so a signature cannot be checked
+        # against one manifest while another is used.
+        manifest_bytes = read_regular_file(
+            manifest_path, limits.max_manifest_bytes, "bundles.max_manifest_size", ManifestError
+        )
+        manifest = parse_manifest(manifest_bytes, manifest_path)
         wasm_path = _inside(directory, manifest.runtime.wasm_file, "runtime.wasm_file")
         data = _read_component(directory, wasm_path, limits)
         actual = sha256_hex(data)
@@ -69,8 +76,8 @@ class Bundle:
                 f"{wasm_path}: checksum mismatch: manifest says sha256:{expected[:16]}…, "
                 f"the file is sha256:{actual[:16]}…"
             )
-        _check_component_header(wasm_path, data)
-        return cls(directory, manifest, wasm_path, actual, limits)
+        check_component_header(wasm_path, data)
+        return cls(directory, manifest, wasm_path, actual, sha256_hex(manifest_bytes), limits)
 
     def read_verified_wasm(self) -> bytes:
         """The component's bytes, checked again so a file swapped after `open` is refused."""
@@ -106,18 +113,20 @@ def _read_component(directory: Path, wasm_path: Path, limits: BundleLimits) -> b
     )
 
 
-def _check_component_header(wasm_path: Path, data: bytes) -> None:
+def check_component_header(
+    wasm_path: Path, data: bytes, error: type[CorralError] = BundleError
+) -> None:
     """Accept only the binary component encoding: magic, a version, then layer 1."""
     if len(data) < 8 or data[:4] != _WASM_MAGIC:
-        raise BundleError(
+        raise error(
             f"{wasm_path}: not a WebAssembly binary (the text format is not accepted; "
             "`corral build` writes a binary component)"
         )
     layer = int.from_bytes(data[6:8], "little")
     if layer == _CORE_MODULE_LAYER:
-        raise BundleError(
+        raise error(
             f"{wasm_path}: a core module, not a component (plugins must be components built "
             "against plugin-sdk/wit, e.g. with `corral build`)"
         )
     if layer != _COMPONENT_LAYER:
-        raise BundleError(f"{wasm_path}: not a valid WebAssembly component: unknown layer {layer}")
+        raise error(f"{wasm_path}: not a valid WebAssembly component: unknown layer {layer}")

@@ -83,8 +83,14 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_verify(args: argparse.Namespace) -> int:
+    trust = _host_config(args).trust
     bundle = Bundle.open(args.bundle)
-    print(f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok")
+    signer = trust.policy(bundle.directory.absolute().parent, trust.keyring()).signer(bundle)
+    signed = "unsigned" if signer is None else f"signed by {signer}"
+    print(
+        f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok; "
+        + signed
+    )
     return EXIT_OK
 
 
@@ -119,9 +125,14 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build_plugin
+    from .build import build_plugin, bundle_component
 
-    bundle = build_plugin(args.source, args.out)
+    if args.wasm is not None and args.out is not None:
+        raise UsageError("--wasm bundles the component into DIR itself; drop --out")
+    if args.wasm is not None:
+        bundle = bundle_component(args.wasm, args.source)
+    else:
+        bundle = build_plugin(args.source, args.out)
     print(
         f"built {bundle.wasm_path} ({bundle.wasm_path.stat().st_size} bytes), "
         f"checksum sha256:{bundle.wasm_sha256}"
@@ -145,6 +156,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not config.is_file():
         raise UsageError(f"{config}: no such config file (give one with --config)")
     serve(config, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from .scaffold import new_plugin
+
+    directory = new_plugin(args.name, args.dir or Path(args.name), args.lang)
+    print(f"created {directory}: edit app.py, run its tests with pytest, then `corral build`")
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .signing import SigningKey
+
+    public_path = args.out.with_name(args.out.name + ".pub")
+    if public_path.exists():  # checked first, so a refusal leaves no private key behind
+        raise UsageError(f"{public_path}: already exists; not overwriting a key")
+    key = SigningKey.generate()
+    key.write(args.out)
+    public = key.public_key
+    public.write(public_path)
+    print(f"wrote {args.out} (private: keep it secret) and {public_path}")
+    print(f"key id {public.key_id}")
+    print(f"public key {public.text}")
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from .signing import SigningKey, sign_bundle
+
+    key = SigningKey.read(args.key)
+    bundle = Bundle.open(args.bundle)
+    signature = sign_bundle(bundle, key)
+    print(f"signed {bundle.name} {bundle.manifest.plugin.version} with key {signature.key_id}")
     return EXIT_OK
 
 
@@ -203,8 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     _host_options(listing)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_plugins_list)
-    verify = plugin_commands.add_parser("verify", help="validate a bundle and its checksum")
+    verify = plugin_commands.add_parser(
+        "verify", help="validate a bundle, its checksum and its signature; show the signer"
+    )
     verify.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
+    _host_options(verify)
     verify.set_defaults(func=cmd_plugins_verify)
     inspect = plugin_commands.add_parser("inspect", help="manifest, permissions, imports, exports")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
@@ -219,9 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     _host_options(call)
     call.set_defaults(func=cmd_call)
 
-    build = commands.add_parser("build", help="build a Python or JavaScript plugin into a bundle")
+    build = commands.add_parser(
+        "build", help="build a Python or JavaScript plugin, or bundle a component (--wasm)"
+    )
     build.add_argument("source", type=Path, metavar="DIR")
     build.add_argument("--out", type=Path, help="write the bundle here instead of DIR")
+    build.add_argument(
+        "--wasm", type=Path, metavar="COMPONENT",
+        help="bundle this component (from any toolchain) with DIR/manifest.yaml, into DIR",
+    )  # fmt: skip
     build.set_defaults(func=cmd_build)
 
     add_sync_parsers(commands)
@@ -236,6 +290,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: serve.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: serve.port, 8080)")
     serve.set_defaults(func=cmd_serve)
+
+    new = commands.add_parser("new", help="create a plugin project that builds and tests as is")
+    new.add_argument("name", metavar="NAME", help="the plugin's name, as in its manifest")
+    new.add_argument("--lang", choices=["python"], default="python")
+    new.add_argument("--dir", type=Path, help="create the project here (default: ./NAME)")
+    new.set_defaults(func=cmd_new)
+
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
+    keygen.add_argument(
+        "--out", type=Path, default=Path("corral-signing.key"), metavar="KEY",
+        help="private key file (default: corral-signing.key); the public key goes to KEY.pub",
+    )  # fmt: skip
+    keygen.set_defaults(func=cmd_keygen)
+
+    sign = commands.add_parser("sign", help="sign a bundle (writes BUNDLE_DIR/signature.json)")
+    sign.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
+    sign.add_argument("--key", type=Path, required=True, help="private key from `corral keygen`")
+    sign.set_defaults(func=cmd_sign)
 
     add_tasks_parser(commands)
     for leaf in _subparsers(commands.choices["tasks"]):

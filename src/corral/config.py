@@ -8,6 +8,13 @@ engine:
 bundles:                        # what reading one bundle may cost
   max_manifest_size: 1MiB
   max_component_size: 256MiB
+trust:                          # signed bundles (see corral.signing)
+  keys:
+    - {name: acme, key: "ed25519:..."}
+    - {name: ops, file: keys/ops.pub}
+  require_signatures: false     # for every plugin dir, unless the dir says otherwise
+  plugin_dirs:
+    vendor: {require_signatures: true, signers: [acme]}
 defaults:                       # ceilings for every plugin (the manifest may ask for less)
   memory_limit: 256MB           # built-in ceilings where unset: LIMIT_CEILINGS
   execution_timeout: 60s
@@ -18,7 +25,7 @@ plugins:
     grant: [network.http.outbound, config.read, task.read_write, kv]
     config: {project: OPS}      # validated against the manifest's config_schema
     limits: {execution_timeout: 10s}
-    pin: {plugin_dir: plugins}  # only a bundle in this plugin dir may take the name
+    pin: {plugin_dir: plugins, signer: acme}  # only a bundle in this dir, signed by acme
     http: {...}                 # options owned by capabilities (see capabilities/*)
     webhooks: {secret: env:JIRA_WEBHOOK_SECRET}           # corral serve: POST /webhooks/jira-sync
     schedule: [{every: 5m, command: sync, input: {mode: incremental}}]
@@ -39,12 +46,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ._cron import CronExpression
 from ._errors import ConfigError
+from ._paths import same_dir
 from ._units import format_size, parse_duration, parse_size
 from ._validation import load_yaml_mapping, validate_model
 from .bundle import BundleLimits
 from .capabilities import CAPABILITIES
 from .capabilities.http._secrets import split_secret_ref
 from .permissions import check_permission_names
+from .signing import PublicKey, TrustedKey, TrustPolicy
 
 __all__ = [
     "LIMIT_CEILINGS",
@@ -58,6 +67,7 @@ __all__ = [
     "PluginSettings",
     "ScheduleEntry",
     "ServeOptions",
+    "TrustOptions",
     "WebhookOptions",
     "load_host_config",
 ]
@@ -157,12 +167,109 @@ class BundleOptions(_Strict):
 class PinOptions(_Strict):
     """``plugins.<name>.pin``: which bundle may take the name when several claim it.
 
-    A bundle outside the pin is refused, so a bundle dropped into another plugin dir cannot take
-    over the name with its grants, credentials and stored data. (Signed bundles will add a
-    ``signer`` here.)
+    A bundle outside the pin is refused, so a bundle dropped into another plugin dir, or signed
+    by someone else, cannot take over the name with its grants, credentials and stored data.
     """
 
-    plugin_dir: Path = Field(description="One of plugin_dirs; relative to the config file.")
+    plugin_dir: Path | None = Field(
+        default=None, description="One of plugin_dirs; relative to the config file."
+    )
+    signer: str | None = Field(
+        default=None, description="The name of a trust.keys entry that must have signed it."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> PinOptions:
+        if self.plugin_dir is None and self.signer is None:
+            raise ValueError("a pin needs plugin_dir, signer or both")
+        return self
+
+
+class TrustedKeyOptions(_Strict):
+    """One entry of ``trust.keys``: a name and the public key, inline or in a file."""
+
+    name: str = Field(min_length=1)
+    key: str | None = Field(default=None, description='"ed25519:..." as `corral keygen` prints')
+    file: Path | None = Field(default=None, description="A .pub file; relative to the config file.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrustedKeyOptions:
+        if (self.key is None) == (self.file is None):
+            raise ValueError("give the public key as exactly one of key or file")
+        if self.key is not None:
+            PublicKey.parse(self.key, "key")
+        return self
+
+    def trusted(self, where: str) -> TrustedKey:
+        if self.key is not None:
+            return TrustedKey(self.name, PublicKey.parse(self.key, where))
+        assert self.file is not None  # _one_source
+        return TrustedKey(self.name, PublicKey.read(self.file))
+
+
+class DirTrustOptions(_Strict):
+    """``trust.plugin_dirs.<dir>``: one plugin dir's own signature rules."""
+
+    require_signatures: bool | None = Field(default=None, description="Default: trust's.")
+    signers: list[str] | None = Field(
+        default=None, description="Names from trust.keys accepted here; default: all of them."
+    )
+
+
+class TrustOptions(_Strict):
+    """``trust:``: the public keys the operator trusts and where signatures are required."""
+
+    keys: list[TrustedKeyOptions] = Field(default_factory=list)
+    require_signatures: bool = False
+    plugin_dirs: dict[Path, DirTrustOptions] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_names(self) -> TrustOptions:
+        names = [k.name for k in self.keys]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"key names must be unique: {', '.join(twice)}")
+        for directory, options in self.plugin_dirs.items():
+            unknown = sorted(set(options.signers or ()) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"plugin_dirs.{directory}.signers: {', '.join(unknown)} not in trust.keys"
+                )
+        return self
+
+    def keyring(self) -> tuple[TrustedKey, ...]:
+        """The trusted keys; key files are read here, so errors name them."""
+        return tuple(key.trusted(f"trust.keys[{i}].key") for i, key in enumerate(self.keys))
+
+    def policy(self, plugin_dir: Path, keys: tuple[TrustedKey, ...]) -> TrustPolicy:
+        """The rules for bundles in `plugin_dir` (the global ones where it has none of its own)."""
+        own = next((o for d, o in self.plugin_dirs.items() if same_dir(d, plugin_dir)), None)
+        if own is None:
+            return TrustPolicy(keys, self.require_signatures)
+        required = self.require_signatures
+        if own.require_signatures is not None:
+            required = own.require_signatures
+        signers = None if own.signers is None else frozenset(own.signers)
+        return TrustPolicy(keys, required, signers, f"trust.plugin_dirs.{plugin_dir}")
+
+    def policies(self, plugin_dirs: list[Path]) -> dict[Path, TrustPolicy]:
+        """The rules of each plugin dir."""
+        for directory in self.plugin_dirs:
+            if not any(same_dir(directory, d) for d in plugin_dirs):
+                raise ConfigError(f"trust.plugin_dirs: {directory} is not one of plugin_dirs")
+        keys = self.keyring()
+        return {plugin_dir: self.policy(plugin_dir, keys) for plugin_dir in plugin_dirs}
+
+    def resolved(self, base: Path) -> TrustOptions:
+        return self.model_copy(
+            update={
+                "keys": [
+                    k if k.file is None else k.model_copy(update={"file": base / k.file})
+                    for k in self.keys
+                ],
+                "plugin_dirs": {base / d: o for d, o in self.plugin_dirs.items()},
+            }
+        )
 
 
 class WebhookOptions(_Strict):
@@ -310,8 +417,18 @@ class HostConfig(_Strict):
     engine: EngineOptions = Field(default_factory=EngineOptions)
     bundles: BundleOptions = Field(default_factory=BundleOptions)
     defaults: LimitOptions = Field(default_factory=LimitOptions)
+    trust: TrustOptions = Field(default_factory=TrustOptions)
     plugins: dict[str, PluginSettings] = Field(default_factory=dict)
     serve: ServeOptions = Field(default_factory=ServeOptions)
+
+    @model_validator(mode="after")
+    def _pinned_signers_are_trusted(self) -> HostConfig:
+        names = {key.name for key in self.trust.keys}
+        for plugin, settings in self.plugins.items():
+            signer = settings.pin.signer if settings.pin is not None else None
+            if signer is not None and signer not in names:
+                raise ValueError(f"plugins.{plugin}.pin.signer: {signer!r} is not in trust.keys")
+        return self
 
     def settings_for(self, plugin: str) -> PluginSettings:
         return self.plugins.get(plugin) or PluginSettings()
@@ -323,11 +440,16 @@ class HostConfig(_Strict):
                 "plugin_dirs": [base / p for p in self.plugin_dirs],
                 "data_dir": base / self.data_dir,
                 "cache_dir": None if self.cache_dir is None else base / self.cache_dir,
+                "trust": self.trust.resolved(base),
                 "plugins": {
                     name: settings.model_copy(
-                        update={"pin": PinOptions(plugin_dir=base / settings.pin.plugin_dir)}
+                        update={
+                            "pin": settings.pin.model_copy(
+                                update={"plugin_dir": base / settings.pin.plugin_dir}
+                            )
+                        }
                     )
-                    if settings.pin is not None
+                    if settings.pin is not None and settings.pin.plugin_dir is not None
                     else settings
                     for name, settings in self.plugins.items()
                 },

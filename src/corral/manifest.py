@@ -25,6 +25,7 @@ __all__ = [
     "Manifest",
     "load_manifest",
     "manifest_json_schema",
+    "parse_manifest",
 ]
 
 MANIFEST_FILENAME = "manifest.yaml"
@@ -199,6 +200,11 @@ def load_manifest(path: Path, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifes
     for a blocking read).
     """
     data = read_regular_file(path, max_bytes, "bundles.max_manifest_size", ManifestError)
+    return parse_manifest(data, path)
+
+
+def parse_manifest(data: bytes, path: Path) -> Manifest:
+    """Validate a manifest's bytes, already read from `path` (named in errors)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

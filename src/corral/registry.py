@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from wasmtime.component import Component, ComponentInstanceType
+from wasmtime.component import Component
 
 from ._cache import CompiledCache
+from ._contract import check_world
 from ._errors import (
     BundleError,
     ConfigError,
@@ -35,24 +36,26 @@ from ._errors import (
     PermissionDenied,
     PluginNotFound,
     PluginUnavailable,
+    SignatureError,
     describe_failure,
 )
+from ._paths import same_dir
 from ._units import parse_duration, parse_size
 from .bundle import Bundle, BundleLimits
-from .capabilities import CAPABILITIES, PluginContext, wit_interface
+from .capabilities import CAPABILITIES, PluginContext
 from .capabilities.log import plugin_logger
 from .config import LIMIT_CEILINGS, HostConfig, LimitOptions
 from .host_services import HostServices
 from .manifest import MANIFEST_FILENAME, Manifest
 from .permissions import expand_permissions
-from .runtime import HANDLER, PluginLimits, PluginRunner, Runtime
+from .runtime import PluginLimits, PluginRunner, Runtime
+from .signing import Signer, TrustPolicy
 
 __all__ = ["PluginInfo", "Registry"]
 
 _log = logging.getLogger("corral.registry")
 
 State = Literal["loaded", "failed", "disabled", "compiling"]
-_HANDLER_FUNCTIONS = ("invoke", "on-event")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class PluginInfo:
     permissions: frozenset[str] = frozenset()
     """The permissions in force (requested and granted)."""
     from_cache: bool = False
+    signer: Signer | None = None
+    """Who signed the bundle, when it carries a valid signature."""
     loaded_at: float | None = None
     """When the version in force was loaded (`time.time()`)."""
     last_error: str = ""
@@ -83,6 +88,7 @@ class PluginInfo:
             "loaded_at": self.loaded_at,
             "directory": str(self.directory) if self.directory else None,
             "permissions": sorted(self.permissions),
+            "signer": None if self.signer is None else str(self.signer),
         }
 
     concurrent_events: bool = False
@@ -121,6 +127,7 @@ class _Claim:
 
     bundle: Bundle
     plugin_dir: Path
+    signer: Signer | None
 
 
 def _bundle_dirs(plugin_dirs: list[Path]) -> Iterator[tuple[Path, Path]]:
@@ -149,7 +156,7 @@ def _settle_name(
     refused: list[tuple[_Claim, str]] = []
     eligible: list[_Claim] = []
     for claim in claims:
-        if pinned_dir is None or _same_dir(claim.plugin_dir, pinned_dir):
+        if pinned_dir is None or same_dir(claim.plugin_dir, pinned_dir):
             eligible.append(claim)
         else:
             pin = f"plugin name {name!r} is pinned to {pinned_dir} (plugins.{name}.pin.plugin_dir)"
@@ -182,13 +189,6 @@ def _plain_top_level(bundle: Bundle) -> bool:
     return bundle.wasm_path.parent == bundle.directory.resolve() and not any(
         f.is_symlink() for f in files
     )
-
-
-def _same_dir(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):
-        return a == b
 
 
 def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits:
@@ -236,23 +236,9 @@ def _log_capped(plugin: str, field: str, asked: str, ceiling: str) -> None:
 
 
 def check_contract(component: Component, runtime: Runtime, bundle: Bundle) -> None:
-    """Refuse a component that does not export `handler` or imports what the host lacks."""
-    engine = runtime.engine
-    ctype = component.type
-    exports = ctype.exports(engine)
+    """Refuse a component that does not fit the ``corral:plugin`` world (see `_contract`)."""
     source = f"{bundle.wasm_path.name} of plugin {bundle.name!r}"
-    if HANDLER not in exports:
-        raise BundleError(f"{source} does not export {HANDLER} (see plugin-sdk/wit)")
-    handler = exports[HANDLER].ty
-    names = handler.exports(engine) if isinstance(handler, ComponentInstanceType) else {}
-    missing = [n for n in _HANDLER_FUNCTIONS if n not in names]
-    if missing:
-        raise BundleError(f"{source}: {HANDLER} lacks {', '.join(missing)}")
-    provided = {wit_interface(cap.name) for cap in CAPABILITIES}
-    for name in ctype.imports(engine):
-        if name.startswith("wasi:") or name in provided or name == wit_interface("types"):
-            continue
-        raise BundleError(f"{source} imports {name}, which this host does not provide")
+    check_world(component.type, runtime.engine, source)
 
 
 class Registry:
@@ -281,8 +267,8 @@ class Registry:
         with self._refreshing:
             self._compile_failures.clear()  # loading again tries every compile again
             fresh = _Generation()
-            for bundle in self._discover(fresh).values():
-                fresh.plugins[bundle.name] = self._load_bundle(bundle)
+            for claim in self._discover(fresh).values():
+                fresh.plugins[claim.bundle.name] = self._load_bundle(claim)
             old, self._current = self._current, fresh
             for loaded in old.plugins.values():
                 self._retire(loaded)
@@ -320,33 +306,34 @@ class Registry:
                     kept[old.info.name] = old.showing(replace(old.info, last_error=info.reason))
                 else:
                     unopened.append(info)
-            changed: list[Bundle] = []
-            for name, bundle in winners.items():
+            changed: list[_Claim] = []
+            for name, claim in winners.items():
                 old = current.plugins.get(name)
-                source = self._source(bundle)
+                source = self._source(claim)
                 if old is None:
-                    changed.append(bundle)
+                    changed.append(claim)
                 elif old.source == source and old.info.last_error:  # the failed update undone
                     kept[name] = old.showing(replace(old.info, last_error=""))
                 elif old.source == source or old.rejected == source:
                     kept[name] = old
                 else:
-                    changed.append(bundle)
+                    changed.append(claim)
                     kept[name] = old  # serves until its successor is ready
             self._current = _Generation(kept, unopened)
             for name, old in current.plugins.items():
                 if name not in kept:
                     _log.info("plugin %s unloaded", name)
                     self._retire(old)
-            changed.sort(key=lambda bundle: not self._cache.has(bundle.wasm_sha256))
-            for bundle in changed:
-                self._swap_in(bundle, on_compiled)
-            for unused in self._fresh.keys() - {b.wasm_sha256 for b in winners.values()}:
+            changed.sort(key=lambda claim: not self._cache.has(claim.bundle.wasm_sha256))
+            for claim in changed:
+                self._swap_in(claim, on_compiled)
+            for unused in self._fresh.keys() - {c.bundle.wasm_sha256 for c in winners.values()}:
                 del self._fresh[unused]  # compiled for a bundle removed meanwhile
         return self.infos()
 
-    def _swap_in(self, bundle: Bundle, on_compiled: Callable[[], None] | None) -> None:
-        """Load `bundle` beside the version in force, then swap it in (or keep the old one)."""
+    def _swap_in(self, claim: _Claim, on_compiled: Callable[[], None] | None) -> None:
+        """Load a bundle beside the version in force, then swap it in (or keep the old one)."""
+        bundle = claim.bundle
         name = bundle.name
         old = self._current.plugins.get(name)
         sha = bundle.wasm_sha256
@@ -365,7 +352,7 @@ class Registry:
             if on_compiled is not None:
                 self._compile_in_background(bundle, on_compiled)
                 return
-        new = self._load_bundle(bundle)
+        new = self._load_bundle(claim)
         if new.info.state == "failed" and old is not None and old.runner is not None:
             _log.warning("plugin %s keeps %s: %s", name, old.info.version, new.info.reason)
             info = replace(old.info, state="loaded", last_error=new.info.reason)
@@ -396,12 +383,14 @@ class Registry:
         current = self._current
         self._current = _Generation({**current.plugins, name: loaded}, current.unopened)
 
-    def _source(self, bundle: Bundle) -> str:
+    def _source(self, claim: _Claim) -> str:
+        bundle = claim.bundle
         settings = self._config.settings_for(bundle.name)
         return json.dumps(
             [
                 str(bundle.directory),
                 bundle.wasm_sha256,
+                str(claim.signer),
                 bundle.manifest.model_dump(mode="json"),
                 # webhooks and schedules are the server's business, not the loaded plugin's
                 settings.model_dump(mode="json", exclude={"webhooks", "schedule"}),
@@ -411,20 +400,21 @@ class Registry:
             default=str,
         )
 
-    def _discover(self, into: _Generation) -> dict[str, Bundle]:
+    def _discover(self, into: _Generation) -> dict[str, _Claim]:
         """Open every bundle and settle the names; failures are recorded in `into.unopened`."""
         pins = self._pinned_dirs()
         claims: dict[str, list[_Claim]] = {}
         limits = self._config.bundles.limits()
+        policies = self._config.trust.policies(self._config.plugin_dirs)
         listed = set()
         for plugin_dir, directory in _bundle_dirs(self._config.plugin_dirs):
             listed.add(directory)
-            bundle = self._open(directory, limits, into)
-            if bundle is not None:
-                claims.setdefault(bundle.name, []).append(_Claim(bundle, plugin_dir))
+            claim = self._open(plugin_dir, directory, limits, policies[plugin_dir], into)
+            if claim is not None:
+                claims.setdefault(claim.bundle.name, []).append(claim)
         for gone in self._opened.keys() - listed:
             del self._opened[gone]
-        winners: dict[str, Bundle] = {}
+        winners: dict[str, _Claim] = {}
         for name, claimants in claims.items():
             winner, refused = _settle_name(name, claimants, pins.get(name))
             for claim, reason in refused:
@@ -432,7 +422,7 @@ class Registry:
                 directory = claim.bundle.directory
                 into.unopened.append(PluginInfo(name, "failed", reason, directory, version))
             if winner is not None:
-                winners[name] = winner.bundle
+                winners[name] = winner
         # Each refresh opens every bundle again; a broken one is reported once, not each time.
         known = {(info.directory, info.reason) for info in self._current.unopened}
         for info in into.unopened:
@@ -467,9 +457,9 @@ class Registry:
         """Each pinned name's plugin dir; a pin to a dir that is not searched is a config error."""
         pins: dict[str, Path] = {}
         for name, settings in self._config.plugins.items():
-            if settings.pin is None:
+            if settings.pin is None or settings.pin.plugin_dir is None:
                 continue
-            if not any(_same_dir(settings.pin.plugin_dir, d) for d in self._config.plugin_dirs):
+            if not any(same_dir(settings.pin.plugin_dir, d) for d in self._config.plugin_dirs):
                 raise ConfigError(
                     f"plugins.{name}.pin.plugin_dir: {settings.pin.plugin_dir} is not one of "
                     "plugin_dirs"
@@ -477,37 +467,63 @@ class Registry:
             pins[name] = settings.pin.plugin_dir
         return pins
 
-    def _open(self, directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
-        """The bundle, or None with the failure recorded under the directory's name.
+    def _open(
+        self,
+        plugin_dir: Path,
+        directory: Path,
+        limits: BundleLimits,
+        trust: TrustPolicy,
+        into: _Generation,
+    ) -> _Claim | None:
+        """The bundle and its signer, or None with the failure recorded.
 
-        A bundle whose files are as they were (same names, sizes, inodes, mtimes) when it was
-        last opened and verified is not read and hashed again: a refresh after one bundle was
-        dropped in costs one bundle's checksum, not all of them. Only bundles whose manifest
-        and component are plain files at the top of the bundle are remembered so.
+        Signatures are checked here, before anything of the bundle is compiled. A bundle whose
+        files are as they were (same names, sizes, inodes, mtimes) when it was last opened and
+        verified is not read and hashed again: a refresh after one bundle was dropped in costs
+        one bundle's checksum, not all of them. Only bundles whose manifest and component are
+        plain files at the top of the bundle are remembered so; the signature is checked every
+        time, since the operator's trust rules may have changed.
         """
+        name = directory.name  # until the manifest says otherwise
         try:
             stamp = _stamp(directory)  # before opening: a change while opening shows next time
             known = self._opened.pop(directory, None)
             if known is not None and known[0] == stamp and known[1].limits == limits:
+                bundle = known[1]
                 self._opened[directory] = known
-                return known[1]
-            bundle = Bundle.open(directory, limits)
-            if _plain_top_level(bundle):
-                self._opened[directory] = (stamp, bundle)
-            return bundle
+            else:
+                bundle = Bundle.open(directory, limits)
+                if _plain_top_level(bundle):
+                    self._opened[directory] = (stamp, bundle)
+            name = bundle.name
+            signer = trust.signer(bundle)
+            self._check_pinned_signer(bundle, signer)
+            return _Claim(bundle, plugin_dir, signer)
         except Exception as exc:  # one bundle can fail only itself, however it fails
             reason = describe_failure(exc)
             if not isinstance(exc, CorralError):
                 reason = f"{directory}: {reason}"
                 _log.debug("opening %s failed", directory, exc_info=exc)
-            into.unopened.append(PluginInfo(directory.name, "failed", reason, directory))
+            into.unopened.append(PluginInfo(name, "failed", reason, directory))
             return None
 
-    def _load_bundle(self, bundle: Bundle) -> _Loaded:
+    def _check_pinned_signer(self, bundle: Bundle, signer: Signer | None) -> None:
+        pin = self._config.settings_for(bundle.name).pin
+        if pin is None or pin.signer is None or (signer is not None and signer.name == pin.signer):
+            return
+        found = "not signed" if signer is None else f"signed by {signer}"
+        raise SignatureError(
+            f"{bundle.directory}: plugin name {bundle.name!r} is pinned to signer {pin.signer!r} "
+            f"(plugins.{bundle.name}.pin.signer), but this bundle is {found}"
+        )
+
+    def _load_bundle(self, claim: _Claim) -> _Loaded:
+        bundle = claim.bundle
         directory = bundle.directory
-        base = PluginInfo(bundle.name, "failed", "", directory, bundle.manifest.plugin.version)
+        version = bundle.manifest.plugin.version
+        base = PluginInfo(bundle.name, "failed", "", directory, version, signer=claim.signer)
         settings = self._config.settings_for(bundle.name)
-        source = self._source(bundle)
+        source = self._source(claim)
         if not settings.enabled:
             info = replace(base, state="disabled", reason="disabled in config")
             return _Loaded(info, source=source)

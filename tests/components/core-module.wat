@@ -1,0 +1,4 @@
+;; refused: a core module, not a component
+(module
+  (func (export "invoke"))
+)

@@ -1,0 +1,66 @@
+"""`corral new`: the project it creates builds and passes its own tests as it is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import corral
+from corral.cli import main
+
+
+@pytest.mark.slow
+def test_a_new_python_project_builds_and_passes_its_own_tests(tmp_path: Path) -> None:
+    project = tmp_path / "projects" / "greeter"
+    assert main(["new", "greeter", "--dir", str(project)]) == 0
+    assert sorted(p.name for p in project.iterdir()) == [
+        "README.md", "app.py", "manifest.yaml", "test_plugin.py",
+    ]  # fmt: skip
+    assert "name: greeter" in (project / "manifest.yaml").read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(Path(corral.__file__).parent.parent)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout
+
+
+def test_new_fills_an_empty_directory_and_defaults_to_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "one"]) == 0
+    assert (tmp_path / "one" / "app.py").is_file()
+    (tmp_path / "empty").mkdir()
+    assert main(["new", "two", "--dir", "empty"]) == 0
+    assert "name: two" in (tmp_path / "empty" / "manifest.yaml").read_text()
+
+
+def test_new_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "mine"
+    project.mkdir()
+    (project / "app.py").write_text("# my work\n")
+    assert main(["new", "mine", "--dir", str(project)]) == 1
+    assert "already exists and is not empty; not overwriting it" in capsys.readouterr().err
+    assert [p.name for p in project.iterdir()] == ["app.py"]
+    assert (project / "app.py").read_text() == "# my work\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no staging dir left behind
+
+
+@pytest.mark.parametrize("name", ["Bad", "9lives", "with_underscore", "a" * 64, "x\n"])
+def test_new_rejects_names_the_manifest_would_reject(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    assert main(["new", name, "--dir", str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err
+    assert "is not a plugin name" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
