@@ -135,6 +135,7 @@ def test_jira_webhooks_drive_jira_sync_through_a_corral_serve_process(
                 store = stack.enter_context(closing(SQLiteTaskStore(data / "tasks.db")))
                 assert len(all_tasks(store)) == len(keys)
                 jira.emulator.webhooks.add(f"{base}/webhooks/{PLUGIN}", SECRET)
+                jira.emulator.faults.set("webhook-duplicate:1")  # each one sent again, as Jira may
 
                 def task_of(key_or_id: str) -> Task | None:
                     return all_tasks(store).get(f"jira-{key_or_id}")
@@ -160,16 +161,24 @@ def test_jira_webhooks_drive_jira_sync_through_a_corral_serve_process(
                     what="the deleted issue to mark its task",
                 )
 
-                # Webhooks alone did it: the scheduled sync ran once, nothing else synced.
+                # Webhooks alone did it: the scheduled sync ran once, nothing else synced, and
+                # each event was applied once (its repeat, a retry, was dropped as a duplicate).
                 status = sync_status(client)
                 assert len(status["last_runs"]) == 1 and status["running"] is None
                 assert len(all_tasks(store)) == len(keys) + 1
+                assert jira.emulator.webhooks.flush(30), "Jira still sending"
                 until(  # the last delivery is acknowledged just after its write
                     lambda: plugin_entry(client, PLUGIN)["events"] == {"pending": 0, "dead": 0},
                     what="every event acknowledged",
                 )
-                queued = f'corral_webhooks_received_total{{outcome="queued",plugin="{PLUGIN}"}} 3.0'
-                assert queued in client.get("/metrics").text
+                metrics = client.get("/metrics").text
+                delivered = f'entry="on-event",outcome="ok",plugin="{PLUGIN}"'
+                assert f"corral_plugin_calls_total{{{delivered}}} 3.0" in metrics
+                for outcome in ("queued", "duplicate"):
+                    received = (
+                        f'corral_webhooks_received_total{{outcome="{outcome}",plugin="{PLUGIN}"}}'
+                    )
+                    assert f"{received} 3.0" in metrics
                 assert {d.status for d in jira.emulator.webhooks.deliveries()} == {202}
         finally:
             process.send_signal(signal.SIGTERM)
