@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from corral import PluginHost
-from corral.tasks import SQLiteTaskStore, Task, TaskFilter, TaskStore
+from corral.tasks import SQLiteTaskStore, Task
 from corral.testing.jira import EmulatorHandle
-from jira_sync_setup import PLUGIN, jira_sync_settings, running_jira
+from jira_sync_setup import PLUGIN, all_tasks, jira_sync_settings, running_jira
 from test_serve_events import _spawn_server, plugin_entry, running_server, until
 
 SECRET = "jira-webhook-secret-for-tests"
@@ -55,17 +55,6 @@ def jira_sync_config(
         return path
 
     return write
-
-
-def all_tasks(store: TaskStore) -> dict[str, Task]:
-    found: dict[str, Task] = {}
-    cursor = None
-    while True:
-        page = store.query(TaskFilter(), cursor, 500)
-        found.update((t.id, t) for t in page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return found
 
 
 def sync_status(client: httpx.Client) -> dict[str, Any]:
