@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from corral.tasks import Task, TaskFilter, TaskStore
 from corral.testing.jira import EmulatorHandle, JiraEmulator, serve
 
 PLUGIN = "jira-sync"
@@ -46,3 +47,15 @@ def jira_sync_settings(
             }
         ],
     }
+
+
+def all_tasks(store: TaskStore) -> dict[str, Task]:
+    """Every task in `store`, by id, read page by page."""
+    found: dict[str, Task] = {}
+    cursor = None
+    while True:
+        page = store.query(TaskFilter(), cursor, 500)
+        found.update((t.id, t) for t in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return found

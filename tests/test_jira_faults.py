@@ -481,3 +481,9 @@ def test_webhooks_configured_at_start(receiver: WebhookReceiver) -> None:
         (delivery,) = receiver.wait_for(1)
         verify(delivery, "from-start")
         assert delivery.json()["issue"]["fields"]["summary"] == "at start"
+
+
+def test_a_webhook_url_that_does_not_parse_is_refused_when_added() -> None:
+    # Not when delivering: that would stop the delivery thread, and every target's webhooks.
+    with pytest.raises(ValueError, match="not a valid URL"):
+        WebhookTarget("http://127.0.0.1:8080webhooks/jira-sync")

@@ -15,8 +15,9 @@ import httpx
 
 from corral import PluginHost
 from corral.sync import SyncReport
-from corral.tasks import Task, TaskFilter
+from corral.tasks import Task
 from corral.testing.jira import ApiCall, EmulatorHandle, IssueEvent
+from jira_sync_setup import all_tasks
 
 PLUGIN = "jira-sync"
 GRANTS = ["network.http.outbound", "config.read", "task.read", "task.write", "kv"]
@@ -77,15 +78,7 @@ class Bench:
     # --- the local side ----------------------------------------------------------------------
 
     def tasks(self) -> dict[str, Task]:
-        store = self.host.task_store
-        found: dict[str, Task] = {}
-        cursor = None
-        while True:
-            page = store.query(TaskFilter(), cursor, 500)
-            found.update((t.id, t) for t in page.items)
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
+        return all_tasks(self.host.task_store)
 
     def task_of(self, key: str) -> Task:
         return self.host.task_store.get(f"jira-{self.issue(key)['id']}")

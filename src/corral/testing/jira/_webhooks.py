@@ -50,6 +50,12 @@ class WebhookTarget:
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"webhook URL {self.url!r} must start with http:// or https://")
+        # Refused here, not when delivering: httpx raises InvalidURL (no HTTPError) there,
+        # which would end the delivery thread and with it every target's webhooks.
+        try:
+            httpx.URL(self.url)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"webhook URL {self.url!r} is not a valid URL: {exc}") from None
 
 
 @dataclass(frozen=True)
