@@ -19,6 +19,8 @@ from corral.bundle import Bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))
+# Hosts a test makes without `cache_dir` share the suite's compiled cache, not the user's.
+os.environ.setdefault("CORRAL_CACHE_DIR", str(BUILD_DIR / "compiled"))
 PLUGIN_SOURCES = {
     "hello": ROOT / "examples" / "hello-python",
     "misbehave": ROOT / "tests" / "plugins" / "misbehave",

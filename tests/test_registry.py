@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from corral import (
     PluginUnavailable,
 )
 from corral.bundle import sha256_hex
+from corral.config import default_cache_dir
 
 HostFactory = Callable[..., PluginHost]
 
@@ -193,3 +195,34 @@ def test_reloading_keeps_running_calls_and_swaps_whole(make_host: HostFactory) -
     assert [i.state for i in infos] == ["loaded"]
     assert isinstance(outcome["spin"], int) and outcome["spin"] > 0
     assert host.call("misbehave", "count", {"n": 4}) == 6
+
+
+def test_compiled_cache_is_per_user_not_per_data_dir(
+    tmp_path: Path,
+    plugin_dir: Callable[..., Path],
+    compiled_cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = tmp_path / "user-cache"
+    shutil.copytree(compiled_cache_dir, cache)  # a machine where hello was compiled once
+    monkeypatch.setenv("CORRAL_CACHE_DIR", str(cache))
+    directory = plugin_dir("hello")
+    for data_dir in (tmp_path / "first", tmp_path / "second"):
+        settings = {"hello": {"grant": ["config.read"]}}
+        with PluginHost(plugin_dirs=[directory], data_dir=data_dir, plugins=settings) as host:
+            (info,) = host.load()
+        assert (info.state, info.from_cache) == ("loaded", True)
+        assert not list(data_dir.rglob("*.cwasm"))
+
+
+def test_default_cache_dir_is_the_platform_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CORRAL_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    expected = tmp_path / "xdg" / "corral" / "compiled"
+    if sys.platform == "linux":
+        assert default_cache_dir() == expected
+    assert PluginHost(data_dir=tmp_path / "d").config.compiled_cache_dir == default_cache_dir()
+    explicit = PluginHost(data_dir=tmp_path / "d", cache_dir=tmp_path / "c")
+    assert explicit.config.compiled_cache_dir == tmp_path / "c"
