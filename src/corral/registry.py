@@ -197,6 +197,8 @@ class Registry:
         running on the old ones finish there.
         """
         pins = self._pinned_dirs()
+        reload = bool(self._current.plugins or self._current.unopened)
+        self._services.audit.record("host.load", reload=reload)
         fresh = _Generation()
         claims: dict[str, list[_Claim]] = {}
         limits = self._config.bundles.limits()
@@ -211,6 +213,7 @@ class Registry:
                 directory = claim.bundle.directory
                 fresh.unopened.append(PluginInfo(name, "failed", reason, directory, version))
                 _log.warning("%s: %s", directory, reason)
+                self._audit_outcome(fresh.unopened[-1], claim.bundle.manifest.security.checksum)
             if winner is not None:
                 self._load_bundle(winner.bundle, fresh)
         old, self._current = self._current, fresh
@@ -251,8 +254,7 @@ class Registry:
             pins[name] = settings.pin.plugin_dir
         return pins
 
-    @staticmethod
-    def _open(directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
+    def _open(self, directory: Path, limits: BundleLimits, into: _Generation) -> Bundle | None:
         """The bundle, or None with the failure recorded under the directory's name."""
         try:
             return Bundle.open(directory, limits)
@@ -263,6 +265,7 @@ class Registry:
                 _log.debug("opening %s failed", directory, exc_info=exc)
             into.unopened.append(PluginInfo(directory.name, "failed", reason, directory))
             _log.warning("%s", reason)
+            self._audit_outcome(into.unopened[-1])
             return None
 
     def _load_bundle(self, bundle: Bundle, into: _Generation) -> None:
@@ -272,6 +275,7 @@ class Registry:
         if not settings.enabled:
             info = replace(base, state="disabled", reason="disabled in config")
             into.plugins[bundle.name] = _Loaded(info)
+            self._audit_outcome(info, bundle.manifest.security.checksum)
             return
         loaded = _Loaded(base)
         into.plugins[bundle.name] = loaded
@@ -283,6 +287,18 @@ class Registry:
             self._release(loaded)
             loaded.info = replace(base, reason=describe_failure(exc))
             _log.warning("plugin %s failed to load: %s", bundle.name, loaded.info.reason)
+        self._audit_outcome(loaded.info, bundle.manifest.security.checksum)
+
+    def _audit_outcome(self, info: PluginInfo, checksum: str | None = None) -> None:
+        """An audit line for what became of a bundle: plugin.loaded, .failed or .disabled."""
+        self._services.audit.record(
+            f"plugin.{info.state}",
+            info.name,
+            version=info.version or None,
+            directory=None if info.directory is None else str(info.directory),
+            checksum=checksum,
+            reason=info.reason or None,
+        )
 
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
         name = bundle.name
@@ -323,7 +339,14 @@ class Registry:
             bundle.manifest, settings.limits.merged_over(self._config.defaults)
         )
         loaded.runner = PluginRunner(
-            self._runtime, name, component, limits, interfaces, in_force, plugin_logger(name)
+            self._runtime,
+            name,
+            component,
+            limits,
+            interfaces,
+            in_force,
+            plugin_logger(name),
+            audit=self._services.audit,
         )
         loaded.runner.prepare()
         loaded.info = replace(
@@ -346,6 +369,8 @@ class Registry:
         return sorted(ctype.imports(engine)), sorted(ctype.exports(engine))
 
     def _release(self, loaded: _Loaded) -> None:
+        if loaded.info.state == "loaded":
+            self._services.audit.record("plugin.unloaded", loaded.info.name)
         if loaded.runner is not None:
             loaded.runner.close()
             loaded.runner = None

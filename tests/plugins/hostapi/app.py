@@ -168,6 +168,8 @@ COMMANDS = {
     "tasks.delete-link": lambda a: tasks.delete_link(a["system"], a["external_key"]),
     "sandbox": _sandbox,
     "bench": _bench,
+    # several commands in one call, e.g. for the audit trail of one call
+    "steps": lambda a: [COMMANDS[command](args) for command, args in a["steps"]],
 }
 
 
