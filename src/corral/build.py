@@ -100,17 +100,7 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
             "-q", "-d", str(WIT_DIR), "-w", _WORLD,
             "componentize", APP_MODULE, *path, "-o", str(wasm),
         ]  # fmt: skip
-        try:
-            done = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                env=_build_env(),
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"{source}: componentize-py took more than {timeout_s:g} s") from None
+        done = _run(command, timeout_s, f"{source}: componentize-py")
         if done.returncode != 0 or not wasm.is_file():
             reason = _failure_reason(done.stderr or done.stdout) or f"exit code {done.returncode}"
             raise BuildError(f"{source}: componentize-py failed: {reason}")
@@ -125,6 +115,20 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
     tmp_manifest.write_text(_with_checksum(text, checksum, source), encoding="utf-8")
     os.replace(tmp_manifest, manifest_out)
     return Bundle.open(out)
+
+
+def _run(command: list[str], timeout_s: float, what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_build_env(),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{what} took more than {timeout_s:g} s") from None
 
 
 def _build_env() -> dict[str, str]:
@@ -156,17 +160,7 @@ def _install_requirements(source: Path, target: Path, timeout_s: float) -> Path:
         "--implementation", "py", "--abi", "none", "--platform", "any",
         "--python-version", GUEST_PYTHON, "-r", str(source / REQUIREMENTS),
     ]  # fmt: skip
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=_build_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"{source / REQUIREMENTS}: pip took more than {timeout_s:g} s") from None
+    done = _run(command, timeout_s, f"{source / REQUIREMENTS}: pip")
     if done.returncode != 0:
         missing = _NO_MATCH.search(done.stderr)
         if missing:
