@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -226,3 +227,36 @@ def test_default_cache_dir_is_the_platform_user_cache(
     assert PluginHost(data_dir=tmp_path / "d").config.compiled_cache_dir == default_cache_dir()
     explicit = PluginHost(data_dir=tmp_path / "d", cache_dir=tmp_path / "c")
     assert explicit.config.compiled_cache_dir == tmp_path / "c"
+
+
+_LOAD_HELLO = """
+import sys
+from pathlib import Path
+from corral import PluginHost
+plugins, data, cache = map(Path, sys.argv[1:4])
+settings = {"hello": {"grant": ["config.read"]}}
+with PluginHost(plugin_dirs=[plugins], data_dir=data, cache_dir=cache, plugins=settings) as host:
+    (info,) = host.load()
+print(info.state, info.from_cache)
+"""
+
+
+def test_two_processes_sharing_an_empty_cache_compile_once(
+    tmp_path: Path, plugin_dir: Callable[..., Path]
+) -> None:
+    directory, cache = plugin_dir("hello"), tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LOAD_HELLO, *map(str, (directory, tmp_path / f"d{i}", cache))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    # one compiled and wrote the entry; the other waited for it and read it back
+    assert sorted(out.strip() for out, _ in outputs) == ["loaded False", "loaded True"], outputs
+    assert len(list(cache.glob("*.cwasm"))) == 1
