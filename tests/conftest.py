@@ -17,6 +17,8 @@ from corral import PluginHost
 from corral.build import build_cached
 from corral.bundle import Bundle
 
+pytest_plugins = ["corral.testing.jira.pytest_plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))
 # Hosts a test makes without `cache_dir` share the suite's compiled cache, not the user's.

@@ -21,7 +21,7 @@ def test_public_names_match_all() -> None:
     public = {name for name in dir(corral) if not name.startswith("_")}
     modules = {
         *("bundle", "capabilities", "config", "host", "host_services", "manifest"),
-        *("permissions", "registry", "runtime", "tasks", "kvstore", "build", "cli"),
+        *("permissions", "registry", "runtime", "tasks", "kvstore", "build", "cli", "testing"),
     }
     assert public - modules == set(corral.__all__) - {"__version__"}
 

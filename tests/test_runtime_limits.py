@@ -157,3 +157,60 @@ def test_concurrent_calls_to_one_plugin_use_a_bounded_pool(make_host: HostFactor
     assert not errors and len(results) == 4
     # two instances, four 0.3 s calls: two rounds (on 2 cores), not one
     assert elapsed >= 0.6
+
+
+def _manifest_asks(plugins: Path, **runtime: str) -> None:
+    manifest = plugins / "misbehave" / "manifest.yaml"
+    text = manifest.read_text()
+    for key, value in runtime.items():
+        text = "\n".join(
+            f"  {key}: {value}" if line.startswith(f"  {key}:") else line
+            for line in text.splitlines()
+        )
+    manifest.write_text(text)
+
+
+def test_a_manifest_alone_gets_at_most_the_built_in_ceiling(
+    tmp_path: Path,
+    plugin_dir: Callable[..., Path],
+    compiled_cache_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plugins = plugin_dir("misbehave")
+    _manifest_asks(plugins, memory_limit="4GB", execution_timeout="100000m")
+    host = PluginHost(plugin_dirs=[plugins], data_dir=tmp_path / "d", cache_dir=compiled_cache_dir)
+    with host:
+        with caplog.at_level(logging.INFO, logger="corral.registry"):
+            host.load()
+        with pytest.raises(PluginMemoryExceeded) as info:
+            host.call("misbehave", "grow")
+    assert "268435456 bytes" in str(info.value)  # 256MB, not 4GB
+    notes = [r.getMessage() for r in caplog.records if "ceiling" in r.getMessage()]
+    assert any("memory_limit 4GB" in n and "of 256MB" in n for n in notes), notes
+    assert any("execution_timeout 100000m" in n and "of 60s" in n for n in notes), notes
+
+
+def test_operator_defaults_are_ceilings_a_plugin_setting_can_raise(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    plugins = plugin_dir("misbehave")
+    copy_as(plugins, "misbehave", "raised")
+    _manifest_asks(plugins, execution_timeout="100000m")
+    with PluginHost(
+        plugin_dirs=[plugins],
+        data_dir=tmp_path / "d",
+        cache_dir=compiled_cache_dir,
+        defaults={"execution_timeout": "300ms", "memory_limit": "32MB"},
+        plugins={"raised": {"limits": {"memory_limit": "1GB"}}},
+    ) as host:
+        host.load()
+        started = time.monotonic()
+        with pytest.raises(PluginTimeout):
+            host.call("misbehave", "loop")
+        assert time.monotonic() - started < 0.5  # the defaults' 300ms, not 100000m
+        with pytest.raises(PluginMemoryExceeded) as info:
+            host.call("misbehave", "grow")
+        assert "33554432 bytes" in str(info.value)  # the defaults' 32MB, under the manifest's 48MB
+        with pytest.raises(PluginMemoryExceeded) as info:
+            host.call("raised", "grow")
+        assert "50331648 bytes" in str(info.value)  # the manifest's 48MB, under a raised 1GB

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
+from collections.abc import Callable
+
+from .capabilities.log import escape_controls
 
 __all__ = ["GuestOutput"]
 
@@ -18,12 +23,35 @@ class GuestOutput:
 
     def __init__(self, logger: logging.Logger, stream: str, limit: int) -> None:
         self._logger = logger
-        self._stream = stream
+        self.stream = stream
         self._limit = limit
         self._buffer = b""
         self._written = 0
         self._dropped = 0
         self.tail = b""
+        self._released = threading.Event()
+
+    def sink(self) -> Callable[[bytes], None]:
+        """The callback to give Wasmtime for this stream (`WasiConfig.stdout_custom`).
+
+        Wasmtime calls it from its own I/O threads, and releases it when the last of them is
+        done with the stream, which can be after the store was closed; `wait_released` waits
+        for that.
+        """
+
+        def write(data: bytes) -> None:
+            self.write(data)
+
+        weakref.finalize(write, self._released.set)
+        return write
+
+    def wait_released(self, timeout: float) -> bool:
+        """Wait until Wasmtime has released this stream's sink: no call into it can follow.
+
+        A Wasmtime thread that calls into Python while the interpreter exits aborts the whole
+        process, so stores are closed and their streams waited for before then.
+        """
+        return self._released.wait(timeout)
 
     def write(self, data: bytes) -> None:
         self.tail = (self.tail + data)[-self._TAIL :]
@@ -40,7 +68,8 @@ class GuestOutput:
             self._emit(line)
 
     def _emit(self, line: bytes) -> None:
-        self._logger.info("[%s] %s", self._stream, line.decode("utf-8", "replace"))
+        text = escape_controls(line.decode("utf-8", "replace"))
+        self._logger.info("[%s] %s", self.stream, text)
 
     def end_call(self) -> None:
         if self._buffer:
@@ -49,7 +78,7 @@ class GuestOutput:
         if self._dropped:
             self._logger.warning(
                 "[%s] %d bytes of output dropped over the %d-byte limit per call",
-                self._stream,
+                self.stream,
                 self._dropped,
                 self._limit,
             )

@@ -36,6 +36,13 @@ def parse_size(text: str | int) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+def positive_size(text: str) -> str:
+    """`text` if it is a size larger than zero (a pydantic validator for size options)."""
+    if parse_size(text) <= 0:
+        raise ValueError(f'"{text}" must be larger than zero')
+    return text
+
+
 def parse_duration(text: str | float) -> float:
     """Parse ``"30s"`` (units ms, s, m) into seconds."""
     if isinstance(text, int | float) and not isinstance(text, bool):

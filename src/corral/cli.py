@@ -161,6 +161,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         services.close()
 
 
+def cmd_jira_emulator(args: argparse.Namespace) -> int:
+    # Imported here: the web stack loads only for this command.
+    from .testing.jira._command import run
+
+    return run(args)
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -220,7 +227,36 @@ def build_parser() -> argparse.ArgumentParser:
     for leaf in _subparsers(commands.choices["tasks"]):
         _host_options(leaf)
         leaf.set_defaults(func=cmd_tasks)
+    _add_jira_emulator_parser(commands)
     return parser
+
+
+def _add_jira_emulator_parser(commands: Any) -> None:
+    emulator = commands.add_parser(
+        "jira-emulator",
+        help="serve a local Jira Cloud emulator (for tests and demos)",
+        description="Serve a local Jira Cloud (REST API v2 and v3) until Ctrl-C.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulator.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    emulator.add_argument("--issues", type=int, default=0, metavar="N", help="seed N issues")
+    emulator.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the issues")
+    emulator.add_argument("--project", default="DEMO", metavar="KEY", help="project key")
+    emulator.add_argument(
+        "--user",
+        action="append",
+        metavar="EMAIL:TOKEN[:TZ]",
+        help="a user who may call the API (repeatable; default: two example users)",
+    )
+    emulator.add_argument(
+        "--webhook", action="append", metavar="URL", help="POST issue events to URL (repeatable)"
+    )
+    emulator.add_argument("--webhook-secret", metavar="S", help="sign webhooks (HMAC-SHA256)")
+    emulator.add_argument(
+        "--faults", default="", metavar="SPEC", help='faults to inject, e.g. "429:0.1,latency:50ms"'
+    )
+    emulator.add_argument("--state", metavar="FILE", help="keep issues in this SQLite file")
+    emulator.set_defaults(func=cmd_jira_emulator)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

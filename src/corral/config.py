@@ -9,9 +9,9 @@ engine:
 bundles:                        # what reading one bundle may cost
   max_manifest_size: 1MiB
   max_component_size: 256MiB
-defaults:                       # limits for every plugin (the manifest may ask for less)
-  memory_limit: 128MB
-  execution_timeout: 30s
+defaults:                       # ceilings for every plugin (the manifest may ask for less)
+  memory_limit: 256MB           # built-in ceilings where unset: LIMIT_CEILINGS
+  execution_timeout: 60s
   max_instances: 4
 plugins:
   jira-sync:
@@ -44,6 +44,7 @@ from .capabilities import CAPABILITIES
 from .permissions import check_permission_names
 
 __all__ = [
+    "LIMIT_CEILINGS",
     "BundleOptions",
     "EngineOptions",
     "HostConfig",
@@ -64,7 +65,11 @@ class _Strict(BaseModel):
 
 
 class LimitOptions(_Strict):
-    """Limits the operator sets; each applies only where it is tighter than the manifest's."""
+    """Ceilings the operator sets on a plugin's limits; a manifest may ask for less, never more.
+
+    Unset means the next level up: ``plugins.<name>.limits``, then ``defaults``, then
+    `LIMIT_CEILINGS`.
+    """
 
     memory_limit: str | None = None
     execution_timeout: str | None = None
@@ -90,6 +95,11 @@ class LimitOptions(_Strict):
         return LimitOptions(
             **{k: v if v is not None else getattr(base, k) for k, v in self.model_dump().items()}
         )
+
+
+LIMIT_CEILINGS = LimitOptions(memory_limit="256MB", execution_timeout="60s", max_instances=4)
+"""The ceilings where the operator set none: a manifest alone cannot ask for more. No fuel
+ceiling: the execution timeout already bounds a call, and fuel costs differ per toolchain."""
 
 
 class EngineOptions(_Strict):

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from .capabilities.http._policy import CredentialOptions, HttpOptions
 from .capabilities.kv import KvOptions
 from .capabilities.log import LogOptions
+from .capabilities.tasks import TasksOptions
 from .config import HostConfig
 
 __all__ = [
@@ -33,6 +34,7 @@ CAPABILITY_OPTION_MODELS: dict[str, Any] = {
     "credentials": list[CredentialOptions],
     "log": LogOptions,
     "kv": KvOptions,
+    "tasks": TasksOptions,
 }
 """The model of each ``plugins.<name>`` key a capability owns (a test checks none is missing)."""
 
@@ -83,6 +85,11 @@ _NOTES = {
     "kv.max_value": "Largest value; default 1 MiB.",
     "kv.max_total": "All of the plugin's keys and values; default 64 MiB.",
     "pin.plugin_dir": "One of plugin_dirs; relative to the config file.",
+    "plugins.<name>.tasks": "Bounds on the plugin's task writes.",
+    "tasks.max_batch_items": "Tasks per put-many.",
+    "tasks.max_batch_bytes": "JSON text per put-many.",
+    "tasks.max_tasks": "The most tasks the plugin may have created (and not deleted); unset: "
+    "no quota.",
 }
 
 EXAMPLE = """\

@@ -134,16 +134,21 @@ class PluginHost:
 
         Raises `PluginError` for an error value, `PluginTrap` (or `PluginTimeout`,
         `PluginMemoryExceeded`, `PluginFuelExhausted`) when the plugin traps, and
-        `PluginNotFound`/`PluginUnavailable` when it is not loaded.
+        `PluginNotFound`/`PluginUnavailable` when it is not loaded; `ConfigError` when `input`
+        is not JSON-able (JSON has no NaN), and `PluginError` (``internal``) for a result the
+        host cannot decode. Nothing else: every failure is a `CorralError`.
         """
         runner = self._registry.runner(plugin)
-        output = runner.invoke(command, json.dumps(input))
+        output = runner.invoke(command, _to_json(input, f"the input of {plugin} {command!r}"))
         try:
             return json.loads(output)
         except json.JSONDecodeError as exc:
-            raise PluginError(
-                plugin, "internal", f"{command!r} returned invalid JSON: {exc.msg}"
-            ) from None
+            reason = f"invalid JSON: {exc.msg}"
+        except RecursionError:
+            reason = "JSON nested deeper than Python's recursion limit"
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            reason = f"JSON the host cannot decode: {exc}"
+        raise PluginError(plugin, "internal", f"{command!r} returned {reason}")
 
     async def acall(self, plugin: str, command: str, input: Any = None) -> Any:
         """`call`, run in a worker thread so the event loop keeps running."""
@@ -163,7 +168,7 @@ class PluginHost:
             source=source,
             type=type,
             id=id or uuid.uuid4().hex,
-            payload=json.dumps(payload),
+            payload=_to_json(payload, f"the payload of the {type!r} event for {plugin}"),
             received_at_ms=int(time.time() * 1000),
         )
         self._registry.runner(plugin).on_event(event)
@@ -177,6 +182,17 @@ class PluginHost:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _to_json(value: Any, what: str) -> str:
+    """`value` as JSON text; `ConfigError` if it has none (JSON has no NaN or Infinity)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except RecursionError:
+        reason = "is nested too deeply"
+    except (TypeError, ValueError) as exc:
+        reason = f"is not JSON-able: {exc}"
+    raise ConfigError(f"{what} {reason}")
 
 
 def _shutdown(registry: Registry, services: HostServices, runtime: Runtime) -> None:

@@ -37,7 +37,7 @@ from ._units import parse_duration, parse_size
 from .bundle import Bundle, BundleLimits
 from .capabilities import CAPABILITIES, PluginContext, wit_interface
 from .capabilities.log import plugin_logger
-from .config import HostConfig, LimitOptions
+from .config import LIMIT_CEILINGS, HostConfig, LimitOptions
 from .host_services import HostServices
 from .manifest import MANIFEST_FILENAME, Manifest
 from .permissions import expand_permissions
@@ -141,20 +141,46 @@ def _same_dir(a: Path, b: Path) -> bool:
 
 
 def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits:
-    """The tighter of what the manifest asks and what the operator allows."""
-    runtime = manifest.runtime
+    """What the manifest asks, capped by the operator's ceilings (built-in ones where unset).
+
+    A manifest asking for more than a ceiling gets the ceiling (and a log line): the limits are
+    the operator's policy, and a plugin that truly needs more fails with a trap that names the
+    limit, which the operator can then raise for that plugin alone.
+    """
+    ceilings = operator.merged_over(LIMIT_CEILINGS)
+    assert ceilings.memory_limit is not None and ceilings.execution_timeout is not None
+    runtime, name = manifest.runtime, manifest.name
     memory = runtime.memory_limit_bytes
-    if operator.memory_limit is not None:
-        memory = min(memory, parse_size(operator.memory_limit))
+    if memory > parse_size(ceilings.memory_limit):
+        _log_capped(name, "memory_limit", runtime.memory_limit, ceilings.memory_limit)
+        memory = parse_size(ceilings.memory_limit)
     timeout = runtime.execution_timeout_s
-    if operator.execution_timeout is not None:
-        timeout = min(timeout, parse_duration(operator.execution_timeout))
-    fuels = [f for f in (runtime.fuel, operator.fuel) if f is not None]
+    if timeout > parse_duration(ceilings.execution_timeout):
+        _log_capped(
+            name, "execution_timeout", runtime.execution_timeout, ceilings.execution_timeout
+        )
+        timeout = parse_duration(ceilings.execution_timeout)
+    fuels = [f for f in (runtime.fuel, ceilings.fuel) if f is not None]
     return PluginLimits(
         memory_bytes=memory,
         timeout_s=timeout,
         fuel=min(fuels) if fuels else None,
-        max_instances=operator.max_instances or 4,
+        max_instances=ceilings.max_instances or 1,
+    )
+
+
+def _log_capped(plugin: str, field: str, asked: str, ceiling: str) -> None:
+    # Info, not a warning: capping is the operator's policy working as configured.
+    _log.info(
+        "plugin %s: manifest asks for runtime.%s %s, over the operator's ceiling of %s; "
+        "using %s (raise it with plugins.%s.limits.%s in corral.yaml)",
+        plugin,
+        field,
+        asked,
+        ceiling,
+        ceiling,
+        plugin,
+        field,
     )
 
 

@@ -60,6 +60,9 @@ _WASMTIME_VERSION = metadata.version("wasmtime")
 # Without a fuel budget a call still needs fuel: the engine meters every store.
 _UNMETERED_FUEL = 1 << 62
 _TICKER_LINGER_S = 1.0
+# Wasmtime's output threads release a closed store's streams within microseconds, unless they
+# wait for the GIL; past this, a store's close stops waiting for them.
+_OUTPUT_RELEASE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,12 @@ class Runtime:
         self._ticking = False
         self._last_call = 0.0
         self._closing = False
+        # The epoch clock: while the ticker runs, the engine's epoch is due to reach
+        # `_origin_epoch + n` at monotonic time `_origin + n * tick`, and never earlier.
+        # `_epoch` counts the increments made so far; only the ticker makes them.
+        self._epoch = 0
+        self._origin = 0.0
+        self._origin_epoch = 0
         self._wake = threading.Condition()
         self._ticker = threading.Thread(target=self._tick, name="corral-epoch", daemon=True)
         self._ticker.start()
@@ -123,7 +132,11 @@ class Runtime:
         with self._wake:
             self._active += 1
             if not self._ticking:
+                # The clock restarts here, not when the ticker thread gets to run: deadlines
+                # armed before it does must already count from now.
                 self._ticking = True
+                self._origin = time.monotonic()
+                self._origin_epoch = self._epoch
                 self._wake.notify()
 
     def call_finished(self) -> None:
@@ -139,17 +152,17 @@ class Runtime:
                 self._wake.wait_for(lambda: self._ticking or self._closing)
                 if self._closing:
                     return
-            # The epoch follows the wall clock: a late wake-up (sleep jitter, a busy GIL)
-            # catches up with several increments instead of stretching every deadline.
-            started = time.monotonic()
-            epoch = 0
+                origin, origin_epoch = self._origin, self._origin_epoch
             while not self._closing:
                 time.sleep(tick)
                 now = time.monotonic()
-                due = int((now - started) / tick)
-                while epoch < due:
+                # The epoch follows the wall clock: after a late wake-up (sleep jitter, another
+                # thread holding the GIL) it catches up in a burst. Deadlines are absolute
+                # epochs (`epoch_deadline`), so a burst ends calls on time, never early.
+                due = origin_epoch + int((now - origin) / tick)
+                while self._epoch < due:
                     self.engine.increment_epoch()
-                    epoch += 1
+                    self._epoch += 1
                 with self._wake:
                     # Waking this thread costs a call tens of microseconds, so it keeps ticking
                     # through short gaps between calls and sleeps only after a quiet second.
@@ -157,14 +170,20 @@ class Runtime:
                         self._ticking = False
                         break
 
-    def ticks_until(self, deadline: float) -> int:
-        """Epoch ticks from now until the `time.monotonic()` value `deadline`.
+    def epoch_deadline(self, deadline: float) -> int:
+        """Ticks to pass to `Store.set_epoch_deadline` for the `time.monotonic()` `deadline`.
 
-        One more than the division gives: the next tick may be due at any moment, and a call
-        must never be interrupted before its deadline.
+        The target is absolute: the epoch the ticker reaches at `deadline` by wall clock, so a
+        stale epoch (the ticker starved of the GIL) cannot bring the trap forward. `_epoch` may
+        lag the engine's epoch by the increment in progress, which only makes the deadline a
+        tick later. Call it only while a call is counted (`call_started`): the clock is fixed
+        then.
         """
-        remaining = deadline - time.monotonic()
-        return max(0, math.ceil(remaining / self.settings.epoch_tick_s)) + 1
+        with self._wake:
+            target = self._origin_epoch + math.ceil(
+                (deadline - self._origin) / self.settings.epoch_tick_s
+            )
+            return max(0, target - self._epoch)
 
     def compile(self, wasm: bytes) -> Component:
         """Compile a component (seconds for a Python plugin: callers cache the result)."""
@@ -204,6 +223,23 @@ class _Instance:
         self.outputs = outputs
         self.invoke = _export(store, instance, "invoke")
         self.on_event = _export(store, instance, "on-event")
+
+    def close(self) -> None:
+        _close_store(self.store, self.outputs)
+
+
+def _close_store(store: Store, outputs: list[GuestOutput]) -> None:
+    """Free a store's linear memory and WASI context now, and let its output threads finish.
+
+    A trap's traceback holds the frames that held the store, in a cycle with the exception, so
+    without this the memory waits for the cyclic GC (gigabytes after a few memory traps), or
+    for interpreter exit, where Wasmtime's WASI output threads then call into a finalizing
+    Python and abort the process.
+    """
+    store.close()
+    for output in outputs:
+        if not output.wait_released(_OUTPUT_RELEASE_S):
+            _log.warning("guest %s still held by Wasmtime after its store closed", output.stream)
 
 
 class PluginRunner:
@@ -271,8 +307,13 @@ class PluginRunner:
         def call(_store: Any, *args: Any) -> Any:
             # Host functions never raise into Wasmtime: an exception there becomes a trap, and
             # the contract says errors cross as values.
+            context = _current_call.get()
+            # The guest may call in after its deadline, before the next epoch check traps it:
+            # no host work starts then.
+            if context.remaining() <= 0:
+                return Variant("timeout", f"{qualified}: the call's deadline has passed")
             try:
-                return impl(_current_call.get(), *args)
+                return impl(context, *args)
             except HostApiError as exc:
                 return error_value(exc)
             except Exception:
@@ -290,8 +331,8 @@ class PluginRunner:
             GuestOutput(self._logger, "stdout", self.limits.max_output_bytes),
             GuestOutput(self._logger, "stderr", self.limits.max_output_bytes),
         ]
-        wasi.stdout_custom = outputs[0].write
-        wasi.stderr_custom = outputs[1].write
+        wasi.stdout_custom = outputs[0].sink()
+        wasi.stderr_custom = outputs[1].sink()
         store.set_wasi(wasi)
         store.set_limits(
             memory_size=self.limits.memory_bytes,
@@ -309,6 +350,7 @@ class PluginRunner:
             instance = self._linker.instantiate(store, self.component)
         except WasmtimeError as exc:
             elapsed = time.monotonic() - start
+            _close_store(store, outputs)
             raise trap_from(self.name, exc, self.limits, elapsed, outputs[1].tail) from None
         finally:
             for output in outputs:
@@ -317,7 +359,7 @@ class PluginRunner:
 
     def _arm(self, store: Store, deadline: float) -> None:
         """Give the store what is left of the call's time, and a fresh fuel budget."""
-        store.set_epoch_deadline(self.runtime.ticks_until(deadline))
+        store.set_epoch_deadline(self.runtime.epoch_deadline(deadline))
         if self.limits.fuel is not None:
             store.set_fuel(self.limits.fuel)
 
@@ -345,16 +387,24 @@ class PluginRunner:
         try:
             return self._new_instance(deadline)
         except BaseException:
-            self._release(None)
+            self._discard(None)
             raise
 
-    def _release(self, instance: _Instance | None) -> None:
-        """Return an instance to the pool, or (None) give up its slot."""
+    def _release(self, instance: _Instance) -> None:
+        """Return a healthy instance to the pool (or close it if the runner is closed)."""
         with self._available:
-            if instance is None or self._closed:
-                self._live -= 1
-            else:
+            if not self._closed:
                 self._idle.append(instance)
+                self._available.notify()
+                return
+        self._discard(instance)
+
+    def _discard(self, instance: _Instance | None) -> None:
+        """Give up an instance's slot and free its store (None: a slot that got no instance)."""
+        if instance is not None:
+            instance.close()
+        with self._available:
+            self._live -= 1
             self._available.notify()
 
     def prepare(self) -> None:
@@ -401,7 +451,10 @@ class PluginRunner:
                 return result
             finally:
                 # An instance that failed in any way is dropped: its state is unknown.
-                self._release(instance if healthy else None)
+                if healthy:
+                    self._release(instance)
+                else:
+                    self._discard(instance)
 
     def invoke(self, command: str, input_json: str) -> str:
         """Call the plugin's `invoke` export; returns its JSON text."""
@@ -428,10 +481,13 @@ class PluginRunner:
                 raise _plugin_error(self.name, result)
 
     def close(self) -> None:
+        """Free the idle instances; those in use are freed when their calls end."""
         with self._available:
             self._closed = True
-            self._idle.clear()
+            idle, self._idle = self._idle, []
             self._available.notify_all()
+        for instance in idle:
+            self._discard(instance)
 
 
 def _denied(plugin: str, function: str, permission: str) -> HostApiError:

@@ -8,6 +8,7 @@ recovers.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from .._ratelimit import TokenBucket
 from .._validation import validate_model
 from ._base import CallContext, Capability, HostFunction, PluginContext
 
-__all__ = ["LogCapability", "LogOptions", "plugin_logger"]
+__all__ = ["LogCapability", "LogOptions", "escape_controls", "plugin_logger"]
 
 _LEVELS = {
     "trace": logging.DEBUG - 5,
@@ -28,6 +29,17 @@ _LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+# Line breaks and terminal controls, which would let a plugin end its own log line and write
+# what looks like another (a host line, say), or rewrite the line on a terminal. Tab is kept.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters and line breaks written as escapes (``\\n``, ``\\x1b``)."""
+    return _CONTROLS.sub(lambda m: _NAMED.get(m[0]) or repr(m[0])[1:-1], text)
 
 
 def plugin_logger(plugin: str) -> logging.Logger:
@@ -57,10 +69,12 @@ class _LogState:
 
 
 def _clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` bytes of UTF-8, with its controls escaped."""
     data = text.encode("utf-8", "replace")
     if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", "ignore") + f"… ({len(data) - limit} bytes cut)"
+        return escape_controls(text)
+    kept = escape_controls(data[:limit].decode("utf-8", "ignore"))
+    return kept + f"… ({len(data) - limit} bytes cut)"
 
 
 class LogCapability(Capability):

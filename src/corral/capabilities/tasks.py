@@ -2,23 +2,51 @@
 
 Bulk values cross as JSON strings: wasmtime-py converts typed component values one Python
 object at a time, which for 10,000 task records is over ten times slower than one string.
+
+A `put-many` is bounded in items and bytes, so one host call stays short; it is stored only if
+it commits before the call's deadline, and only within the plugin's task quota.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
-from .._errors import InvalidInput
-from ..tasks import Link, TaskFilter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from .._errors import ConfigError, InvalidInput
+from .._units import format_size, parse_size, positive_size
+from .._validation import validate_model
+from ..tasks import Link, TaskFilter, WriteBounds
 from ._base import CallContext, Capability, HostFunction, PluginContext
 from ._wit import record
 
-__all__ = ["TasksCapability"]
+__all__ = ["TasksCapability", "TasksOptions"]
 
 READ = "task.read"
 WRITE = "task.write"
+
+
+class TasksOptions(BaseModel):
+    """Operator options under ``plugins.<name>.tasks``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_batch_items: int = Field(default=1000, ge=1)
+    """Tasks per `put-many`."""
+    max_batch_bytes: Annotated[str, AfterValidator(positive_size)] = "8MB"
+    """JSON text per `put-many`."""
+    max_tasks: int | None = Field(default=None, ge=0)
+    """The most tasks the plugin may have created (and not deleted); unset: no quota."""
+
+
+@dataclass(frozen=True)
+class _TasksState:
+    context: PluginContext
+    options: TasksOptions
+    max_batch_bytes: int
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -41,10 +69,21 @@ class TasksCapability(Capability):
     name = "tasks"
     permissions = (READ, WRITE)
     permission_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {"task.read_write": (READ, WRITE)}
+    option_keys = ("tasks",)
 
-    def host_functions(self, state: PluginContext) -> list[HostFunction]:
-        services = state.services
-        plugin = state.name
+    def configure(self, plugin: PluginContext) -> _TasksState:
+        options = validate_model(
+            TasksOptions,
+            plugin.options.get("tasks") or {},
+            f"plugins.{plugin.name}.tasks",
+            ConfigError,
+        )
+        return _TasksState(plugin, options, parse_size(options.max_batch_bytes))
+
+    def host_functions(self, state: _TasksState) -> list[HostFunction]:
+        services = state.context.services
+        plugin = state.context.name
+        options = state.options
 
         def get(call: CallContext, task_id: str) -> str:
             return json.dumps(services.task_store.get(task_id).to_json())
@@ -60,10 +99,22 @@ class TasksCapability(Capability):
             return record(items=items, next_cursor=page.next_cursor)
 
         def put_many(call: CallContext, tasks_json: str) -> str:
+            size = len(tasks_json.encode("utf-8", "surrogatepass"))
+            if size > state.max_batch_bytes:
+                raise InvalidInput(
+                    f"the task batch is {format_size(size)} of JSON; the most per put-many is "
+                    f"{format_size(state.max_batch_bytes)} (plugins.{plugin}.tasks.max_batch_bytes)"
+                )
             items = _parse_json(tasks_json, "the task batch")
             if not isinstance(items, list):
                 raise InvalidInput("the task batch must be a JSON array of task objects")
-            stored = services.task_store.put_many(items, actor=plugin)
+            if len(items) > options.max_batch_items:
+                raise InvalidInput(
+                    f"the task batch has {len(items)} tasks; the most per put-many is "
+                    f"{options.max_batch_items} (plugins.{plugin}.tasks.max_batch_items)"
+                )
+            bounds = WriteBounds(deadline=call.deadline, max_created=options.max_tasks)
+            stored = services.task_store.put_many(items, actor=plugin, bounds=bounds)
             services.audit.record("task.write", plugin, tasks=[[t.id, t.version] for t in stored])
             return json.dumps([task.to_json() for task in stored])
 

@@ -19,7 +19,7 @@ from .model import (
     format_timestamp,
 )
 from .sqlite import SQLiteTaskStore
-from .store import MAX_LIMIT, TaskStore, clamp_limit
+from .store import MAX_LIMIT, TaskStore, WriteBounds, clamp_limit
 
 __all__ = [
     "MAX_LIMIT",
@@ -33,6 +33,7 @@ __all__ = [
     "TaskFilter",
     "TaskStore",
     "TaskUpsert",
+    "WriteBounds",
     "check_version",
     "clamp_limit",
     "format_timestamp",

@@ -10,11 +10,14 @@ import base64
 import json
 import os
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from corral._errors import InvalidInput, NotFound
+from corral._errors import HostTimeout, InvalidInput, NotFound
 from corral._sqlite import SQLiteConnections
 
 from .model import (
@@ -28,7 +31,7 @@ from .model import (
     check_version,
     format_timestamp,
 )
-from .store import TaskStore, clamp_limit
+from .store import TaskStore, WriteBounds, clamp_limit
 
 __all__ = ["SQLiteTaskStore"]
 
@@ -90,6 +93,8 @@ _SCHEMA = (
     )""",
     # One row: the last seq handed out. See `_append_changes`.
     "CREATE TABLE IF NOT EXISTS task_change_seq (last_seq INTEGER NOT NULL)",
+    # For the per-plugin task quota: the tasks an actor created, found by their create change.
+    "CREATE INDEX IF NOT EXISTS task_changes_by_actor ON task_changes (actor, op)",
     """INSERT INTO task_change_seq (last_seq)
         SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM task_change_seq)""",
 )
@@ -110,8 +115,41 @@ _UPDATE_TASK = """UPDATE tasks SET title = ?, description = ?, status = ?, prior
 _LINK_COLUMNS = "plugin, system, external_key, task_id, snapshot, updated_at"
 _SELECT_LINKS = f"SELECT {_LINK_COLUMNS} FROM task_links"
 
+_COMMIT_RESERVE_S = 0.05
 # Parameters per `IN (...)` list: well under every database's limit on bound parameters.
 _CHUNK = 500
+
+
+@contextmanager
+def _stopped_at(conn: sqlite3.Connection, bounds: WriteBounds) -> Iterator[None]:
+    """Interrupt the statements of a write transaction at `bounds.deadline`, less a reserve
+    for the commit itself (an fsync): a batch committed after the deadline would stay though
+    the call timed out. Raising here rolls the batch back."""
+    if bounds.deadline is None:
+        yield
+        return
+    stop = bounds.deadline - _COMMIT_RESERVE_S
+    # SQLite calls this every N virtual-machine steps; a true value aborts the statement.
+    conn.set_progress_handler(lambda: time.monotonic() >= stop, 10_000)
+    try:
+        yield
+        bounds.check_time(reserve=_COMMIT_RESERVE_S)
+    except sqlite3.OperationalError:
+        if time.monotonic() < stop:
+            raise
+        raise HostTimeout("the call's deadline passed before the task batch was stored") from None
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
+def _created_by(conn: sqlite3.Connection, actor: str) -> int:
+    """How many existing tasks `actor` created."""
+    row = conn.execute(
+        """SELECT count(DISTINCT c.id) FROM task_changes c WHERE c.actor = ? AND c.op = 'create'
+        AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = c.id)""",
+        (actor,),
+    ).fetchone()
+    return int(row[0])
 
 
 def _now() -> str:
@@ -321,18 +359,28 @@ class SQLiteTaskStore(TaskStore):
             return Page(tasks)
         return Page(tasks, _encode_cursor("query", tasks[-1].updated_at, tasks[-1].id))
 
-    def put_many(self, items: list[dict[str, Any]], actor: str) -> list[Task]:
+    def put_many(
+        self, items: list[dict[str, Any]], actor: str, bounds: WriteBounds | None = None
+    ) -> list[Task]:
+        bounds = bounds or WriteBounds()
         # Validate everything before taking the write lock.
-        upserts = [TaskUpsert.from_json(item, where=f"tasks[{i}]") for i, item in enumerate(items)]
+        upserts = []
+        for i, item in enumerate(items):
+            if i % 1000 == 0:
+                bounds.check_time()
+            upserts.append(TaskUpsert.from_json(item, where=f"tasks[{i}]"))
         _reject_repeated_ids(upserts)
         if not upserts:
             return []
-        with self._db.writing() as conn:
+        bounds.check_time()
+        with self._db.writing() as conn, _stopped_at(conn, bounds):
             now = _now()
             stored = _tasks_by_id(conn, [u.id for u in upserts if u.id is not None])
             written: list[tuple[ChangeOp, Task]] = []
             relabeled: list[Task] = []
-            for upsert in upserts:
+            for i, upsert in enumerate(upserts):
+                if i % 1000 == 0:
+                    bounds.check_time()
                 current = None if upsert.id is None else stored.get(upsert.id)
                 check_version(upsert.id, upsert.expected_version, current.version if current else 0)
                 if current is None:
@@ -355,6 +403,8 @@ class SQLiteTaskStore(TaskStore):
                 [(task.id, label) for task in created + relabeled for label in task.labels],
             )
             _append_changes(conn, actor, now, rows)
+            if bounds.max_created is not None:
+                bounds.check_quota(actor, _created_by(conn, actor) - len(created), len(created))
         return [task for _, task in written]
 
     def delete(self, task_id: str, expected_version: int | None, actor: str) -> None:

@@ -6,11 +6,14 @@ protocol instead (`TaskUpsert` and `check_version` carry the upsert rules).
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .._errors import HostTimeout, InvalidInput
 from .model import Change, Link, Page, Task, TaskFilter
 
-__all__ = ["MAX_LIMIT", "TaskStore", "clamp_limit"]
+__all__ = ["MAX_LIMIT", "TaskStore", "WriteBounds", "clamp_limit"]
 
 MAX_LIMIT = 1000
 """The most items one page holds."""
@@ -19,6 +22,29 @@ MAX_LIMIT = 1000
 def clamp_limit(limit: int) -> int:
     """A page size within 1..MAX_LIMIT."""
     return max(1, min(limit, MAX_LIMIT))
+
+
+@dataclass(frozen=True)
+class WriteBounds:
+    """What one `put_many` may do: a plugin's writes carry its call's deadline and quota."""
+
+    deadline: float | None = None
+    """A `time.monotonic()` value: a batch not committed by then is rolled back."""
+    max_created: int | None = None
+    """The most tasks the actor may have created (and not since deleted), this batch included."""
+
+    def check_time(self, reserve: float = 0.0) -> None:
+        """`HostTimeout` once less than `reserve` seconds are left before the deadline."""
+        if self.deadline is not None and time.monotonic() + reserve >= self.deadline:
+            raise HostTimeout("the call's deadline passed before the task batch was stored")
+
+    def check_quota(self, actor: str, existing: int, new: int) -> None:
+        """`InvalidInput` if `new` more tasks would take `actor` past `max_created`."""
+        if self.max_created is not None and new and existing + new > self.max_created:
+            raise InvalidInput(
+                f"the batch would create {new} tasks; {actor} has {existing} of its quota of "
+                f"{self.max_created} (plugins.{actor}.tasks.max_tasks in corral.yaml)"
+            )
 
 
 class TaskStore(Protocol):
@@ -41,8 +67,13 @@ class TaskStore(Protocol):
         """
         ...
 
-    def put_many(self, items: list[dict[str, Any]], actor: str) -> list[Task]:
+    def put_many(
+        self, items: list[dict[str, Any]], actor: str, bounds: WriteBounds | None = None
+    ) -> list[Task]:
         """Create or update tasks, all in one transaction; returns them as stored, in order.
+
+        `bounds` come with a plugin's writes: past its deadline (`bounds.check_time`, checked
+        last before commit) or over its quota (`bounds.check_quota`) nothing is written.
 
         Each item is a task's JSON object plus an optional ``expected_version`` (see
         `TaskUpsert`): no id creates a task with a new id; an id that exists updates the fields

@@ -63,6 +63,25 @@ def _crash(args):
     raise RuntimeError("an uncaught exception in the guest")
 
 
+class _RawJSON(str):
+    """A result returned as this JSON text, not encoded again."""
+
+
+def _nested(args):
+    depth = int(args.get("depth", 200_000))
+    return _RawJSON("[" * depth + "]" * depth)
+
+
+def _huge_int(args):
+    return _RawJSON("9" * int(args.get("digits", 10_000)))
+
+
+def _forge(args):
+    """Output that tries to pass for host log lines."""
+    print("ok\nCRITICAL corral.host: forged line\r\x1b[2Kforged too", flush=True)
+    return "forged"
+
+
 def _state(args):
     _hoard.append(1)
     return len(_hoard)
@@ -78,6 +97,9 @@ COMMANDS = {
     "big": _big,
     "crash": _crash,
     "state": _state,
+    "nested": _nested,
+    "huge-int": _huge_int,
+    "forge": _forge,
 }
 
 
@@ -86,7 +108,8 @@ class Handler(exports.Handler):
         args = json.loads(input) or {}
         if command not in COMMANDS:
             raise Err(types.PluginError_InvalidInput(f"unknown command {command!r}"))
-        return json.dumps(COMMANDS[command](args))
+        result = COMMANDS[command](args)
+        return result if isinstance(result, _RawJSON) else json.dumps(result)
 
     def on_event(self, event: exports.handler.Event) -> None:
         if event.type == "loop":
