@@ -9,9 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from corral.capabilities import CAPABILITIES
-from corral.config import load_host_config
-from corral.config_reference import (
+from corral._config_reference import (
     CAPABILITY_OPTION_MODELS,
     EXAMPLE,
     config_keys,
@@ -19,6 +17,8 @@ from corral.config_reference import (
     describe,
     host_config_schema,
 )
+from corral.capabilities import CAPABILITIES
+from corral.config import load_host_config
 
 ROOT = Path(__file__).resolve().parent.parent
 REGENERATE = "regenerate with: python plugin-sdk/schema/generate.py"

@@ -4,7 +4,7 @@ models (tests keep them equal)."""
 import json
 from pathlib import Path
 
-from corral.config_reference import configuration_markdown, host_config_schema
+from corral._config_reference import configuration_markdown, host_config_schema
 from corral.manifest import manifest_json_schema
 
 here = Path(__file__).parent
