@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Developer entry point; needs only Python 3.11+ (standard library).
 
-    python3 dev.py demo     build the example plugin and call it through the host
+    python3 dev.py demo     sync a local Jira with the task store through the jira-sync plugin
     python3 dev.py test     run the whole test suite (with ruff and mypy)
 
 Both create `.venv/` and install the project with its dev dependencies on first use, and again

@@ -27,6 +27,8 @@ PLUGIN_SOURCES = {
     "hello": ROOT / "examples" / "hello-python",
     "misbehave": ROOT / "tests" / "plugins" / "misbehave",
     "hostapi": ROOT / "tests" / "plugins" / "hostapi",
+    "synccount": ROOT / "tests" / "plugins" / "synccount",
+    "jira-sync": ROOT / "plugins" / "jira-sync",
 }
 
 

@@ -1,10 +1,21 @@
-"""The outbound HTTP allowlist: pattern syntax, matching and the manifest/operator intersection."""
+"""The outbound HTTP allowlist: pattern syntax, matching, the manifest/operator intersection,
+manifests that leave the hosts to the operator, and internal addresses the operator names."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
+
 import pytest
 
+from corral._errors import PermissionDenied
 from corral.capabilities.http._allowlist import Allowlist, HostPattern
+from corral.capabilities.http._audit import AuditLog
+from corral.capabilities.http._client import OutboundHttp
+from corral.capabilities.http._guard import resolve
+from corral.capabilities.http._policy import HttpOptions, HttpPolicy, build_policy
 
 MATCHES = [
     # scheme
@@ -172,3 +183,120 @@ def test_effective_allowlist_allows_only_what_both_allow() -> None:
     assert both.allows("https://acme.eu.atlassian.net/rest")
     assert not both.allows("https://acme.atlassian.net/rest")
     assert not both.allows("https://eu.atlassian.net/rest")
+
+
+# --- manifests that leave the hosts to the operator (security.operator_hosts) --------------
+
+JIRA_MANIFEST = ["https://*.atlassian.net"]
+
+
+@pytest.mark.parametrize(
+    ("operator", "effective"),
+    [
+        # each deployment of a Jira connector is one line of operator config
+        (["https://acme.atlassian.net"], "https://acme.atlassian.net"),
+        (["https://jira.corp.example:8443"], "https://jira.corp.example:8443"),
+        (["http://127.0.0.1:8080"], "http://127.0.0.1:8080"),
+        # the operator's list is taken whole, so it still narrows
+        (["https://jira.corp.example", "https://*.eu.atlassian.net"], None),
+        ([], "none"),
+        # nothing listed: the manifest's own patterns
+        (None, "https://*.atlassian.net"),
+    ],
+)
+def test_operator_hosts_takes_the_operator_list_whole(
+    operator: list[str] | None, effective: str | None
+) -> None:
+    allowlist = Allowlist.effective(JIRA_MANIFEST, operator, operator_hosts=True)
+    assert str(allowlist) == (effective or ", ".join(operator or []))
+
+
+def test_without_operator_hosts_an_operator_cannot_add_a_host() -> None:
+    allowlist = Allowlist.effective(JIRA_MANIFEST, ["https://jira.corp.example"])
+    assert not allowlist.allows("https://jira.corp.example/rest/api/3/myself")
+
+
+def test_ip_literals_are_the_addresses_patterns_name() -> None:
+    allowlist = Allowlist(["http://127.0.0.1:8080", "https://[::1]:*", "https://*.example.com"])
+    assert allowlist.ip_literals() == {ip_address("127.0.0.1"), ip_address("::1")}
+
+
+def _policy(
+    manifest: list[str], operator: list[str] | None, *, operator_hosts: bool = True
+) -> HttpPolicy:
+    return build_policy(
+        manifest, HttpOptions(allowed_hosts=operator), [], operator_hosts=operator_hosts
+    )
+
+
+def test_an_ip_literal_the_operator_lists_opens_that_address_only() -> None:
+    network = _policy(JIRA_MANIFEST, ["http://127.0.0.1:8080"]).network
+    assert resolve("127.0.0.1", 8080, policy=network, plugin="x") == [ip_address("127.0.0.1")]
+    with pytest.raises(PermissionDenied, match=r"127\.0\.0\.2 \(loopback\)"):
+        resolve("127.0.0.2", 8080, policy=network, plugin="x")
+    # A name that resolves to the listed address is still refused: DNS can be re-pointed.
+    with pytest.raises(PermissionDenied, match=r"rebind\.example resolves to 127\.0\.0\.1 "):
+        resolve("rebind.example", 443, lambda h, p: ["127.0.0.1"], policy=network, plugin="x")
+
+
+def test_a_manifest_cannot_open_an_internal_address_for_itself() -> None:
+    # The operator narrows nothing (None), so the manifest's literal is in the allowlist, but
+    # only an operator's list opens the address guard.
+    policy = _policy(["http://127.0.0.1:8080"], None, operator_hosts=False)
+    assert policy.allowlist.allows("http://127.0.0.1:8080/")
+    with pytest.raises(PermissionDenied, match="loopback"):
+        resolve("127.0.0.1", 8080, policy=policy.network, plugin="x")
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[int]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/redirect?to="):
+                self.send_response(302)
+                self.send_header("Location", self.path.removeprefix("/redirect?to="))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_one_operator_line_reaches_a_local_server(loopback_server: int) -> None:
+    origin = f"http://127.0.0.1:{loopback_server}"
+    client = OutboundHttp("jira-sync", _policy(JIRA_MANIFEST, [origin]), AuditLog())
+    try:
+        assert client.send("GET", f"{origin}/rest/api/3/myself").body == b"ok"
+        with pytest.raises(PermissionDenied, match="not in the allowed hosts"):
+            client.send("GET", f"http://127.0.0.1:{loopback_server + 1}/")
+        with pytest.raises(PermissionDenied, match="not in the allowed hosts"):
+            client.send("GET", "https://acme.atlassian.net/rest/api/3/myself")
+    finally:
+        client.close()
+
+
+def test_redirects_from_a_listed_literal_are_checked_again(loopback_server: int) -> None:
+    origin = f"http://127.0.0.1:{loopback_server}"
+    client = OutboundHttp("jira-sync", _policy(JIRA_MANIFEST, [origin]), AuditLog())
+    try:
+        assert client.send("GET", f"{origin}/redirect?to={origin}/next").body == b"ok"
+        for target in (
+            f"http://127.0.0.2:{loopback_server}/",
+            f"http://localhost:{loopback_server}/",
+        ):
+            with pytest.raises(PermissionDenied, match="not in the allowed hosts"):
+                client.send("GET", f"{origin}/redirect?to={target}")
+    finally:
+        client.close()

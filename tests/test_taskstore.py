@@ -417,6 +417,44 @@ def test_deleting_a_task_deletes_its_links(store: SQLiteTaskStore) -> None:
     assert store.get_link("jira-sync", "jira", "J-1").task_id == keep.id
 
 
+def test_put_many_writes_tasks_and_their_links_in_one_batch(store: SQLiteTaskStore) -> None:
+    [old] = store.put_many([{"title": "old"}], actor="host")
+    feed = len(store.changes_since(None, 100).items)
+    new, relinked = store.put_many(
+        [
+            {"id": "n", "title": "new", "link": {"system": "jira", "external_key": "J-1",
+                                                 "snapshot": {"base": {"title": "new"}}}},
+            {"id": old.id, "expected_version": 1,
+             "link": {"system": "jira", "external_key": "J-2", "snapshot": '{"v": 2}'}},
+        ],
+        actor="jira-sync",
+    )  # fmt: skip
+
+    assert json.loads(store.get_link("jira-sync", "jira", "J-1").snapshot) == {
+        "base": {"title": "new"}
+    }
+    assert store.get_link("jira-sync", "jira", "J-2").task_id == old.id
+    # A link-only item leaves its task as it was: same version, no change in the feed.
+    assert relinked == old and store.get(old.id).version == 1
+    assert len(store.changes_since(None, 100).items) == feed + 1
+    assert new.id == "n" and new.version == 1
+
+
+def test_put_many_links_fail_the_whole_batch(store: SQLiteTaskStore) -> None:
+    link_to = {"system": "jira", "external_key": "J-9", "snapshot": {}}
+    with pytest.raises(NotFound, match=r'^tasks\[1\]\.id: task "gone" does not exist$'):
+        store.put_many([{"title": "a"}, {"id": "gone", "link": link_to}], actor="p")
+    with pytest.raises(InvalidInput, match=r"^tasks\[0\]\.link\.snapshot: not JSON text"):
+        store.put_many([{"title": "a", "link": {**link_to, "snapshot": "{oops"}}], actor="p")
+    with pytest.raises(InvalidInput, match=r"^tasks\[0\]\.link\.system: required$"):
+        store.put_many([{"title": "a", "link": {"external_key": "J", "snapshot": {}}}], actor="p")
+    with pytest.raises(InvalidInput, match=r"^tasks\[0\]\.id: required for an item that only"):
+        store.put_many([{"link": link_to}], actor="p")
+    assert store.query(TaskFilter(), None, 10).items == []
+    with pytest.raises(NotFound):
+        store.get_link("p", "jira", "J-9")
+
+
 # --- change feed ---------------------------------------------------------------------------------
 
 

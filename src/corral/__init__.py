@@ -25,6 +25,7 @@ from ._errors import (
     PluginTimeout,
     PluginTrap,
     PluginUnavailable,
+    ProtocolError,
     RateLimited,
     Unavailable,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "PluginTimeout",
     "PluginTrap",
     "PluginUnavailable",
+    "ProtocolError",
     "RateLimited",
     "Unavailable",
     "__version__",

@@ -11,6 +11,7 @@ The whole tree::
     ├── PluginNotFound               no plugin of that name was discovered
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
     ├── PluginError                  the plugin returned an error value (kind + message)
+    ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync)
     ├── PluginTrap                   the plugin's WebAssembly trapped; its instance was discarded
     │   ├── PluginTimeout            it ran past its execution_timeout
     │   ├── PluginMemoryExceeded     it needed more memory than its memory_limit
@@ -52,6 +53,7 @@ __all__ = [
     "PluginTimeout",
     "PluginTrap",
     "PluginUnavailable",
+    "ProtocolError",
     "RateLimited",
     "Unavailable",
     "describe_failure",
@@ -102,6 +104,11 @@ class PluginError(CorralError):
         self.kind = kind
         self.message = message
         self.retry_after_ms = retry_after_ms
+
+
+class ProtocolError(CorralError):
+    """A plugin answered a protocol command (such as `sync`) with JSON of the wrong shape; the
+    message names the command and the field."""
 
 
 class PluginTrap(CorralError):

@@ -1,7 +1,8 @@
 """The `corral` command line.
 
-Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error, 3 trap (timeout,
-memory, stack, fuel). Errors are one line on stderr; `--debug` adds the traceback.
+Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error (also a plugin that
+failed to load for its config or grants), 3 trap (timeout, memory, stack, fuel), 130 Ctrl-C.
+Errors are one line on stderr; `--debug` adds the traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._errors import ConfigError, CorralError, PluginTrap, describe_failure
+from ._errors import (
+    ConfigError,
+    CorralError,
+    PermissionDenied,
+    PluginTrap,
+    PluginUnavailable,
+    describe_failure,
+)
+from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRAP, EXIT_USAGE, UsageError
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
@@ -25,19 +34,18 @@ from .registry import PluginInfo
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRAP = 0, 1, 2, 3
 DEFAULT_CONFIG = Path("corral.yaml")
-
-
-class _UsageError(CorralError):
-    pass
 
 
 def _exit_code(error: CorralError) -> int:
     if isinstance(error, PluginTrap):
         return EXIT_TRAP
-    if isinstance(error, ConfigError | _UsageError):
+    if isinstance(error, ConfigError | UsageError):
         return EXIT_USAGE
+    if isinstance(error, PluginUnavailable) and isinstance(
+        error.__cause__, ConfigError | PermissionDenied
+    ):
+        return EXIT_USAGE  # it failed to load for the operator's settings (config, grants)
     return EXIT_FAILED
 
 
@@ -114,7 +122,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(args.input)
     except json.JSONDecodeError as exc:
-        raise _UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
+        raise UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
     with PluginHost(config=_host_config(args)) as host:
         host.load()
         result = host.call(args.name, args.command, payload)
@@ -139,7 +147,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     try:
         since = None if args.since is None else parse_since(args.since)
     except ValueError as exc:
-        raise _UsageError(f"--since: {exc}") from None
+        raise UsageError(f"--since: {exc}") from None
     path = _host_config(args).data_dir / "audit.log"
     entries = read_audit(path)
     for entry in select(entries, plugin=args.plugin, since=since, call_id=args.call):
@@ -150,6 +158,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         rest = {k: v for k, v in entry.items() if k not in {"ts", "call_id", "plugin", "event"}}
         print("  ".join(map(str, head)), *(f"{k}={json.dumps(v)}" for k, v in rest.items()))
     return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    with PluginHost(config=_host_config(args)) as host:
+        host.load()
+        handler: Callable[[argparse.Namespace, PluginHost], int] = args.sync_handler
+        return handler(args, host)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -181,6 +196,7 @@ def _host_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .sync.cli import add_sync_parsers
     from .tasks.cli import add_tasks_parser
 
     parser = argparse.ArgumentParser(prog="corral", description="WebAssembly plugin host")
@@ -222,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     _host_options(audit)
     audit.set_defaults(func=cmd_audit)
+
+    add_sync_parsers(commands)
+    for leaf in [commands.choices["sync"], *_subparsers(commands.choices["conflicts"])]:
+        _host_options(leaf)
+        leaf.set_defaults(func=cmd_sync)
 
     add_tasks_parser(commands)
     for leaf in _subparsers(commands.choices["tasks"]):
@@ -285,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"corral: {error}", file=sys.stderr)
         return _exit_code(error)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as error:  # a bug or an unforeseen input: still one line without --debug
         if args.debug:
             traceback.print_exc()

@@ -9,7 +9,7 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ._errors import ConfigError, PluginError, PluginNotFound
 from ._units import parse_size
@@ -19,6 +19,7 @@ from .config import HostConfig, load_host_config
 from .host_services import HostServices
 from .registry import PluginInfo, Registry
 from .runtime import EngineSettings, Event, Runtime
+from .sync import Conflict, ProgressCallback, Resolution, SyncConnector, SyncReport
 from .tasks import TaskStore
 
 __all__ = ["PluginHost"]
@@ -123,6 +124,7 @@ class PluginHost:
             "capabilities": manifest.capabilities,
             "permissions": sorted(manifest.requested_permissions),
             "allowed_hosts": manifest.security.allowed_hosts,
+            "operator_hosts": manifest.security.operator_hosts,
             "limits": manifest.runtime.model_dump(),
             "checksum": manifest.security.checksum,
             "imports": imports,
@@ -172,6 +174,46 @@ class PluginHost:
             received_at_ms=int(time.time() * 1000),
         )
         self._registry.runner(plugin).on_event(event)
+
+    def sync(
+        self,
+        plugin: str,
+        *,
+        full: bool = False,
+        dry_run: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> SyncReport:
+        """Run a sync plugin (one following plugin-sdk/sync-protocol.md) until its run is done.
+
+        Resumes a run that was stopped (Ctrl-C, a killed process, a trap); `full` re-reads
+        everything rather than what changed since the last run; `dry_run` changes nothing.
+        `on_progress` gets a `corral.sync.SyncProgress` after every slice of work. Raises like
+        `call`, and `ProtocolError` when the plugin's answers do not follow the protocol.
+        """
+        return self.sync_connector(plugin).sync(full=full, dry_run=dry_run, on_progress=on_progress)
+
+    def conflicts(self, plugin: str) -> list[Conflict]:
+        """The sync plugin's open conflicts: fields changed on both sides, awaiting a person."""
+        return self.sync_connector(plugin).conflicts()
+
+    def resolve(
+        self,
+        plugin: str,
+        conflict_id: str,
+        *,
+        take: Literal["local", "remote", "value"],
+        value: Any = None,
+    ) -> Resolution:
+        """Settle a conflict on the `local` or `remote` value, or on `value` (take="value");
+        the sync plugin writes it to the side that lacks it."""
+        return self.sync_connector(plugin).resolve(conflict_id, take=take, value=value)
+
+    def sync_connector(self, plugin: str) -> SyncConnector:
+        """`plugin` driven as a sync connector (status, conflicts, runs with progress)."""
+        timeout_s = self._registry.runner(plugin).limits.timeout_s
+        return SyncConnector(
+            plugin, lambda command, input: self.call(plugin, command, input), timeout_s
+        )
 
     def close(self) -> None:
         """Unload every plugin and close the stores this host opened."""

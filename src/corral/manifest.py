@@ -129,6 +129,14 @@ class Security(_Strict):
         default_factory=list,
         description='Outbound HTTP allowlist: "scheme://host[:port]", host may be "*.example.com".',
     )
+    operator_hosts: bool = Field(
+        default=False,
+        description=(
+            "Let the operator choose the hosts: the operator's http.allowed_hosts is taken whole "
+            "instead of narrowing allowed_hosts, which then apply only when the operator lists "
+            "none (for services whose host only the operator knows, like a self-hosted server)."
+        ),
+    )
     checksum: str = Field(
         description='"sha256:<hex>" of the component.', json_schema_extra={"pattern": _CHECKSUM}
     )

@@ -70,6 +70,8 @@ class _Loaded:
     info: PluginInfo
     runner: PluginRunner | None = None
     capability_states: list[tuple[object, object]] = field(default_factory=list)
+    error: Exception | None = None
+    """Why it failed to load: the cause of the `PluginUnavailable` a call raises."""
 
 
 @dataclass
@@ -263,7 +265,9 @@ class Registry:
             known = ", ".join(sorted(current.plugins)) or "none"
             raise PluginNotFound(f"no plugin named {name!r} (loaded plugins: {known})")
         if loaded.runner is None:
-            raise PluginUnavailable(f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}")
+            raise PluginUnavailable(
+                f"plugin {name!r} is {loaded.info.state}: {loaded.info.reason}"
+            ) from loaded.error
         return loaded.runner
 
     def _pinned_dirs(self) -> dict[str, Path]:
@@ -312,6 +316,7 @@ class Registry:
                 _log.debug("plugin %s failed to load", bundle.name, exc_info=exc)
             self._release(loaded)
             loaded.info = replace(base, reason=describe_failure(exc))
+            loaded.error = exc
             _log.warning("plugin %s failed to load: %s", bundle.name, loaded.info.reason)
         self._audit_outcome(loaded.info, bundle.manifest.security.checksum)
 

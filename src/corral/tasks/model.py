@@ -26,6 +26,7 @@ __all__ = [
     "Task",
     "TaskFilter",
     "TaskUpsert",
+    "UpsertLink",
     "check_version",
     "format_timestamp",
 ]
@@ -164,6 +165,18 @@ def _json_object(value: object, where: str) -> dict[str, JSONValue]:
     return {key: _json_value(item, f"{where}.{key}") for key, item in value.items()}
 
 
+def _snapshot(value: object, where: str) -> str:
+    """A link snapshot as JSON text: a string must already be JSON text; any other JSON value
+    is encoded."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise _invalid(where, f"not JSON text ({exc.msg} at {exc.pos})") from None
+        return value
+    return json.dumps(_json_value(value, where), separators=(",", ":"), ensure_ascii=False)
+
+
 _Parser = Callable[[object, str], Any]
 
 
@@ -199,7 +212,19 @@ _STORED: dict[str, _Parser] = {
     "version": _version,
 }
 _TASK_KEYS = _WRITABLE | _STORED
-_UPSERT_KEYS = _TASK_KEYS | {"expected_version": _version}
+
+
+def _upsert_link(value: object, where: str) -> UpsertLink:
+    values = _fields_of(
+        value, where, {"system": _name, "external_key": _name, "snapshot": _snapshot}
+    )
+    for key in ("system", "external_key", "snapshot"):
+        if key not in values:
+            raise _invalid(f"{where}.{key}", "required")
+    return UpsertLink(**values)
+
+
+_UPSERT_KEYS = _TASK_KEYS | {"expected_version": _version, "link": _upsert_link}
 _FILTER_KEYS: dict[str, _Parser] = {
     "status": _name,
     "assignee": _name,
@@ -264,6 +289,16 @@ class Task:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class UpsertLink:
+    """The link a `put_many` item writes with its task, in the same transaction."""
+
+    system: str
+    external_key: str
+    snapshot: str
+    """JSON text."""
+
+
 @dataclass
 class TaskUpsert:
     """One validated item of a `put_many` batch.
@@ -281,6 +316,8 @@ class TaskUpsert:
     """The fields to set, validated; `id` is not among them."""
     expected_version: int | None
     """If set, the stored version must equal it (0: the task must not exist)."""
+    link: UpsertLink | None = None
+    """A link of the writing plugin to this task, written in the same transaction."""
 
     @classmethod
     def from_json(cls, data: object, *, where: str) -> TaskUpsert:
@@ -288,12 +325,22 @@ class TaskUpsert:
         values = _fields_of(data, where, _UPSERT_KEYS)
         for key in _STORED:
             values.pop(key, None)
-        return cls(
+        upsert = cls(
             where=where,
             id=values.pop("id", None),
             expected_version=values.pop("expected_version", None),
+            link=values.pop("link", None),
             values=values,
         )
+        if upsert.link_only and upsert.id is None:
+            raise _invalid(f"{where}.id", "required for an item that only writes a link")
+        return upsert
+
+    @property
+    def link_only(self) -> bool:
+        """Whether the item writes its link and leaves the task as it is (no new version, no
+        change-feed entry)."""
+        return self.link is not None and not self.values
 
     def create(self, now: str) -> Task:
         """The new task this item describes, stored at `now`."""

@@ -114,6 +114,12 @@ _UPDATE_TASK = """UPDATE tasks SET title = ?, description = ?, status = ?, prior
     version = ? WHERE id = ?"""
 _LINK_COLUMNS = "plugin, system, external_key, task_id, snapshot, updated_at"
 _SELECT_LINKS = f"SELECT {_LINK_COLUMNS} FROM task_links"
+_UPSERT_LINK = (
+    f"INSERT INTO task_links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (plugin, system, external_key) DO UPDATE SET"
+    " task_id = excluded.task_id, snapshot = excluded.snapshot,"
+    " updated_at = excluded.updated_at"
+)
 
 _COMMIT_RESERVE_S = 0.05
 # Parameters per `IN (...)` list: well under every database's limit on bound parameters.
@@ -378,17 +384,35 @@ class SQLiteTaskStore(TaskStore):
             stored = _tasks_by_id(conn, [u.id for u in upserts if u.id is not None])
             written: list[tuple[ChangeOp, Task]] = []
             relabeled: list[Task] = []
+            results: list[Task] = []
+            links: list[Link] = []
             for i, upsert in enumerate(upserts):
                 if i % 1000 == 0:
                     bounds.check_time()
                 current = None if upsert.id is None else stored.get(upsert.id)
                 check_version(upsert.id, upsert.expected_version, current.version if current else 0)
-                if current is None:
-                    written.append(("create", upsert.create(now)))
+                if upsert.link_only:
+                    if current is None:
+                        raise NotFound(f'{upsert.where}.id: task "{upsert.id}" does not exist')
+                    task = current
+                elif current is None:
+                    written.append(("create", task := upsert.create(now)))
                 else:
                     written.append(("update", task := upsert.apply(current, now)))
                     if "labels" in upsert.values:
                         relabeled.append(task)
+                results.append(task)
+                if upsert.link is not None:
+                    links.append(
+                        Link(
+                            plugin=actor,
+                            task_id=task.id,
+                            updated_at=now,
+                            system=upsert.link.system,
+                            external_key=upsert.link.external_key,
+                            snapshot=upsert.link.snapshot,
+                        )
+                    )
             rows = [(op, _task_row(task)) for op, task in written]
             created = [task for op, task in written if op == "create"]
             conn.executemany(_INSERT_TASK, [row for op, row in rows if op == "create"])
@@ -402,10 +426,12 @@ class SQLiteTaskStore(TaskStore):
                 "INSERT INTO task_labels (task_id, label) VALUES (?, ?)",
                 [(task.id, label) for task in created + relabeled for label in task.labels],
             )
-            _append_changes(conn, actor, now, rows)
+            conn.executemany(_UPSERT_LINK, [_link_row(link) for link in links])
+            if rows:
+                _append_changes(conn, actor, now, rows)
             if bounds.max_created is not None:
                 bounds.check_quota(actor, _created_by(conn, actor) - len(created), len(created))
-        return [task for _, task in written]
+        return results
 
     def delete(self, task_id: str, expected_version: int | None, actor: str) -> None:
         with self._db.writing() as conn:
@@ -461,13 +487,7 @@ class SQLiteTaskStore(TaskStore):
             if conn.execute("SELECT 1 FROM tasks WHERE id = ?", (link.task_id,)).fetchone() is None:
                 raise NotFound(f'task "{link.task_id}" does not exist')
             stored = replace(link, updated_at=_now())
-            conn.execute(
-                f"INSERT INTO task_links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (plugin, system, external_key) DO UPDATE SET"
-                " task_id = excluded.task_id, snapshot = excluded.snapshot,"
-                " updated_at = excluded.updated_at",
-                _link_row(stored),
-            )
+            conn.execute(_UPSERT_LINK, _link_row(stored))
         return stored
 
     def delete_link(self, plugin: str, system: str, external_key: str) -> None:

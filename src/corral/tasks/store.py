@@ -77,8 +77,12 @@ class TaskStore(Protocol):
 
         Each item is a task's JSON object plus an optional ``expected_version`` (see
         `TaskUpsert`): no id creates a task with a new id; an id that exists updates the fields
-        given; an id that does not exist creates the task with that id. Any invalid item
-        (`InvalidInput`) or version mismatch (`Conflict`) fails the whole batch.
+        given; an id that does not exist creates the task with that id. An item may carry a
+        ``link`` (``system``, ``external_key``, ``snapshot``): `actor`'s link to the task, written
+        in the same transaction; an item with only an id (and ``expected_version``) and a link
+        writes just the link (no new version, no change; `NotFound` if the task does not
+        exist). Any invalid item (`InvalidInput`) or version mismatch (`Conflict`) fails the
+        whole batch.
         """
         ...
 

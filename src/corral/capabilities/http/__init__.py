@@ -58,7 +58,13 @@ class HttpCapability(Capability):
             for i, item in enumerate(raw_credentials)
         ]
         try:
-            policy = build_policy(plugin.manifest.security.allowed_hosts, options, credentials)
+            security = plugin.manifest.security
+            policy = build_policy(
+                security.allowed_hosts,
+                options,
+                credentials,
+                operator_hosts=security.operator_hosts,
+            )
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         if policy.credentials:

@@ -95,16 +95,22 @@ class Allowlist:
         cls,
         manifest_patterns: Iterable[HostPattern | str],
         operator_patterns: Iterable[HostPattern | str] | None,
+        *,
+        operator_hosts: bool = False,
     ) -> Allowlist:
         """What the manifest asks for, narrowed by the operator's list (None: not narrowed).
 
         A URL is allowed only if both lists allow it; the result lists that intersection
-        pattern by pattern, so error messages show what is really reachable.
+        pattern by pattern, so error messages show what is really reachable. A manifest with
+        `operator_hosts` leaves the choice to the operator: a list the operator gives is taken
+        whole, and the manifest's own patterns apply only when the operator gives none.
         """
         manifest = cls(manifest_patterns)
         if operator_patterns is None:
             return manifest
         operator = cls(operator_patterns)
+        if operator_hosts:
+            return operator
         return cls(
             both
             for mine in manifest.patterns
@@ -123,6 +129,12 @@ class Allowlist:
         host = _canonical_url_host(parsed)
         port = parsed.port or DEFAULT_PORTS[parsed.scheme]
         return any(pattern.matches(parsed.scheme, host, port) for pattern in self.patterns)
+
+    def ip_literals(self) -> frozenset[IPv4Address | IPv6Address]:
+        """The addresses named by patterns whose host is an IP literal."""
+        return frozenset(
+            ip_address(p.host) for p in self.patterns if not p.wildcard and _is_ip(p.host)
+        )
 
     def __str__(self) -> str:
         return ", ".join(map(str, self.patterns)) or "none"
@@ -190,6 +202,14 @@ def _canonical_url_host(url: httpx.URL) -> str:
         return str(ip_address(host))
     except ValueError:
         return host
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _canonical_host(host: str, *, wildcard: bool) -> str:

@@ -82,6 +82,9 @@ class NetworkPolicy:
 
     allow_private: bool = False
     allowed_cidrs: tuple[IPNetwork, ...] = ()
+    named_addresses: frozenset[IPAddress] = frozenset()
+    """Addresses the operator named as IP literals in its allowlist: open to a URL that names
+    them literally, never to a name that resolves to them (a name can be re-pointed)."""
 
     def check_address(self, ip: IPAddress) -> str | None:
         """None if the plugin may connect to `ip`, else the address class that blocks it."""
@@ -115,6 +118,8 @@ def resolve(
     try:
         addresses = [ip_address(host)]
         literal = True
+        if addresses[0] in policy.named_addresses:
+            return addresses
     except ValueError:
         addresses = _lookup(host, port, resolver or system_resolver)
         literal = False

@@ -99,7 +99,8 @@ class HttpOptions(_Strict):
     """``plugins.<name>.http`` in the operator's config."""
 
     allowed_hosts: list[HostPatternText] | None = None
-    """Narrows the manifest's allowlist; None leaves it as it is."""
+    """Narrows the manifest's allowlist (replaces it, for a manifest with `operator_hosts`);
+    None leaves it as it is. IP literals listed here are reachable even when internal."""
     allow_private_networks: Annotated[bool | list[str], AfterValidator(_private_networks)] = False
     """True opens loopback, private, link-local and CGNAT ranges; a list opens those CIDRs."""
     max_redirects: int = Field(default=5, ge=0)
@@ -179,8 +180,11 @@ def build_policy(
     manifest_allowed_hosts: list[str],
     http: HttpOptions,
     credentials: list[CredentialOptions],
+    *,
+    operator_hosts: bool = False,
 ) -> HttpPolicy:
-    """The policy for a plugin whose manifest allows `manifest_allowed_hosts`.
+    """The policy for a plugin whose manifest allows `manifest_allowed_hosts` (and, with
+    `operator_hosts`, whatever the operator lists).
 
     Raises `ValueError` for a malformed manifest pattern and `ConfigError` for a secret that
     cannot be read.
@@ -189,9 +193,18 @@ def build_policy(
     cidrs: tuple[IPNetwork, ...] = ()
     if not isinstance(private, bool):
         cidrs = tuple(map(ip_network, private))
+    allowlist = Allowlist.effective(
+        manifest_allowed_hosts, http.allowed_hosts, operator_hosts=operator_hosts
+    )
+    # An IP literal the operator wrote into the allowlist is as explicit as a CIDR in
+    # allow_private_networks, so "http://127.0.0.1:8080" alone reaches a local server. Only
+    # the operator's list counts: a manifest cannot open an internal address for itself.
+    named = allowlist.ip_literals() if http.allowed_hosts is not None else frozenset()
     return HttpPolicy(
-        allowlist=Allowlist.effective(manifest_allowed_hosts, http.allowed_hosts),
-        network=NetworkPolicy(allow_private=private is True, allowed_cidrs=cidrs),
+        allowlist=allowlist,
+        network=NetworkPolicy(
+            allow_private=private is True, allowed_cidrs=cidrs, named_addresses=named
+        ),
         credentials=tuple(_bind(options) for options in credentials),
         max_redirects=http.max_redirects,
         timeout_s=parse_duration(http.timeout),

@@ -1,0 +1,49 @@
+"""After a full pull: linked tasks whose issue the search no longer returns. Each is checked
+with a direct GET (search lags; a GET does not) before its task is flagged as gone."""
+
+import engine
+import state
+from corral_sdk import tasks as sdk_tasks
+from jira import JiraError
+
+PAGE = 200
+
+
+def seen_ids(run):
+    seen = set()
+    for key in state.keys(f"seen/{run['run_id']}/"):
+        seen.update(state.get(key, []))
+    return seen
+
+
+def forget_seen(run):
+    for key in state.keys(f"seen/{run['run_id']}/"):
+        state.delete(key)
+
+
+def page(ctx, seen):
+    """Check one page of linked tasks; returns False when all are checked."""
+    run = ctx.run
+    items, cursor = sdk_tasks.query({"linked": engine.SYSTEM}, run.get("gone_cursor"), PAGE)
+    for task in items:
+        if engine.issue_of_task(task["id"]) in seen:
+            continue  # the common case, answered without reading the link
+        link = engine.link_of_task(task["id"])
+        if link is None or link[0] in seen or link[1].get("gone"):
+            continue
+        issue_id, snapshot = link
+        key = snapshot.get("key", issue_id)
+        try:
+            ctx.jira.issue(issue_id, ["updated"])
+            reason = f"{key} no longer matches the sync's project and JQL"
+        except JiraError as exc:
+            if exc.status != 404:
+                ctx.error("pull", f"could not check {key}: {exc.message}", key=key)
+                continue
+            reason = f"{key} was deleted in Jira"
+        ctx.count("pull", "deleted")
+        engine.mark_gone(ctx, "pull", task, key, reason)
+        if not ctx.dry_run:
+            engine.put_link(task["id"], issue_id, {**snapshot, "gone": True})
+    run["gone_cursor"] = cursor
+    return cursor is not None

@@ -1,0 +1,124 @@
+"""The sync's persistent state in `kv`: the run in progress, cursors, conflicts, the sync log,
+create intents and per-issue leases. Every value is JSON text under one key."""
+
+import json
+import time
+import uuid
+
+from componentize_py_types import Err
+from corral_sdk import errors
+from wit_world.imports import kv
+
+LOG_LENGTH = 20
+LEASE_SECONDS = 30.0
+
+
+def get(key, default=None):
+    try:
+        return json.loads(kv.get(key))
+    except Err as exc:
+        if errors.is_not_found(exc):
+            return default
+        raise
+
+
+def put(key, value):
+    kv.set(key, json.dumps(value, separators=(",", ":")).encode())
+
+
+def delete(key):
+    kv.delete(key)
+
+
+def keys(prefix):
+    cursor, found = None, []
+    while True:
+        page = kv.list_keys(prefix, cursor, 500)
+        found.extend(page.keys)
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def iso_now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --- the sync log ---------------------------------------------------------------------------------
+
+
+def append_report(report):
+    """Keep the newest `LOG_LENGTH` run reports, newest first."""
+    put("log", [report, *get("log", [])[: LOG_LENGTH - 1]])
+
+
+# --- conflicts ------------------------------------------------------------------------------------
+
+
+def conflicts():
+    return get("conflicts", {})
+
+
+def held_fields(task_id):
+    """Fields of a task with an open conflict: the merge leaves them alone."""
+    return {c["field"] for c in conflicts().values() if c["task_id"] == task_id}
+
+
+def record_conflicts(records):
+    """Add conflicts, one per (task, field): a newer one replaces the older."""
+    if not records:
+        return
+    table = conflicts()
+    for record in records:
+        for cid, old in list(table.items()):
+            if old["task_id"] == record["task_id"] and old["field"] == record["field"]:
+                del table[cid]
+        table["c-" + uuid.uuid4().hex[:12]] = record
+    put("conflicts", table)
+
+
+# --- per-issue leases -----------------------------------------------------------------------------
+
+
+class Busy(Exception):
+    """Another call (a webhook, or a sync in another instance) holds the issue."""
+
+
+def leased(issue_id):
+    """Whether someone holds a live lease on the issue."""
+    held = get(f"lease/{issue_id}")
+    return held is not None and held["until"] > time.time()
+
+
+class Lease:
+    """An exclusive hold on one issue, taken with compare-and-set, expiring if its holder dies."""
+
+    def __init__(self, issue_id):
+        self.key = f"lease/{issue_id}"
+        self.token = None
+
+    def __enter__(self):
+        mine = json.dumps({"id": uuid.uuid4().hex, "until": time.time() + LEASE_SECONDS}).encode()
+        try:
+            current = kv.get(self.key)
+        except Err as exc:
+            if not errors.is_not_found(exc):
+                raise
+            current = None
+        if current is not None and json.loads(current)["until"] > time.time():
+            raise Busy(self.key)
+        if not kv.compare_and_set(self.key, current, mine):
+            raise Busy(self.key)
+        self.token = mine
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if kv.get(self.key) == self.token:
+                kv.delete(self.key)
+        except Err:
+            pass
