@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from corral import BuildError, Bundle, ManifestError
-from corral.build import build_plugin
+from corral.build import build_plugin, source_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,3 +55,49 @@ def test_a_guest_that_does_not_compile_reports_componentize_py(tmp_path: Path) -
                             "'no_such_module'")  # fmt: skip
     assert "\n" not in message
     assert not (source / "plugin.wasm").exists()
+
+
+def _plugin_source(tmp_path: Path, app: str, requirements: str) -> Path:
+    source = tmp_path / "plugin"
+    source.mkdir()
+    manifest = (ROOT / "examples" / "hello-python" / "manifest.yaml").read_text()
+    (source / "manifest.yaml").write_text(manifest)
+    (source / "app.py").write_text(app)
+    (source / "requirements.txt").write_text(requirements)
+    return source
+
+
+def test_pure_python_requirements_are_built_in_and_the_source_dir_stays_clean(
+    tmp_path: Path,
+) -> None:
+    app = (
+        "import six\n"
+        "from corral_sdk import Plugin\n"
+        "plugin = Plugin()\n"
+        "@plugin.command('six')\n"
+        "def version(args):\n"
+        "    return six.__version__\n"
+        "Handler = plugin.handler()\n"
+    )
+    source = _plugin_source(tmp_path, app, "six\n")
+    before = sorted(p.name for p in source.iterdir())
+    # componentize-py imports app.py while building: without six in the build it fails
+    bundle = build_plugin(source, tmp_path / "out")
+    assert bundle.wasm_path.stat().st_size > 1 << 20
+    assert sorted(p.name for p in source.iterdir()) == before  # no __pycache__, no wasm
+
+
+def test_a_requirement_with_native_code_is_named(tmp_path: Path) -> None:
+    source = _plugin_source(tmp_path, "", "ujson>=5\n")
+    with pytest.raises(BuildError) as info:
+        build_plugin(source)
+    message = str(info.value)
+    assert "requirements.txt: ujson has no pure-Python wheel (it needs native code" in message
+    assert "\n" not in message
+
+
+def test_the_build_cache_key_covers_requirements(tmp_path: Path) -> None:
+    source = _plugin_source(tmp_path, "", "six\n")
+    first = source_digest(source)
+    (source / "requirements.txt").write_text("six==1.17.0\n")
+    assert source_digest(source) != first

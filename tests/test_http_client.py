@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from pydantic import ValidationError
 
+from corral._audit import AuditLog
 from corral._errors import (
     ConfigError,
     HostTimeout,
@@ -35,7 +36,7 @@ from corral._errors import (
     RateLimited,
     Unavailable,
 )
-from corral.capabilities.http._audit import AuditEntry, AuditLog
+from corral.capabilities.http._audit import AuditEntry, write_entry
 from corral.capabilities.http._client import OutboundHttp
 from corral.capabilities.http._guard import NetworkPolicy
 from corral.capabilities.http._policy import (
@@ -45,6 +46,7 @@ from corral.capabilities.http._policy import (
     build_policy,
 )
 from corral.capabilities.http._secrets import (
+    REDACTOR,
     Redactor,
     Secret,
     install_redaction,
@@ -191,7 +193,7 @@ class StubResolver:
 
 @pytest.fixture
 def audit(tmp_path: Path) -> Iterator[AuditLog]:
-    log = AuditLog(tmp_path / "audit.log")
+    log = AuditLog(tmp_path / "audit.log", REDACTOR.redact)
     yield log
     log.close()
 
@@ -838,7 +840,7 @@ def test_an_unreadable_secret_is_a_config_error() -> None:
 def test_audit_log_rotates(tmp_path: Path) -> None:
     audit = AuditLog(tmp_path / "audit.log", max_bytes=2000, backups=2)
     for i in range(60):
-        audit.write(AuditEntry("p", "GET", f"https://x.example/{i}", "allow", status=200))
+        write_entry(audit, AuditEntry("p", "GET", f"https://x.example/{i}", "allow", status=200))
     audit.close()
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["audit.log", "audit.log.1", "audit.log.2"]

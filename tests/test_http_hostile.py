@@ -29,8 +29,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corral import PluginHost
+from corral._audit import AuditLog
 from corral._errors import HostTimeout, InvalidInput, PluginTimeout
-from corral.capabilities.http._audit import AuditLog
 from corral.capabilities.http._bodies import MAX_HELD, READ_CHUNK, Bodies
 from corral.capabilities.http._client import OutboundHttp
 from corral.capabilities.http._mask import SecretMask

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from corral import (
     PluginUnavailable,
 )
 from corral.bundle import sha256_hex
-from corral.config import PluginSettings
+from corral.config import PluginSettings, default_cache_dir
 
 HostFactory = Callable[..., PluginHost]
 
@@ -236,3 +238,67 @@ def test_refresh_refuses_what_needs_a_restart_and_changes_nothing(
     assert host.config is running
     assert host.call("misbehave", "count", {"n": 3}) == 3
     host.refresh()  # the running config still works
+
+
+def test_compiled_cache_is_per_user_not_per_data_dir(
+    tmp_path: Path,
+    plugin_dir: Callable[..., Path],
+    compiled_cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = tmp_path / "user-cache"
+    shutil.copytree(compiled_cache_dir, cache)  # a machine where hello was compiled once
+    monkeypatch.setenv("CORRAL_CACHE_DIR", str(cache))
+    directory = plugin_dir("hello")
+    for data_dir in (tmp_path / "first", tmp_path / "second"):
+        settings = {"hello": {"grant": ["config.read"]}}
+        with PluginHost(plugin_dirs=[directory], data_dir=data_dir, plugins=settings) as host:
+            (info,) = host.load()
+        assert (info.state, info.from_cache) == ("loaded", True)
+        assert not list(data_dir.rglob("*.cwasm"))
+
+
+def test_default_cache_dir_is_the_platform_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CORRAL_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    expected = tmp_path / "xdg" / "corral" / "compiled"
+    if sys.platform == "linux":
+        assert default_cache_dir() == expected
+    assert PluginHost(data_dir=tmp_path / "d").config.compiled_cache_dir == default_cache_dir()
+    explicit = PluginHost(data_dir=tmp_path / "d", cache_dir=tmp_path / "c")
+    assert explicit.config.compiled_cache_dir == tmp_path / "c"
+
+
+_LOAD_HELLO = """
+import sys
+from pathlib import Path
+from corral import PluginHost
+plugins, data, cache = map(Path, sys.argv[1:4])
+settings = {"hello": {"grant": ["config.read"]}}
+with PluginHost(plugin_dirs=[plugins], data_dir=data, cache_dir=cache, plugins=settings) as host:
+    (info,) = host.load()
+print(info.state, info.from_cache)
+"""
+
+
+def test_two_processes_sharing_an_empty_cache_compile_once(
+    tmp_path: Path, plugin_dir: Callable[..., Path]
+) -> None:
+    directory, cache = plugin_dir("hello"), tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LOAD_HELLO, *map(str, (directory, tmp_path / f"d{i}", cache))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    # one compiled and wrote the entry; the other waited for it and read it back
+    assert sorted(out.strip() for out, _ in outputs) == ["loaded False", "loaded True"], outputs
+    assert len(list(cache.glob("*.cwasm"))) == 1

@@ -1,10 +1,19 @@
-"""Regenerate manifest.schema.json from corral's Manifest model (a test keeps them equal)."""
+"""Regenerate manifest.schema.json, corral.schema.json and docs/configuration.md from corral's
+models (tests keep them equal)."""
 
 import json
 from pathlib import Path
 
+from corral._config_reference import configuration_markdown, host_config_schema
 from corral.manifest import manifest_json_schema
 
-target = Path(__file__).with_name("manifest.schema.json")
-target.write_text(json.dumps(manifest_json_schema(), indent=2, sort_keys=True) + "\n")
-print(f"wrote {target}")
+here = Path(__file__).parent
+outputs = {
+    here / "manifest.schema.json": json.dumps(manifest_json_schema(), indent=2, sort_keys=True),
+    here / "corral.schema.json": json.dumps(host_config_schema(), indent=2, sort_keys=True),
+    here.parent.parent / "docs" / "configuration.md": configuration_markdown().rstrip("\n"),
+}
+for target, text in outputs.items():
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(text + "\n")
+    print(f"wrote {target}")

@@ -6,6 +6,11 @@ it was written: a truncated or corrupted artifact is detected and recompiled ins
 the process. The check guards against accidents (a crash, a bad disk, a stray write), not an
 attacker: whoever can write the cache directory can already write the host's own files. CRC-32
 runs at several GB/s where sha256 here does about one, which keeps a warm load fast.
+
+One cache serves every host of a user, so several processes may fill the same entry at once.
+Each file is written to a temporary name and renamed into place, so a reader sees a whole file
+or none; and a miss is compiled under an advisory lock on the entry (POSIX), so processes that
+start together compile a component once: the second waits, then finds the first one's entry.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import mmap
 import os
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from wasmtime import Engine, WasmtimeError
@@ -51,6 +57,28 @@ def _write_atomically(path: Path, data: bytes | bytearray) -> None:
         raise
 
 
+@contextmanager
+def _entry_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` while the entry is filled (where possible)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent writers may both compile; renames keep it safe
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = path.open("a")
+    except OSError:  # a read-only cache: compile without the lock; `_store` will report it
+        yield
+        return
+    with file:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
 class CompiledCache:
     """Compiled components under `directory`, keyed by wasm sha256 and engine fingerprint."""
 
@@ -76,8 +104,13 @@ class CompiledCache:
         cached = self._load_verified(artifact, meta)
         if cached is not None:
             return cached, True
-        component = compile_()
-        self._store(component, artifact, meta, wasm_sha256)
+        with _entry_lock(artifact.with_suffix(".lock")):
+            # Another process may have filled the entry while this one waited for the lock.
+            cached = self._load_verified(artifact, meta)
+            if cached is not None:
+                return cached, True
+            component = compile_()
+            self._store(component, artifact, meta, wasm_sha256)
         return component, False
 
     def _load_verified(self, artifact: Path, meta: Path) -> Component | None:

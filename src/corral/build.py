@@ -2,10 +2,17 @@
 or bundle a component built with any other toolchain.
 
 A Python plugin's source directory holds `manifest.yaml` and `app.py` (a module defining
-``class Handler(exports.Handler)``; it may import sibling modules and packages); a JavaScript
+``class Handler(exports.Handler)``; it may import sibling modules and packages) and,
+optionally, `requirements.txt`: pure-Python packages pip installs into the build. A JavaScript
 plugin's holds `plugin.js` instead (see `_build_js`). The build writes `plugin.wasm` and sets
 `security.checksum` in the manifest, in place or into `out`. `bundle_component` does the same
 with a component file instead of source.
+
+A Python build reads a copy of the sources, so nothing (no `__pycache__`) is written beside
+them, and runs with what can be fixed fixed (hash seed, SOURCE_DATE_EPOCH, no bytecode files,
+no host site-packages). componentize-py 0.25 still snapshots an interpreter that drew
+build-time randomness, so two builds of one source differ in bytes: compare a rebuilt bundle by
+its behaviour, not its sha256, until componentize-py offers a reproducible mode.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +50,9 @@ APP_MODULE = "app"
 _WORLD = "plugin"
 _CHECKSUM_LINE = re.compile(r"^(?P<indent>[ \t]+)checksum:[^\n]*$", re.MULTILINE)
 _PLACEHOLDER = "sha256:" + "0" * 64
+REQUIREMENTS = "requirements.txt"
+GUEST_PYTHON = "3.14"
+"""The CPython componentize-py 0.25 puts in every component."""
 _COMPONENTIZE = (
     "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; "
     "sys.exit(script())"
@@ -101,7 +112,7 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
                 source, wasm, wit_dir=WIT_DIR, world=_WORLD, timeout_s=timeout_s
             )
         else:
-            _componentize_py(source, wasm, timeout_s)
+            _componentize_py(source, wasm, Path(tmp), timeout_s)
         _install(wasm.read_bytes(), text, manifest, source, out)
     return Bundle.open(out)
 
@@ -145,24 +156,80 @@ def _install(wasm: bytes, manifest_text: str, manifest: Manifest, source: Path, 
     os.replace(tmp_manifest, manifest_out)
 
 
-def _componentize_py(source: Path, wasm: Path, timeout_s: float) -> None:
+def _componentize_py(source: Path, wasm: Path, work: Path, timeout_s: float) -> None:
+    """Build `source` into `wasm`, working in the empty directory `work`."""
+    sources = work / "src"
+    shutil.copytree(source, sources, ignore=_not_source)
+    path = ["-p", str(sources), "-p", str(SDK_DIR)]
+    if (source / REQUIREMENTS).is_file():
+        path += ["-p", str(_install_requirements(source, work / "packages", timeout_s))]
     command = [
         sys.executable, "-c", _COMPONENTIZE,
         "-q", "-d", str(WIT_DIR), "-w", _WORLD,
-        "componentize", APP_MODULE, "-p", str(source), "-p", str(SDK_DIR), "-o", str(wasm),
+        "componentize", APP_MODULE, *path, "-o", str(wasm),
     ]  # fmt: skip
-    # Without VIRTUAL_ENV componentize-py sees only the plugin's directory and the SDK, so the
-    # host's site-packages never leak into a component.
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"{source}: componentize-py took more than {timeout_s:g} s") from None
+    done = _run(command, timeout_s, f"{source}: componentize-py")
     if done.returncode != 0 or not wasm.is_file():
         reason = _failure_reason(done.stderr or done.stdout) or f"exit code {done.returncode}"
         raise BuildError(f"{source}: componentize-py failed: {reason}")
+
+
+def _run(command: list[str], timeout_s: float, what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_build_env(),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{what} took more than {timeout_s:g} s") from None
+
+
+def _build_env() -> dict[str, str]:
+    """The environment of a build: what varies from run to run, fixed where it can be."""
+    # Without VIRTUAL_ENV componentize-py sees only the plugin's sources, its requirements and
+    # the SDK, so the host's site-packages never leak into a component.
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env |= {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "SOURCE_DATE_EPOCH": "0"}
+    return env
+
+
+def _not_source(directory: str, names: list[str]) -> set[str]:
+    return {name for name in names if not _is_source(Path(directory, name))}
+
+
+_NO_MATCH = re.compile(r"(?:No matching distribution found for|requirement) ([A-Za-z0-9_.\-\[\]]+)")
+
+
+def _install_requirements(source: Path, target: Path, timeout_s: float) -> Path:
+    """pip-install `requirements.txt` into `target`, pure-Python wheels only.
+
+    The guest is CPython on wasm32-wasi: a wheel built for any other platform cannot load
+    there, so only ``py3-none-any`` wheels (for the guest's Python) are accepted, and a package
+    that has none is named in the error.
+    """
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--no-input", "--no-compile", "--target", str(target), "--only-binary=:all:",
+        "--implementation", "py", "--abi", "none", "--platform", "any",
+        "--python-version", GUEST_PYTHON, "-r", str(source / REQUIREMENTS),
+    ]  # fmt: skip
+    done = _run(command, timeout_s, f"{source / REQUIREMENTS}: pip")
+    if done.returncode != 0:
+        missing = _NO_MATCH.search(done.stderr)
+        if missing:
+            raise BuildError(
+                f"{source / REQUIREMENTS}: {missing[1]} has no pure-Python wheel (it needs native "
+                "code, which cannot run in a plugin); remove it or use a pure-Python alternative"
+            )
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise BuildError(
+            f"{source / REQUIREMENTS}: pip failed: {lines[-1] if lines else done.returncode}"
+        )
+    return target
 
 
 def source_digest(source: Path) -> str:

@@ -140,6 +140,25 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from ._audit import parse_since, read_audit, select
+
+    try:
+        since = None if args.since is None else parse_since(args.since)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    path = _host_config(args).data_dir / "audit.log"
+    entries = read_audit(path)
+    for entry in select(entries, plugin=args.plugin, since=since, call_id=args.call):
+        if args.json:
+            print(json.dumps(entry, ensure_ascii=False))
+            continue
+        head = [entry.get(k) or "-" for k in ("ts", "call_id", "plugin", "event")]
+        rest = {k: v for k, v in entry.items() if k not in {"ts", "call_id", "plugin", "event"}}
+        print("  ".join(map(str, head)), *(f"{k}={json.dumps(v)}" for k, v in rest.items()))
+    return EXIT_OK
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     with PluginHost(config=_host_config(args)) as host:
         host.load()
@@ -277,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="bundle this component (from any toolchain) with DIR/manifest.yaml, into DIR",
     )  # fmt: skip
     build.set_defaults(func=cmd_build)
+
+    audit = commands.add_parser("audit", help="read the audit log, rotated files included")
+    audit.add_argument("--plugin", metavar="NAME", help="only this plugin's entries")
+    audit.add_argument("--since", metavar="T", help="30m, 2h, 1d ago or an ISO 8601 time")
+    audit.add_argument("--call", metavar="ID", help="only the entries of one call")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    _host_options(audit)
+    audit.set_defaults(func=cmd_audit)
 
     add_sync_parsers(commands)
     for leaf in [commands.choices["sync"], *_subparsers(commands.choices["conflicts"])]:

@@ -2,7 +2,8 @@
 
 ```yaml
 plugin_dirs: [plugins]          # searched in order
-data_dir: .corral               # SQLite stores, audit log, compiled-component cache
+data_dir: .corral               # SQLite stores, audit log
+cache_dir: null                 # compiled components; default: the per-user cache dir
 engine:
   max_wasm_stack: 1MB
 bundles:                        # what reading one bundle may cost
@@ -39,9 +40,11 @@ plugin name are both refused unless a pin decides between them.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._cron import CronExpression
@@ -69,8 +72,11 @@ __all__ = [
     "ServeOptions",
     "TrustOptions",
     "WebhookOptions",
+    "default_cache_dir",
     "load_host_config",
 ]
+
+CACHE_DIR_ENV = "CORRAL_CACHE_DIR"
 
 _CAPABILITY_KEYS = frozenset(key for cap in CAPABILITIES for key in cap.option_keys)
 
@@ -412,7 +418,9 @@ class HostConfig(_Strict):
     plugin_dirs: list[Path] = Field(default_factory=list)
     data_dir: Path = Path(".corral")
     cache_dir: Path | None = Field(
-        default=None, description="Compiled-component cache; default <data_dir>/cache."
+        default=None,
+        description="Compiled-component cache; default $CORRAL_CACHE_DIR, else the per-user "
+        "cache dir (e.g. ~/.cache/corral/compiled on Linux).",
     )
     engine: EngineOptions = Field(default_factory=EngineOptions)
     bundles: BundleOptions = Field(default_factory=BundleOptions)
@@ -458,7 +466,20 @@ class HostConfig(_Strict):
 
     @property
     def compiled_cache_dir(self) -> Path:
-        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+        return self.cache_dir if self.cache_dir is not None else default_cache_dir()
+
+
+def default_cache_dir() -> Path:
+    """Where compiled components go unless `cache_dir` says otherwise.
+
+    One cache per user, not per data dir: a component compiles once per machine (10-25 s for a
+    Python plugin), whichever directory the host runs from. Entries are keyed by the wasm's
+    sha256 and the engine's settings, so hosts of any configuration can share it.
+    """
+    override = os.environ.get(CACHE_DIR_ENV)
+    if override:
+        return Path(override).absolute()
+    return platformdirs.user_cache_path("corral", appauthor=False) / "compiled"
 
 
 def load_host_config(path: Path) -> HostConfig:

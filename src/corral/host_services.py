@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .capabilities.http._audit import AuditLog
+    from ._audit import AuditLog
     from .kvstore import SQLiteKVStore
     from .tasks import TaskStore
 
@@ -52,10 +52,11 @@ class HostServices:
     def audit(self) -> AuditLog:
         with self._lock:
             if self._audit is None:
-                from .capabilities.http._audit import AuditLog
+                from ._audit import AuditLog
+                from .capabilities.http._secrets import REDACTOR
 
                 self.data_dir.mkdir(parents=True, exist_ok=True)
-                self._audit = AuditLog(self.data_dir / "audit.log")
+                self._audit = AuditLog(self.data_dir / "audit.log", REDACTOR.redact)
             return self._audit
 
     def close(self) -> None:

@@ -265,6 +265,8 @@ class Registry:
         running on the old ones finish there.
         """
         with self._refreshing:
+            reload = bool(self._current.plugins or self._current.unopened)
+            self._services.audit.record("host.load", reload=reload)
             self._compile_failures.clear()  # loading again tries every compile again
             fresh = _Generation()
             for claim in self._discover(fresh).values():
@@ -320,6 +322,14 @@ class Registry:
                     changed.append(claim)
                     kept[name] = old  # serves until its successor is ready
             self._current = _Generation(kept, unopened)
+            removed = sorted(current.plugins.keys() - kept.keys())
+            if changed or removed or self._config is not previous:
+                self._services.audit.record(
+                    "host.refresh",
+                    config_changed=self._config is not previous,
+                    changed=sorted(claim.bundle.name for claim in changed),
+                    removed=removed,
+                )
             for name, old in current.plugins.items():
                 if name not in kept:
                     _log.info("plugin %s unloaded", name)
@@ -428,6 +438,7 @@ class Registry:
         for info in into.unopened:
             if (info.directory, info.reason) not in known:
                 _log.warning("bundle %s failed: %s", info.directory, info.reason)
+                self._audit_outcome(info)
         return winners
 
     def infos(self) -> list[PluginInfo]:
@@ -526,6 +537,7 @@ class Registry:
         source = self._source(claim)
         if not settings.enabled:
             info = replace(base, state="disabled", reason="disabled in config")
+            self._audit_outcome(info, bundle.manifest.security.checksum)
             return _Loaded(info, source=source)
         loaded = _Loaded(base, source=source)
         try:
@@ -537,7 +549,19 @@ class Registry:
             loaded.info = replace(base, reason=describe_failure(exc))
             loaded.error = exc
             _log.warning("plugin %s failed to load: %s", bundle.name, loaded.info.reason)
+        self._audit_outcome(loaded.info, bundle.manifest.security.checksum)
         return loaded
+
+    def _audit_outcome(self, info: PluginInfo, checksum: str | None = None) -> None:
+        """An audit line for what became of a bundle: plugin.loaded, .failed or .disabled."""
+        self._services.audit.record(
+            f"plugin.{info.state}",
+            info.name,
+            version=info.version or None,
+            directory=None if info.directory is None else str(info.directory),
+            checksum=checksum,
+            reason=info.reason or None,
+        )
 
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
         name = bundle.name
@@ -578,7 +602,14 @@ class Registry:
             bundle.manifest, settings.limits.merged_over(self._config.defaults)
         )
         loaded.runner = PluginRunner(
-            self._runtime, name, component, limits, interfaces, in_force, plugin_logger(name)
+            self._runtime,
+            name,
+            component,
+            limits,
+            interfaces,
+            in_force,
+            plugin_logger(name),
+            audit=self._services.audit,
         )
         loaded.runner.prepare()
         loaded.info = replace(
@@ -612,6 +643,8 @@ class Registry:
         return sorted(ctype.imports(engine)), sorted(ctype.exports(engine))
 
     def _release(self, loaded: _Loaded) -> None:
+        if loaded.info.state == "loaded":
+            self._services.audit.record("plugin.unloaded", loaded.info.name)
         if loaded.runner is not None:
             loaded.runner.close()
             loaded.runner = None

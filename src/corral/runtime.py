@@ -30,6 +30,7 @@ from wasmtime import Config, Engine, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Instance, Linker, Variant
 
 from . import _observe
+from ._audit import AuditLog, audited_call
 from ._component_values import ExportFunc, add_host_func
 from ._errors import (
     BundleError,
@@ -254,12 +255,14 @@ class PluginRunner:
         interfaces: dict[str, list[HostFunction]],
         granted: frozenset[str],
         logger: logging.Logger,
+        audit: AuditLog | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name
         self.component = component
         self.limits = limits
         self._logger = logger
+        self._audit = audit if audit is not None else AuditLog()
         self._linker = self._link(interfaces, granted)
         self._idle: list[_Instance] = []
         self._live = 0
@@ -291,8 +294,10 @@ class PluginRunner:
         qualified = f"{interface}.{function.name}"
         if function.permission is not None and function.permission not in granted:
             denied = error_value(_denied(plugin, qualified, function.permission))
+            permission, audit = function.permission, self._audit
 
             def refuse(_store: Any, *_args: Any) -> Any:
+                audit.record("permission.denied", plugin, function=qualified, permission=permission)
                 return denied
 
             return refuse
@@ -458,12 +463,13 @@ class PluginRunner:
 
     def invoke(self, command: str, input_json: str) -> str:
         """Call the plugin's `invoke` export; returns its JSON text."""
-        result = self._run("invoke", command, input_json)
-        if isinstance(result, Variant):
-            raise _plugin_error(self.name, result)
-        if not isinstance(result, str):
-            raise PluginTrap(self.name, "bad result", detail=f"invoke returned {type(result)}")
-        return result
+        with audited_call(self._audit, self.name, command):
+            result = self._run("invoke", command, input_json)
+            if isinstance(result, Variant):
+                raise _plugin_error(self.name, result)
+            if not isinstance(result, str):
+                raise PluginTrap(self.name, "bad result", detail=f"invoke returned {type(result)}")
+            return result
 
     def on_event(self, event: Event) -> None:
         """Deliver an event to the plugin's `on-event` export."""
@@ -474,9 +480,10 @@ class PluginRunner:
             payload=event.payload,
             received_at=event.received_at_ms,
         )
-        result = self._run("on-event", value)
-        if isinstance(result, Variant):
-            raise _plugin_error(self.name, result)
+        with audited_call(self._audit, self.name, f"on-event:{event.type}"):
+            result = self._run("on-event", value)
+            if isinstance(result, Variant):
+                raise _plugin_error(self.name, result)
 
     def close(self) -> None:
         """Take no new calls and free the idle instances; calls running now finish, and their

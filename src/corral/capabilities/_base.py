@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._audit import current_call_id, new_call_id
+
 if TYPE_CHECKING:
     from ..host_services import HostServices
     from ..manifest import Manifest
@@ -38,6 +40,8 @@ class CallContext:
     state: dict[str, Any] = field(default_factory=dict)
     """Per-call state capabilities keep (e.g. HTTP bodies), keyed by capability; it goes
     when the call ends."""
+    call_id: str = field(default_factory=lambda: current_call_id() or new_call_id())
+    """The id tying this call's audit entries together."""
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -66,9 +66,12 @@ class KvCapability(Capability):
 
         def set_(call: CallContext, key: str, value: bytes) -> None:
             services.kv_store.set(name, key, value, limits)
+            services.audit.record("kv.write", name, key=key, size=len(value))
 
         def delete(call: CallContext, key: str) -> bool:
-            return services.kv_store.delete(name, key)
+            deleted = services.kv_store.delete(name, key)
+            services.audit.record("kv.delete", name, key=key, deleted=deleted)
+            return deleted
 
         def list_keys(call: CallContext, prefix: str, cursor: str | None, limit: int) -> object:
             keys, next_cursor = services.kv_store.list_keys(name, prefix, cursor, limit)
@@ -77,7 +80,9 @@ class KvCapability(Capability):
         def compare_and_set(
             call: CallContext, key: str, expected: bytes | None, value: bytes
         ) -> bool:
-            return services.kv_store.compare_and_set(name, key, expected, value, limits)
+            swapped = services.kv_store.compare_and_set(name, key, expected, value, limits)
+            services.audit.record("kv.write", name, key=key, size=len(value), swapped=swapped)
+            return swapped
 
         return [
             HostFunction("get", get, PERMISSION),

@@ -115,10 +115,14 @@ class TasksCapability(Capability):
                 )
             bounds = WriteBounds(deadline=call.deadline, max_created=options.max_tasks)
             stored = services.task_store.put_many(items, actor=plugin, bounds=bounds)
+            services.audit.record("task.write", plugin, tasks=[[t.id, t.version] for t in stored])
             return json.dumps([task.to_json() for task in stored])
 
         def delete(call: CallContext, task_id: str, expected_version: int | None) -> None:
             services.task_store.delete(task_id, expected_version, actor=plugin)
+            services.audit.record(
+                "task.delete", plugin, task_id=task_id, expected_version=expected_version
+            )
 
         def changes_since(call: CallContext, cursor: str | None, limit: int) -> object:
             page = services.task_store.changes_since(cursor, limit)
@@ -133,18 +137,25 @@ class TasksCapability(Capability):
 
         def put_link(call: CallContext, link: Any) -> None:
             _parse_json(link.snapshot, "the link snapshot")
-            services.task_store.put_link(
-                Link(
-                    plugin=plugin,
-                    system=link.system,
-                    external_key=getattr(link, "external-key"),
-                    task_id=getattr(link, "task-id"),
-                    snapshot=link.snapshot,
-                )
+            stored = Link(
+                plugin=plugin,
+                system=link.system,
+                external_key=getattr(link, "external-key"),
+                task_id=getattr(link, "task-id"),
+                snapshot=link.snapshot,
+            )
+            services.task_store.put_link(stored)
+            services.audit.record(
+                "link.write",
+                plugin,
+                task_id=stored.task_id,
+                system=stored.system,
+                external_key=stored.external_key,
             )
 
         def delete_link(call: CallContext, system: str, external_key: str) -> None:
             services.task_store.delete_link(plugin, system, external_key)
+            services.audit.record("link.delete", plugin, system=system, external_key=external_key)
 
         return [
             HostFunction("get", get, READ),

@@ -178,6 +178,8 @@ COMMANDS = {
     "sandbox": _sandbox,
     "bench": _bench,
     "work": _work,
+    # several commands in one call, e.g. for the audit trail of one call
+    "steps": lambda a: [COMMANDS[command](args) for command, args in a["steps"]],
 }
 
 

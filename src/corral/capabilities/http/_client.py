@@ -29,6 +29,7 @@ import httpcore
 import httpx
 
 from ... import _observe
+from ..._audit import AuditLog
 from ..._errors import (
     HostApiError,
     HostTimeout,
@@ -40,7 +41,7 @@ from ..._errors import (
 from ..._ratelimit import TokenBucket
 from ..._units import format_size
 from ._allowlist import DEFAULT_PORTS, url_origin
-from ._audit import AuditEntry, AuditLog, Decision, redact_url
+from ._audit import AuditEntry, Decision, redact_url, write_entry
 from ._guard import IPAddress, Resolver, resolve
 from ._mask import SecretMask
 from ._policy import HOP_BY_HOP_HEADERS, HOST_OWNED_HEADERS, TOKEN, HttpPolicy
@@ -359,7 +360,8 @@ class OutboundHttp:
         reason: str | None = None,
     ) -> None:
         _observe.egress(self.plugin, decision)
-        self._audit.write(
+        write_entry(
+            self._audit,
             AuditEntry(
                 plugin=self.plugin,
                 method=hop.method,
@@ -370,7 +372,7 @@ class OutboundHttp:
                 bytes_in=bytes_in,
                 duration_ms=(time.monotonic() - started) * 1000,
                 reason=reason,
-            )
+            ),
         )
 
 
