@@ -69,18 +69,20 @@ def apply_issues(ctx, issues, direction="pull", respect_leases=True):
         if link is not None and link[1].get("hash") == digest and not link[1].get("gone"):
             ctx.count(direction, "unchanged")
             continue
-        changed.append((issue, remote, link))
+        changed.append((issue, remote, digest, link))
     if not changed:
         return
     tombstones = set(state.get("tombstones", []))
     writes, links, conflicts = [], [], []
-    for issue, remote, link in changed:
+    for issue, remote, digest, link in changed:
         if respect_leases and link is not None and state.leased(issue["id"]):
             # A webhook or another sync is merging this issue right now and will finish it;
             # the task write's expected_version guards the rest of the window.
             ctx.count(direction, "unchanged")
             continue
-        _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, direction)
+        _merge_one(
+            ctx, issue, remote, digest, link, tombstones, writes, links, conflicts, direction
+        )
     if ctx.dry_run:
         for *_, what in links:
             ctx.count(direction, what)
@@ -89,7 +91,7 @@ def apply_issues(ctx, issues, direction="pull", respect_leases=True):
     state.record_conflicts(conflicts)
 
 
-def _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, direction):
+def _merge_one(ctx, issue, remote, digest, link, tombstones, writes, links, conflicts, direction):
     issue_id = str(issue["id"])
     if link is None:
         if issue_id in tombstones:
@@ -99,7 +101,7 @@ def _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, d
         task = engine.get_task(owner) if owner else None
         if task is None:  # a new issue: a new task
             task_id = engine.task_id_for(issue_id)
-            new, snapshot = engine.new_task_from(ctx, issue, remote, task_id)
+            new, snapshot = engine.new_task_from(ctx, issue, remote, digest, task_id)
             writes.append(new)
             links.append((task_id, issue_id, snapshot, "created"))
             return
