@@ -7,6 +7,22 @@ from corral_sdk import tasks as sdk_tasks
 from jira import JiraError
 
 PAGE = 200
+SEEN_PAGES = 10
+"""Search pages whose issue ids wait in the run record before they go to kv as one value:
+each kv write is a commit, as costly as a page's task writes."""
+
+
+def remember_seen(run, ids, last):
+    """Record the ids of the search page `run["pages"]` (`last`: the search's last page).
+
+    The run record, saved after every page, holds them until `SEEN_PAGES` pages are pending;
+    a page done again after a crash writes the same ids under the same key."""
+    pending = run.setdefault("seen_pending", [])
+    pending.extend(ids)
+    page = run.get("pages", 0)
+    if last or page % SEEN_PAGES == SEEN_PAGES - 1:
+        state.put(f"seen/{run['run_id']}/b{page // SEEN_PAGES}", pending)
+        run["seen_pending"] = []
 
 
 def seen_ids(run):

@@ -7,6 +7,7 @@ search is eventually consistent. Re-reading the overlap is cheap: an issue whose
 hash as they did costs one link lookup and no write.
 """
 
+import deletions
 import engine
 import fields
 import state
@@ -42,7 +43,7 @@ def page(ctx):
     )
     apply_issues(ctx, found)
     if run["mode"] == "full":  # plugin state, kept in dry runs too: the deletion check needs it
-        state.put(f"seen/{run['run_id']}/{run.get('pages', 0)}", [str(i["id"]) for i in found])
+        deletions.remember_seen(run, [str(i["id"]) for i in found], last=token is None)
     run["pages"] = run.get("pages", 0) + 1
     run["token"] = token
     run["seen"] = run.get("seen", 0) + len(found)
