@@ -386,6 +386,24 @@ def test_the_mask_hides_every_encoded_form(
     assert not any(secret.encode() in decoded for decoded in _decodings(masked))
 
 
+# JSON as Jira sends it: "+" (a space's escape, for a secret with spaces) and "%" everywhere.
+MARKED_NOISE = b'{"updated":"2026-01-05T10:00:00.000+0000","done":"5%","path":"a\\\\b"},' * 30
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    secret=st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=8, max_size=40),
+    form=st.sampled_from(sorted(FORMS)),
+    at=st.integers(min_value=0, max_value=len(MARKED_NOISE)),
+)
+def test_the_mask_finds_forms_among_many_escape_markers(secret: str, form: str, at: int) -> None:
+    # The escaped forms are looked for only near markers: one anywhere in a long body full of
+    # markers unrelated to the secret is still found.
+    body = MARKED_NOISE[:at] + FORMS[form](secret.encode()) + MARKED_NOISE[at:]
+    masked = SecretMask([secret, f"Basic {secret}"]).apply(body)
+    assert not any(secret.encode() in decoded for decoded in _decodings(masked))
+
+
 def test_the_mask_leaves_other_bytes_alone() -> None:
     mask = SecretMask([SECRET])
     text = b'{"id": 1, "note": "50% off", "path": "C:\\x", "blob": "aGVsbG8gd29ybGQ="}'

@@ -22,9 +22,13 @@ SYSTEM = "jira"
 ERRORS_KEPT = 50
 
 
+# One encoder for every hash: `json.dumps` with options builds a new one per call, which costs
+# as much as encoding a small issue.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def content_hash(values):
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha1(text.encode()).hexdigest()
+    return hashlib.sha1(_HASH_JSON.encode(values).encode()).hexdigest()
 
 
 def task_id_for(issue_id):
@@ -114,7 +118,9 @@ def get_task(task_id):
 
 
 def put_tasks(items):
-    return json.loads(tasks.put_many(json.dumps(items, separators=(",", ":"))))
+    # The stored tasks the host answers with are not needed: not parsing them saves the guest
+    # a JSON document as large as the batch.
+    tasks.put_many(json.dumps(items, separators=(",", ":")))
 
 
 # --- applying a merge ---------------------------------------------------------------------------
@@ -219,15 +225,16 @@ def remember_created(task_id, issue_id):
     state.put(f"created/{task_id}", str(issue_id))
 
 
-def new_task_from(ctx, issue, remote, task_id):
-    """The task a newly seen issue creates, and its link snapshot."""
+def new_task_from(ctx, issue, remote, digest, task_id):
+    """The task a newly seen issue creates, and its link snapshot (`digest`: the
+    `content_hash` of `remote`)."""
     task = {"id": task_id}
     for field in ctx.fields.fields:
         if field.pulls and remote[field.local] is not None:
             field.write_local(task, remote[field.local])
     task.setdefault("title", issue["key"])
     base = {f.local: remote[f.local] for f in ctx.fields.fields if f.pulls}
-    return task, {"key": issue["key"], "base": base, "hash": content_hash(remote)}
+    return task, {"key": issue["key"], "base": base, "hash": digest}
 
 
 def mark_gone(ctx, direction, task, issue_key, reason):

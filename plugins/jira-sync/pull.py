@@ -7,6 +7,7 @@ search is eventually consistent. Re-reading the overlap is cheap: an issue whose
 hash as they did costs one link lookup and no write.
 """
 
+import deletions
 import engine
 import fields
 import state
@@ -42,7 +43,7 @@ def page(ctx):
     )
     apply_issues(ctx, found)
     if run["mode"] == "full":  # plugin state, kept in dry runs too: the deletion check needs it
-        state.put(f"seen/{run['run_id']}/{run.get('pages', 0)}", [str(i["id"]) for i in found])
+        deletions.remember_seen(run, [str(i["id"]) for i in found], last=token is None)
     run["pages"] = run.get("pages", 0) + 1
     run["token"] = token
     run["seen"] = run.get("seen", 0) + len(found)
@@ -69,18 +70,20 @@ def apply_issues(ctx, issues, direction="pull", respect_leases=True):
         if link is not None and link[1].get("hash") == digest and not link[1].get("gone"):
             ctx.count(direction, "unchanged")
             continue
-        changed.append((issue, remote, link))
+        changed.append((issue, remote, digest, link))
     if not changed:
         return
     tombstones = set(state.get("tombstones", []))
     writes, links, conflicts = [], [], []
-    for issue, remote, link in changed:
+    for issue, remote, digest, link in changed:
         if respect_leases and link is not None and state.leased(issue["id"]):
             # A webhook or another sync is merging this issue right now and will finish it;
             # the task write's expected_version guards the rest of the window.
             ctx.count(direction, "unchanged")
             continue
-        _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, direction)
+        _merge_one(
+            ctx, issue, remote, digest, link, tombstones, writes, links, conflicts, direction
+        )
     if ctx.dry_run:
         for *_, what in links:
             ctx.count(direction, what)
@@ -89,7 +92,7 @@ def apply_issues(ctx, issues, direction="pull", respect_leases=True):
     state.record_conflicts(conflicts)
 
 
-def _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, direction):
+def _merge_one(ctx, issue, remote, digest, link, tombstones, writes, links, conflicts, direction):
     issue_id = str(issue["id"])
     if link is None:
         if issue_id in tombstones:
@@ -99,7 +102,7 @@ def _merge_one(ctx, issue, remote, link, tombstones, writes, links, conflicts, d
         task = engine.get_task(owner) if owner else None
         if task is None:  # a new issue: a new task
             task_id = engine.task_id_for(issue_id)
-            new, snapshot = engine.new_task_from(ctx, issue, remote, task_id)
+            new, snapshot = engine.new_task_from(ctx, issue, remote, digest, task_id)
             writes.append(new)
             links.append((task_id, issue_id, snapshot, "created"))
             return

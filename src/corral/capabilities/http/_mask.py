@@ -34,6 +34,7 @@ _BASE64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 # A base64 core this short would match unrelated base64 text too often to be worth masking.
 _MIN_BASE64_CORE = 8
+_PLUS, _SPACE = ord("+"), ord(" ")
 
 
 class SecretMask:
@@ -51,8 +52,13 @@ class SecretMask:
         self._escaped = (
             re.compile(b"|".join(_escaped_pattern(value) for value in values)) if values else None
         )
-        # Escaped forms only occur where these do; bodies without them skip the slower regex.
-        self._escape_markers = (b"%", b"\\") + ((b"+",) if any(b" " in v for v in values) else ())
+        # A form with an escape in it holds one of these markers. The slow regex runs only
+        # within reach of a marker: as far as the longest form (every byte as \u00XX) spans.
+        spaced = [v for v in values if b" " in v]
+        markers = (b"%", b"\\") + ((b"+",) if spaced else ())
+        self._escape_markers = re.compile(b"|".join(re.escape(m) for m in markers))
+        self._reach = 6 * max((len(v) for v in values), default=0)
+        self._after_plus = _first_bytes_after_space(spaced)
 
     def __bool__(self) -> bool:
         return self._escaped is not None
@@ -93,9 +99,45 @@ class SecretMask:
                     end += 1
                 yield start, end
         assert self._escaped is not None
-        if any(marker in data for marker in self._escape_markers):
-            for match in self._escaped.finditer(data):
+        for start, end in self._escape_windows(data):
+            for match in self._escaped.finditer(data, start, end):
                 yield match.span()
+
+    def _escape_windows(self, data: bytes) -> list[tuple[int, int]]:
+        """The ranges of `data` where an escaped form can be: around each marker, merged.
+
+        A form without escapes is a literal, found above; one with an escape lies within
+        `_reach` bytes of that escape's marker. JSON full of ``+0000`` time zones (a marker
+        when a secret holds a space) thus costs a few short scans, not one of the whole body.
+        """
+        windows: list[tuple[int, int]] = []
+        for marker in self._escape_markers.finditer(data):
+            at = marker.start()
+            if data[at] == _PLUS and not self._may_follow_plus(data, at + 1):
+                continue
+            start, end = max(0, at - self._reach), at + 1 + self._reach
+            if windows and start <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], end)
+            else:
+                windows.append((start, end))
+        return windows
+
+    def _may_follow_plus(self, data: bytes, at: int) -> bool:
+        # A "+" escapes a space only if the secret's next byte (in some form) comes next.
+        return self._after_plus is None or (at < len(data) and data[at] in self._after_plus)
+
+
+def _first_bytes_after_space(values: list[bytes]) -> frozenset[int] | None:
+    """The bytes that can follow a space of `values` in an escaped form: the next byte as it
+    is or its escape's first byte; None when a space ends a value (anything may follow)."""
+    found = {ord("%"), ord("\\")}
+    for value in values:
+        for at in (i for i, byte in enumerate(value) if byte == _SPACE):
+            if at + 1 == len(value):
+                return None
+            following = value[at + 1]
+            found |= {following, _PLUS} if following == _SPACE else {following}
+    return frozenset(found)
 
 
 def _find_all(data: bytes, needle: bytes) -> Iterator[tuple[int, int]]:
