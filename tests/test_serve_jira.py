@@ -229,6 +229,7 @@ def test_a_scheduled_sync_runs_in_slices_and_never_overlaps_itself(
             until(lambda: len(calls.slices_per_run()) >= 3, what="three runs", timeout=90)
             tasks = all_tasks(app.host.task_store)
             reports = sync_status(client)["last_runs"]
+            metrics = client.get("/metrics").text
 
     first_run = next(iter(calls.slices_per_run().values()))
     assert first_run > 1, "the first run pulls 60 issues: more than one slice"
@@ -237,6 +238,10 @@ def test_a_scheduled_sync_runs_in_slices_and_never_overlaps_itself(
         assert start >= end, "a run started while the last one was running"
     assert sorted(tasks) == sorted(f"jira-{i.id}" for i in jira.emulator.store.current())
     assert sum(report["counts"]["pull"]["created"] for report in reports) == 60
+    # every finished run is counted in /metrics, with what it did
+    created = f'direction="pull",outcome="created",plugin="{PLUGIN}"'
+    assert f"corral_sync_items_total{{{created}}} 60.0" in metrics
+    assert f'corral_sync_runs_total{{plugin="{PLUGIN}",result="clean"}}' in metrics
 
 
 def test_webhooks_of_the_plugins_own_pushes_change_nothing(

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .. import _observe
+from ..sync import SyncReport
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -81,7 +82,29 @@ class Metrics:
             ["plugin", "decision"],
             registry=self.registry,
         )
+        self.sync_runs = Counter(
+            "corral_sync_runs",
+            "Finished sync runs by plugin and result (clean, errors, conflicts).",
+            ["plugin", "result"],
+            registry=self.registry,
+        )
+        self.sync_items = Counter(
+            "corral_sync_items",
+            "What finished sync runs did to items, by plugin, direction (pull, push) and outcome "
+            "(created, updated, unchanged, conflicts, errors, deleted).",
+            ["plugin", "direction", "outcome"],
+            registry=self.registry,
+        )
         self._forget: Callable[[], None] | None = None
+
+    def count_sync(self, plugin: str, report: SyncReport) -> None:
+        """Count a finished sync run's result and what it did to items."""
+        result = "errors" if report.errors else "conflicts" if report.open_conflicts else "clean"
+        self.sync_runs.labels(plugin, result).inc()
+        for direction, counts in report.counts.items():
+            for outcome, value in vars(counts).items():
+                if value:
+                    self.sync_items.labels(plugin, direction, outcome).inc(value)
 
     def attach(self) -> None:
         """Count host-function calls and egress decisions of every host in this process."""

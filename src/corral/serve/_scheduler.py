@@ -29,6 +29,7 @@ from .._errors import CorralError, PluginNotFound, PluginUnavailable
 from .._units import parse_duration
 from ..config import HostConfig, ScheduleEntry
 from ..host import PluginHost
+from ..sync import SyncReport
 from ._calls import Caller
 from ._queue import EventQueue, now_ms
 from ._turns import PluginTurns
@@ -138,7 +139,11 @@ class Scheduler(BackgroundLoop):
         plugin, name = job.key
         try:
             with self._turns.of(plugin):
-                self._caller.run(plugin, "invoke", self._run, self._caller.host, plugin, job.entry)
+                result = self._caller.run(
+                    plugin, "invoke", self._run, self._caller.host, plugin, job.entry
+                )
+            if isinstance(result, SyncReport):
+                self._caller.metrics.count_sync(plugin, result)
         except (PluginNotFound, PluginUnavailable) as exc:  # not run: try again soon
             # Quietly: at start, and while a plugin compiles, this is expected.
             _log.debug("job %r of %s did not run: %s", name, plugin, exc)
