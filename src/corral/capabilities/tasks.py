@@ -25,6 +25,10 @@ from ._wit import record
 
 __all__ = ["TasksCapability", "TasksOptions"]
 
+_ANSWER_S_PER_TASK = 25e-6
+"""Time kept per task of a batch for answering once it is stored: the audit line and the JSON
+answer took about 9 µs a task for 20,000 tasks; a batch at the default cap keeps 25 ms."""
+
 READ = "task.read"
 WRITE = "task.write"
 
@@ -113,7 +117,12 @@ class TasksCapability(Capability):
                     f"the task batch has {len(items)} tasks; the most per put-many is "
                     f"{options.max_batch_items} (plugins.{plugin}.tasks.max_batch_items)"
                 )
-            bounds = WriteBounds(deadline=call.deadline, max_created=options.max_tasks)
+            # After the commit this function still answers (an audit line with every id, the
+            # stored tasks as JSON), in time that grows with the batch: the store must commit
+            # early enough to leave it, or a large batch committed just inside the deadline
+            # would end in a timeout with its writes kept.
+            deadline = call.deadline - len(items) * _ANSWER_S_PER_TASK
+            bounds = WriteBounds(deadline=deadline, max_created=options.max_tasks)
             stored = services.task_store.put_many(items, actor=plugin, bounds=bounds)
             services.audit.record("task.write", plugin, tasks=[[t.id, t.version] for t in stored])
             return json.dumps([task.to_json() for task in stored])

@@ -122,29 +122,24 @@ _UPSERT_LINK = (
 )
 
 _COMMIT_RESERVE_S = 0.05
-# After the commit the host still answers: an audit line with every id and version, the stored
-# tasks as JSON. That work grows with the batch, so its time is kept in reserve too, or a large
-# batch committed just inside the deadline would end in a timeout with its writes kept.
-_ANSWER_RESERVE_S_PER_TASK = 10e-6
 # Parameters per `IN (...)` list: well under every database's limit on bound parameters.
 _CHUNK = 500
 
 
 @contextmanager
-def _stopped_at(conn: sqlite3.Connection, bounds: WriteBounds, tasks: int) -> Iterator[None]:
+def _stopped_at(conn: sqlite3.Connection, bounds: WriteBounds) -> Iterator[None]:
     """Interrupt the statements of a write transaction at `bounds.deadline`, less a reserve
-    for the commit itself (an fsync) and for answering about `tasks` tasks: a batch committed
-    after the deadline would stay though the call timed out. Raising here rolls it back."""
+    for the commit itself (an fsync): a batch committed after the deadline would stay though
+    the call timed out. Raising here rolls the batch back."""
     if bounds.deadline is None:
         yield
         return
-    reserve = _COMMIT_RESERVE_S + tasks * _ANSWER_RESERVE_S_PER_TASK
-    stop = bounds.deadline - reserve
+    stop = bounds.deadline - _COMMIT_RESERVE_S
     # SQLite calls this every N virtual-machine steps; a true value aborts the statement.
     conn.set_progress_handler(lambda: time.monotonic() >= stop, 10_000)
     try:
         yield
-        bounds.check_time(reserve=reserve)
+        bounds.check_time(reserve=_COMMIT_RESERVE_S)
     except sqlite3.OperationalError:
         if time.monotonic() < stop:
             raise
@@ -384,7 +379,7 @@ class SQLiteTaskStore(TaskStore):
         if not upserts:
             return []
         bounds.check_time()
-        with self._db.writing() as conn, _stopped_at(conn, bounds, len(upserts)):
+        with self._db.writing() as conn, _stopped_at(conn, bounds):
             now = _now()
             stored = _tasks_by_id(conn, [u.id for u in upserts if u.id is not None])
             written: list[tuple[ChangeOp, Task]] = []
