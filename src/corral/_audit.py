@@ -21,7 +21,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import CorralError, PluginError, PluginTrap
+from ._units import parse_duration
 
 __all__ = [
     "AuditLog",
@@ -166,16 +166,14 @@ def read_audit(path: Path) -> Iterator[dict[str, Any]]:
                     yield entry
 
 
-_AGO = re.compile(r"(\d+)\s*([smhd])")
-_AGO_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``30m``, ``2h``, ``1d`` ago, or an ISO 8601 date or time (UTC unless it says)."""
-    ago = _AGO.fullmatch(text.strip())
-    if ago:
-        delta = timedelta(**{_AGO_UNITS[ago[2]]: int(ago[1])})
-        return (now or datetime.now(UTC)) - delta
+    try:
+        ago = parse_duration(text)
+    except ValueError:
+        pass
+    else:
+        return (now or datetime.now(UTC)) - timedelta(seconds=ago)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

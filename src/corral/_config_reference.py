@@ -217,7 +217,7 @@ def configuration_markdown() -> str:
         "`plugins:`, `max_manifest_size=` for `bundles.max_manifest_size`, and so on).",
         "",
         "Sizes: a number and B, KB, MB, GB (binary multiples; KiB, MiB, GiB accepted).",
-        "Durations: a number and ms, s or m.",
+        "Durations: a number and ms, s, m, h or d.",
         "",
         "```yaml",
         EXAMPLE,

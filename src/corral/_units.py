@@ -17,10 +17,10 @@ _SIZE_UNITS = {
     "GB": 1 << 30,
     "GIB": 1 << 30,
 }
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _SIZE_RE = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z]+)\s*$")
-_DURATION_RE = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)\s*$")
+_DURATION_RE = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m|h|d)\s*$")
 
 
 def parse_size(text: str | int) -> int:
@@ -44,7 +44,7 @@ def positive_size(text: str) -> str:
 
 
 def parse_duration(text: str | float) -> float:
-    """Parse ``"30s"`` (units ms, s, m) into seconds."""
+    """Parse ``"30s"`` (units ms, s, m, h, d) into seconds."""
     if isinstance(text, int | float) and not isinstance(text, bool):
         if text < 0:
             raise ValueError(f"{text} is not a duration: it is negative")
