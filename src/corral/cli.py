@@ -128,19 +128,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .run import run_plugin
 
     options: dict[str, Any] = {}
-    for flag, text in (("--input", args.input), ("--config", args.plugin_config)):
+    flags = (
+        ("--input", args.input),
+        ("--config", args.plugin_config),
+        ("--settings", args.settings),
+    )
+    for flag, text in flags:
         try:
             options[flag] = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{flag} is not JSON: {exc.msg} at position {exc.pos}") from None
-    if not isinstance(options["--config"], dict):
-        raise UsageError('--config must be a JSON object, e.g. \'{"greeting": "Hi"}\'')
+    for flag in ("--config", "--settings"):
+        if not isinstance(options[flag], dict):
+            raise UsageError(f"{flag} must be a JSON object")
     report = run_plugin(
         args.source,
         args.command,
         options["--input"],
         grants=args.grant or [],
         config=options["--config"],
+        settings=options["--settings"],
         data_dir=args.data_dir,
     )
     if args.json:
@@ -330,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--config", dest="plugin_config", default="{}", metavar="JSON",
         help="the plugin's config, a JSON object (default: {})",
+    )  # fmt: skip
+    run.add_argument(
+        "--settings", default="{}", metavar="JSON",
+        help="operator settings, as under plugins.NAME in corral.yaml, e.g. "
+        '\'{"http": {"allow_private_networks": ["127.0.0.0/8"]}}\'',
     )  # fmt: skip
     run.add_argument(
         "--data-dir", type=Path, metavar="DIR",

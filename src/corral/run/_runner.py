@@ -11,12 +11,13 @@ from typing import Any
 
 from .. import _observe
 from .._build_js import is_js_plugin
-from .._errors import CorralError, PluginUnavailable
+from .._errors import ConfigError, CorralError, PluginUnavailable
 from .._exit import UsageError
+from .._validation import validate_model
 from ..build import APP_MODULE, build_cached
 from ..bundle import Bundle
 from ..capabilities.http._policy import HttpOptions
-from ..config import default_cache_dir
+from ..config import PluginSettings, default_cache_dir
 from ..host import PluginHost
 from ..permissions import expand_permissions
 from ..registry import effective_limits
@@ -46,6 +47,7 @@ def run_plugin(
     *,
     grants: Sequence[str] = (),
     config: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
     data_dir: Path | None = None,
     build_cache: Path | None = None,
 ) -> RunReport:
@@ -53,11 +55,15 @@ def run_plugin(
 
     `directory` holds a plugin's source (built into `build_cache` unless an up-to-date build is
     there) or a bundle. The plugin gets only the permissions in `grants`, the plugin config
-    `config`, and `data_dir` (default: a new directory, removed afterwards). The call's error,
-    if it failed or trapped, is in the report; errors before the call (a failed build, a
-    plugin that fails to load, grants it needs but was not given) are raised.
+    `config`, the operator `settings` (as under ``plugins.<name>`` in corral.yaml: http,
+    credentials, limits...) and `data_dir` (default: a new directory, removed afterwards).
+
+    The call's error, if it failed or trapped, is in the report. Errors before the call are
+    raised: bad settings (`ConfigError`), grants the plugin needs but was not given
+    (`UsageError`), a failed build, a plugin that fails to load.
     """
     directory = Path(directory)
+    checked = validate_model(PluginSettings, dict(settings or {}), "--settings", ConfigError)
     build_s: float | None = None
     if _is_source(directory):
         started = time.monotonic()
@@ -66,7 +72,12 @@ def run_plugin(
     else:
         bundle = Bundle.open(directory)
     manifest = bundle.manifest
-    missing = sorted(manifest.requested_permissions - expand_permissions(grants))
+    options = {
+        **(settings or {}),
+        "grant": [*checked.grant, *grants],
+        "config": {**checked.config, **(config or {})},
+    }
+    missing = sorted(manifest.requested_permissions - expand_permissions(options["grant"]))
     if missing:
         flags = " ".join(f"--grant {p}" for p in missing)
         raise UsageError(
@@ -79,9 +90,8 @@ def run_plugin(
         shutil.copytree(bundle.directory, plugins / bundle.name)
         data = Path(data_dir) if data_dir is not None else Path(scratch) / "data"
         recorder = CallRecorder()
-        settings = {"grant": list(grants), "config": dict(config or {})}
         started = time.monotonic()
-        with PluginHost([plugins], data_dir=data, plugins={bundle.name: settings}) as host:
+        with PluginHost([plugins], data_dir=data, plugins={bundle.name: options}) as host:
             host.load()
             load_s = time.monotonic() - started
             operator = host.config.settings_for(bundle.name).limits
@@ -99,7 +109,10 @@ def run_plugin(
                     timeout_s=limits.timeout_s,
                     memory_bytes=limits.memory_bytes,
                     fuel=limits.fuel,
-                    http_requests=HttpOptions().max_requests_per_call,
+                    # Valid by now: the host validated them when it loaded the plugin.
+                    http_requests=HttpOptions.model_validate(
+                        options.get("http") or {}
+                    ).max_requests_per_call,
                     output_bytes=limits.max_output_bytes,
                 ),
                 requested_permissions=manifest.requested_permissions,
