@@ -197,7 +197,11 @@ class RunReport:
             )
         lines += [f"  permission denied: {fix}" for fix in self._denied().values()]
         requests = self.recorder.http_requests
-        row("http requests", str(len(requests)), _share(len(requests), limits.http_requests, ""))
+        row(
+            "http requests",
+            str(len(requests)),
+            _share(len(requests), limits.http_requests, " a call"),
+        )
         for request in requests:
             status = request.status if request.status is not None else request.decision
             line = (
