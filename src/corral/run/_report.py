@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from .._errors import (
     PluginTimeout,
     PluginTrap,
 )
+from .._observe import HostCall
 from .._units import format_size
 from ._recorder import CallRecorder
 
@@ -80,7 +81,7 @@ class RunReport:
         return None
 
     def _functions(self) -> list[_FunctionUse]:
-        calls: dict[str, list[Any]] = {}
+        calls: dict[str, list[HostCall]] = {}
         for call in self.recorder.host_calls:
             calls.setdefault(call.function, []).append(call)
         return [
@@ -157,9 +158,9 @@ class RunReport:
                     for use in self._functions()
                 ],
                 "permissions_denied": self._denied(),
-                "http_requests": [vars(request) for request in self.recorder.http_requests],
+                "http_requests": [asdict(request) for request in self.recorder.http_requests],
                 "http_requests_limit": limits.http_requests,
-                "output": [vars(line) for line in self.recorder.lines],
+                "output": [asdict(line) for line in self.recorder.lines],
                 "output_bytes": self._output_bytes(),
                 "output_limit_bytes": limits.output_bytes,
             },
