@@ -76,7 +76,7 @@ def test_run_from_source_prints_the_result_then_the_report(
     assert "% of 64 MiB" in report  # its memory_limit
     assert "config.get" in report and "log.log" in report
     assert "[info] greeting name=Ann" in report
-    assert "build up to date" in report  # the session's build of this source, found by hash
+    assert "build up to date (checked in" in report  # the session's build, found by hash
 
 
 def test_json_has_the_result_and_every_figure(

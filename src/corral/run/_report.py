@@ -53,6 +53,8 @@ class RunReport:
     bundle_dir: Path
     build_s: float | None
     """How long building (or finding the cached build) took; None when given a bundle."""
+    built_now: bool
+    """Whether the source was built for this run (False: the cached build was up to date)."""
     load_s: float
     compiled_from_cache: bool
     data_dir: Path
@@ -135,6 +137,7 @@ class RunReport:
             "report": {
                 "bundle": str(self.bundle_dir),
                 "build_s": self.build_s,
+                "built_now": self.built_now,
                 "load_s": self.load_s,
                 "compiled_from_cache": self.compiled_from_cache,
                 "data_dir": str(self.data_dir),
@@ -220,9 +223,12 @@ class RunReport:
         logged = [out for out in self.recorder.lines if out.source not in sizes]
         row("log lines", str(len(logged)), "")
         lines += [f"    [{out.source}] {out.text}" for out in self.recorder.lines]
-        built = "given as a bundle" if self.build_s is None else f"built in {_ms(self.build_s)}"
-        if self.build_s is not None and self.build_s < 1:
-            built = f"build up to date ({_ms(self.build_s)})"
+        if self.build_s is None:
+            built = "given as a bundle"
+        elif self.built_now:
+            built = f"built in {_ms(self.build_s)}"
+        else:
+            built = f"build up to date (checked in {_ms(self.build_s)})"
         compiled = "compiled component from cache" if self.compiled_from_cache else "compiled now"
         lines.append(f"  bundle {self.bundle_dir}")
         lines.append(f"    {built}; loaded in {_ms(self.load_s)}, {compiled}")

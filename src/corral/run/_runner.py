@@ -19,6 +19,7 @@ from ..bundle import Bundle
 from ..capabilities.http._policy import HttpOptions
 from ..config import PluginSettings, default_cache_dir
 from ..host import PluginHost
+from ..manifest import MANIFEST_FILENAME
 from ..permissions import expand_permissions
 from ..registry import effective_limits
 from ._recorder import CallRecorder
@@ -65,10 +66,13 @@ def run_plugin(
     directory = Path(directory)
     checked = validate_model(PluginSettings, dict(settings or {}), "--settings", ConfigError)
     build_s: float | None = None
+    built_now = False
     if _is_source(directory):
-        started = time.monotonic()
+        started, stamp = time.monotonic(), time.time()
         bundle = build_cached(directory, build_cache or default_build_cache())
         build_s = time.monotonic() - started
+        # A bundle found in the cache was written before this run started.
+        built_now = (bundle.directory / MANIFEST_FILENAME).stat().st_mtime >= stamp
     else:
         bundle = Bundle.open(directory)
     manifest = bundle.manifest
@@ -101,6 +105,7 @@ def run_plugin(
                 command=command,
                 bundle_dir=bundle.directory,
                 build_s=build_s,
+                built_now=built_now,
                 load_s=load_s,
                 compiled_from_cache=host.plugin(bundle.name).from_cache,
                 data_dir=data,
@@ -111,7 +116,7 @@ def run_plugin(
                     fuel=limits.fuel,
                     # Valid by now: the host validated them when it loaded the plugin.
                     http_requests=HttpOptions.model_validate(
-                        options.get("http") or {}
+                        checked.capability_options().get("http") or {}
                     ).max_requests_per_call,
                     output_bytes=limits.max_output_bytes,
                 ),
