@@ -106,6 +106,37 @@ def test_a_grant_the_manifest_requests_is_needed_to_load(
     assert "--grant config.read" in err
 
 
+def test_an_error_value_exits_1_with_the_report(
+    capsys: pytest.CaptureFixture[str], bundles: dict[str, Bundle]
+) -> None:
+    code, out, err = run(capsys, str(bundles["hello"].directory), "nope", *grants("config.read"))
+    assert code == 1
+    assert out.startswith("hello nope: error: plugin 'hello' returned invalid-input")
+    assert "wall time" in out
+    assert err.startswith("corral: plugin 'hello' returned invalid-input")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--input", "{", "--input is not JSON"),
+        ("--config", "[1]", "--config must be a JSON object"),
+        ("--settings", '{"grant": "kv"}', "--settings: grant"),
+        ("--settings", '{"nope": 1}', "unknown key 'nope'"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    capsys: pytest.CaptureFixture[str],
+    bundles: dict[str, Bundle],
+    option: str,
+    value: str,
+    message: str,
+) -> None:
+    code, out, err = run(capsys, str(bundles["hello"].directory), "greet", option, value)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
 def test_a_permission_denied_in_the_call_shows_the_fix(
     capsys: pytest.CaptureFixture[str], bundles: dict[str, Bundle], tmp_path: Path
 ) -> None:
