@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wasmtime
 
 from conftest import PLUGIN_SOURCES
 from corral import PluginHost
@@ -21,6 +22,7 @@ from corral._observe import watch_call
 from corral.bundle import Bundle
 from corral.cli import main
 from corral.run import CallRecorder
+from corral.run._memory import linear_memories
 
 HOSTAPI_GRANTS = ["network.http.outbound", "config.read", "task.read_write", "kv"]
 LOOPBACK = json.dumps({"http": {"allow_private_networks": ["127.0.0.0/8"]}})
@@ -95,6 +97,7 @@ def test_json_has_the_result_and_every_figure(
     assert calls == {"config.get": 1, "log.log": 1}
     assert report["output"] == [{"source": "info", "text": "greeting name=world"}]
     assert report["http_requests"] == [] and report["permissions_denied"] == {}
+    assert (report["log_burst"], report["log_lines_per_second"]) == (200, 50)
     assert not Path(report["data_dir"]).exists()  # thrown away
 
 
@@ -257,3 +260,16 @@ def test_a_watcher_sees_only_the_calls_of_its_own_context(
     # and once the block ends, nothing more reaches it
     host.call("hello", "greet", {})
     assert len(recorder.host_calls) == 40
+
+
+def test_linear_memories_are_read_at_their_exact_size() -> None:
+    before = linear_memories()
+    assert before is not None  # Linux
+    store = wasmtime.Store()
+    module = wasmtime.Module(store.engine, '(module (memory (export "m") 3))')
+    memory = wasmtime.Instance(store, module, []).exports(store)["m"]
+    assert isinstance(memory, wasmtime.Memory)
+    found = {a: n for a, n in (linear_memories() or {}).items() if a not in before}
+    assert list(found.values()) == [3 * 65536]
+    memory.grow(store, 5)
+    assert (linear_memories() or {})[next(iter(found))] == 8 * 65536

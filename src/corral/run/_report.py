@@ -34,6 +34,9 @@ class RunLimits:
     """Outbound HTTP requests per call."""
     output_bytes: int
     """Guest output kept per stream and call; the rest is dropped."""
+    log_burst: int
+    log_lines_per_second: float
+    """Log lines pass at once up to `log_burst`, then at this rate; the rest are dropped."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ class RunReport:
                 "output": [asdict(line) for line in self.recorder.lines],
                 "output_bytes": self._output_bytes(),
                 "output_limit_bytes": limits.output_bytes,
+                "log_burst": limits.log_burst,
+                "log_lines_per_second": limits.log_lines_per_second,
             },
         }
 
@@ -221,7 +226,8 @@ class RunReport:
             _share(max(sizes.values()), limits.output_bytes, "B") + " a stream",
         )
         logged = [out for out in self.recorder.lines if out.source not in sizes]
-        row("log lines", str(len(logged)), "")
+        rate = f"{limits.log_lines_per_second:g} a second after a burst of {limits.log_burst}"
+        row("log lines", str(len(logged)), f"{_share(len(logged), limits.log_burst, '')}; {rate}")
         lines += [f"    [{out.source}] {out.text}" for out in self.recorder.lines]
         if self.build_s is None:
             built = "given as a bundle"

@@ -17,6 +17,7 @@ from .._validation import validate_model
 from ..build import APP_MODULE, build_cached
 from ..bundle import Bundle
 from ..capabilities.http._policy import HttpOptions
+from ..capabilities.log import LogOptions
 from ..config import PluginSettings, default_cache_dir
 from ..host import PluginHost
 from ..manifest import MANIFEST_FILENAME
@@ -100,6 +101,10 @@ def run_plugin(
             load_s = time.monotonic() - started
             operator = host.config.settings_for(bundle.name).limits
             limits = effective_limits(manifest, operator.merged_over(host.config.defaults))
+            # Valid by now: the host validated them when it loaded the plugin.
+            capability_options = checked.capability_options()
+            http = HttpOptions.model_validate(capability_options.get("http") or {})
+            log = LogOptions.model_validate(capability_options.get("log") or {})
             report = RunReport(
                 plugin=bundle.name,
                 command=command,
@@ -114,11 +119,10 @@ def run_plugin(
                     timeout_s=limits.timeout_s,
                     memory_bytes=limits.memory_bytes,
                     fuel=limits.fuel,
-                    # Valid by now: the host validated them when it loaded the plugin.
-                    http_requests=HttpOptions.model_validate(
-                        checked.capability_options().get("http") or {}
-                    ).max_requests_per_call,
+                    http_requests=http.max_requests_per_call,
                     output_bytes=limits.max_output_bytes,
+                    log_burst=log.burst,
+                    log_lines_per_second=log.lines_per_second,
                 ),
                 requested_permissions=manifest.requested_permissions,
                 recorder=recorder,
