@@ -3,8 +3,9 @@
     .venv/bin/python bench/hostapi.py [--calls 5000] [--tasks 10000] [--batch 500]
 
 Round trips are timed inside the guest (a loop of n calls), beside the same loop calling
-nothing, so the difference is the cost of crossing into the host and back. The bulk figure is
-a plugin upserting generated tasks through `tasks.put-many` in batches, against the host
+nothing, so the difference is the cost of crossing into the host and back; `kv.get` is also
+timed while the call watcher `corral run` uses records every host call. The bulk figure is a
+plugin upserting generated tasks through `tasks.put-many` in batches, against the host
 calling the same SQLite store directly in the same run. Target: 10,000 upserts <= 1 s.
 """
 
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 
 from corral import PluginHost
+from corral._observe import watch_call
 from corral.build import build_cached
+from corral.run import CallRecorder
 from corral.tasks import SQLiteTaskStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +65,8 @@ def main() -> None:
             per_call("noop")  # warm up the instance
             noop = per_call("noop")
             rows = [(op, per_call(op)) for op in ("log", "kv.get", "tasks.get")]
+            with watch_call(CallRecorder()):
+                rows.append(("kv.get (watched)", per_call("kv.get")))
 
             started = time.perf_counter()
             host.call(

@@ -22,7 +22,7 @@ def test_public_names_match_all() -> None:
     modules = {
         *("bundle", "capabilities", "config", "host", "host_services", "manifest"),
         *("permissions", "registry", "runtime", "tasks", "kvstore", "build", "cli", "testing"),
-        *("sync", "serve", "signing", "scaffold"),
+        *("sync", "serve", "signing", "scaffold", "run"),
     }
     assert public - modules == set(corral.__all__) - {"__version__"}
 

@@ -7,6 +7,7 @@ import threading
 import weakref
 from collections.abc import Callable
 
+from ._observe import CallWatcher
 from .capabilities.log import escape_controls
 
 __all__ = ["GuestOutput"]
@@ -30,6 +31,8 @@ class GuestOutput:
         self._dropped = 0
         self.tail = b""
         self._released = threading.Event()
+        self.watcher: CallWatcher | None = None
+        """The watcher of the call in progress, if it has one (`_observe.watch_call`)."""
 
     def sink(self) -> Callable[[bytes], None]:
         """The callback to give Wasmtime for this stream (`WasiConfig.stdout_custom`).
@@ -70,6 +73,8 @@ class GuestOutput:
     def _emit(self, line: bytes) -> None:
         text = escape_controls(line.decode("utf-8", "replace"))
         self._logger.info("[%s] %s", self.stream, text)
+        if self.watcher is not None:
+            self.watcher.output(self.stream, text)
 
     def end_call(self) -> None:
         if self._buffer:

@@ -124,6 +124,44 @@ def cmd_call(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import run_plugin
+
+    options: dict[str, Any] = {}
+    flags = (
+        ("--input", args.input),
+        ("--config", args.plugin_config),
+        ("--settings", args.settings),
+    )
+    for flag, text in flags:
+        try:
+            options[flag] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{flag} is not JSON: {exc.msg} at position {exc.pos}") from None
+    for flag in ("--config", "--settings"):
+        if not isinstance(options[flag], dict):
+            raise UsageError(f"{flag} must be a JSON object")
+    report = run_plugin(
+        args.source,
+        args.command,
+        options["--input"],
+        grants=args.grant or [],
+        config=options["--config"],
+        settings=options["--settings"],
+        data_dir=args.data_dir,
+    )
+    if args.json:
+        _print_json(report.as_json())
+    else:
+        if report.error is None:
+            _print_json(report.result)
+        print(report.render())
+    if report.error is None:
+        return EXIT_OK
+    print(f"corral: {report.error}", file=sys.stderr)
+    return _exit_code(report.error)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_plugin, bundle_component
 
@@ -285,6 +323,32 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--input", default="null", help="JSON input (default: null)")
     _host_options(call)
     call.set_defaults(func=cmd_call)
+
+    run = commands.add_parser(
+        "run", help="build if stale, call a plugin once, report what it used against its limits"
+    )
+    run.add_argument("source", type=Path, metavar="DIR", help="a plugin's source dir or bundle")
+    run.add_argument("command", metavar="COMMAND")
+    run.add_argument("--input", default="null", help="JSON input (default: null)")
+    run.add_argument(
+        "--grant", action="append", metavar="PERMISSION",
+        help="grant the plugin this permission (repeatable; default: none)",
+    )  # fmt: skip
+    run.add_argument(
+        "--config", dest="plugin_config", default="{}", metavar="JSON",
+        help="the plugin's config, a JSON object (default: {})",
+    )  # fmt: skip
+    run.add_argument(
+        "--settings", default="{}", metavar="JSON",
+        help="operator settings, as under plugins.NAME in corral.yaml, e.g. "
+        '\'{"http": {"allow_private_networks": ["127.0.0.0/8"]}}\'',
+    )  # fmt: skip
+    run.add_argument(
+        "--data-dir", type=Path, metavar="DIR",
+        help="keep the plugin's data (kv, tasks, audit log) here (default: a new temporary dir)",
+    )  # fmt: skip
+    run.add_argument("--json", action="store_true", help="result and report as one JSON document")
+    run.set_defaults(func=cmd_run)
 
     build = commands.add_parser(
         "build", help="build a Python or JavaScript plugin, or bundle a component (--wasm)"

@@ -298,6 +298,12 @@ class PluginRunner:
 
             def refuse(_store: Any, *_args: Any) -> Any:
                 audit.record("permission.denied", plugin, function=qualified, permission=permission)
+                if (watcher := _observe.watcher()) is not None:
+                    watcher.host_call(
+                        _observe.HostCall(
+                            qualified, 0.0, "permission-denied", str(denied.payload), permission
+                        )
+                    )
                 return denied
 
             return refuse
@@ -305,10 +311,9 @@ class PluginRunner:
         impl = function.impl
         logger = self._logger
 
-        def call(_store: Any, *args: Any) -> Any:
+        def answer(*args: Any) -> Any:
             # Host functions never raise into Wasmtime: an exception there becomes a trap, and
             # the contract says errors cross as values.
-            _observe.host_call(plugin, qualified)
             context = _current_call.get()
             # The guest may call in after its deadline, before the next epoch check traps it:
             # no host work starts then.
@@ -321,6 +326,25 @@ class PluginRunner:
             except Exception:
                 logger.exception("host function %s failed", qualified)
                 return Variant("internal", f"the host failed in {qualified}; see the host log")
+
+        def call(_store: Any, *args: Any) -> Any:
+            _observe.host_call(plugin, qualified)
+            watcher = _observe.watcher()
+            if watcher is None:
+                return answer(*args)
+            started = time.perf_counter()
+            result = answer(*args)
+            seconds = time.perf_counter() - started
+            # `answer` turns every failure into a `plugin-error` Variant; no ok value of the
+            # WIT's functions is a variant.
+            if isinstance(result, Variant):
+                payload = result.payload
+                message = payload if isinstance(payload, str) else getattr(payload, "message", "")
+                record = _observe.HostCall(qualified, seconds, result.tag, str(message))
+            else:
+                record = _observe.HostCall(qualified, seconds)
+            watcher.host_call(record)
+            return result
 
         return call
 
@@ -435,12 +459,18 @@ class PluginRunner:
 
     def _run(self, export: str, *args: Any) -> Any:
         start = time.monotonic()
+        watcher = _observe.watcher()
         with self._call_scope(start + self.limits.timeout_s) as deadline:
             instance = self._acquire(deadline)
             healthy = False
             try:
                 store = instance.store
                 self._arm(store, deadline)
+                # Every store meters fuel (see `_UNMETERED_FUEL`), so what a call burns can be
+                # read whether or not the plugin has a fuel budget.
+                fuel = store.get_fuel() if watcher is not None else 0
+                for output in instance.outputs:
+                    output.watcher = watcher
                 func = instance.invoke if export == "invoke" else instance.on_event
                 try:
                     result = func(store, *args)
@@ -452,6 +482,9 @@ class PluginRunner:
                 finally:
                     for output in instance.outputs:
                         output.end_call()
+                        output.watcher = None
+                    if watcher is not None:
+                        watcher.call_ended(fuel - store.get_fuel())
                 healthy = True
                 return result
             finally:

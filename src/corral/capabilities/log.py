@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .. import _observe
 from .._errors import ConfigError
 from .._ratelimit import TokenBucket
 from .._validation import validate_model
@@ -77,6 +78,19 @@ def _clip(text: str, limit: int) -> str:
     return kept + f"… ({len(data) - limit} bytes cut)"
 
 
+def _line(message: str, fields: list[Any], options: LogOptions) -> tuple[str, dict[str, str]]:
+    """The text of a log line (message, then ``key=value`` fields), clipped; and its fields."""
+    limit = options.max_line_bytes
+    extra = {
+        _clip(str(key), 128): _clip(str(value), limit)
+        for key, value in fields[: options.max_fields]
+    }
+    text = _clip(message, limit)
+    if extra:
+        text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+    return text, extra
+
+
 class LogCapability(Capability):
     name = "log"
     option_keys = ("log",)
@@ -90,6 +104,8 @@ class LogCapability(Capability):
 
     def host_functions(self, state: _LogState) -> list[HostFunction]:
         def log(call: CallContext, level: str, message: str, fields: list[Any]) -> None:
+            if (watcher := _observe.watcher()) is not None:
+                watcher.log_line(level, _line(message, fields, state.options)[0])
             number = _LEVELS.get(level, logging.INFO)
             if number < _LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
                 return
@@ -101,14 +117,7 @@ class LogCapability(Capability):
                 dropped, state.dropped = state.dropped, 0
             if dropped:
                 state.logger.warning("dropped %d log lines over the rate limit", dropped)
-            limit = state.options.max_line_bytes
-            extra = {
-                _clip(str(key), 128): _clip(str(value), limit)
-                for key, value in fields[: state.options.max_fields]
-            }
-            text = _clip(message, limit)
-            if extra:
-                text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+            text, extra = _line(message, fields, state.options)
             state.logger.log(number, "%s", text, extra={"plugin": call.plugin, "fields": extra})
 
         return [HostFunction("log", log)]

@@ -360,6 +360,19 @@ class OutboundHttp:
         reason: str | None = None,
     ) -> None:
         _observe.egress(self.plugin, decision)
+        if (watcher := _observe.watcher()) is not None:
+            watcher.http_request(
+                _observe.HttpRequest(
+                    method=hop.method,
+                    url=redact_url(hop.url),
+                    decision=decision,
+                    status=status,
+                    bytes_out=len(hop.body) if decision == "allow" else 0,
+                    bytes_in=bytes_in,
+                    seconds=time.monotonic() - started,
+                    reason=reason,
+                )
+            )
         write_entry(
             self._audit,
             AuditEntry(
