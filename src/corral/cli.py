@@ -2,14 +2,14 @@
 
 Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error (also a plugin that
 failed to load for its config or grants), 3 trap (timeout, memory, stack, fuel), 130 Ctrl-C.
-Errors are one line on stderr; `--debug` adds the traceback.
+Errors are one line on stderr; `--debug` adds the traceback. `--debug`, `-v` and `-q` go before
+or after any subcommand (see `_cli_logging`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._cli_logging import add_global_flags, apply_plugin_levels, logging_configured
 from ._errors import (
     ConfigError,
     CorralError,
@@ -57,6 +58,7 @@ def _host_config(args: argparse.Namespace) -> HostConfig:
     extra = [Path(d).absolute() for d in args.plugins_dir or []]
     if extra:
         config = config.model_copy(update={"plugin_dirs": [*config.plugin_dirs, *extra]})
+    apply_plugin_levels(config, args)
     return config
 
 
@@ -169,11 +171,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    if not args.debug:  # the server logs one line per state change
-        logging.getLogger("corral").setLevel(logging.INFO)
     config: Path = args.config if args.config is not None else DEFAULT_CONFIG
     if not config.is_file():
         raise UsageError(f"{config}: no such config file (give one with --config)")
+    apply_plugin_levels(load_host_config(config), args)
     serve(config, host=args.host, port=args.port)
     return EXIT_OK
 
@@ -258,7 +259,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="corral", description="WebAssembly plugin host")
     parser.add_argument("--version", action="version", version=f"corral {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True)
 
     plugins = commands.add_parser("plugins", help="inspect plugin bundles")
@@ -347,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         leaf.set_defaults(func=cmd_events)
 
     _add_jira_emulator_parser(commands)
+    add_global_flags(parser)
     return parser
 
 
@@ -389,16 +390,9 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Without --debug only errors are logged: a command reports its own failures in one line
-    # (or, for `plugins list`, in its table).
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        if args.command == "serve"
-        else "%(levelname)s %(name)s: %(message)s",
-    )
     try:
-        code: int = args.func(args)
+        with logging_configured(args, serving=args.command == "serve"):
+            code: int = args.func(args)
         return code
     except CorralError as error:
         if args.debug:

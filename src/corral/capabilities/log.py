@@ -20,9 +20,9 @@ from .._ratelimit import TokenBucket
 from .._validation import validate_model
 from ._base import CallContext, Capability, HostFunction, PluginContext
 
-__all__ = ["LogCapability", "LogOptions", "escape_controls", "plugin_logger"]
+__all__ = ["LOG_LEVELS", "LogCapability", "LogOptions", "escape_controls", "plugin_logger"]
 
-_LEVELS = {
+LOG_LEVELS = {  # the WIT levels as Python logging levels
     "trace": logging.DEBUG - 5,
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -90,8 +90,8 @@ class LogCapability(Capability):
 
     def host_functions(self, state: _LogState) -> list[HostFunction]:
         def log(call: CallContext, level: str, message: str, fields: list[Any]) -> None:
-            number = _LEVELS.get(level, logging.INFO)
-            if number < _LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
+            number = LOG_LEVELS.get(level, logging.INFO)
+            if number < LOG_LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
                 return
             if state.bucket.take() > 0:
                 with state.lock:
