@@ -1,7 +1,8 @@
 """The `corral` command line.
 
 Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error (also a plugin that
-failed to load for its config or grants), 3 trap (timeout, memory, stack, fuel), 130 Ctrl-C.
+failed to load for its config or grants), 3 trap (timeout, memory, stack, fuel), 130 Ctrl-C,
+141 when stdout's reader went away (as for a process that SIGPIPE ended).
 Errors are one line on stderr; `--debug` adds the traceback. `--debug`, `-v` and `-q` go before
 or after any subcommand (see `_cli_logging`).
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from . import __version__
 from ._cli_logging import add_global_flags, apply_plugin_levels, logging_configured
+from ._cli_output import print_table, silence_stdout
 from ._errors import (
     ConfigError,
     CorralError,
@@ -26,7 +28,15 @@ from ._errors import (
     PluginUnavailable,
     describe_failure,
 )
-from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRAP, EXIT_USAGE, UsageError
+from ._exit import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TRAP,
+    EXIT_USAGE,
+    UsageError,
+)
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
@@ -62,6 +72,16 @@ def _host_config(args: argparse.Namespace) -> HostConfig:
     return config
 
 
+def _shown_path(path: Path | None) -> str | None:
+    """`path` relative to the working directory when it is below it (shorter), else as is."""
+    if path is None:
+        return None
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
@@ -77,10 +97,10 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     elif not infos:
         print("no plugins found")
     else:
-        width = max(len(i.name) for i in infos)
-        for info in infos:
-            line = f"{info.name:<{width}}  {info.state:<8}  {info.version or '-'}"
-            print(line + (f"  {info.reason}" if info.reason else ""))
+        print_table(
+            ("NAME", "STATE", "VERSION", "DIR", "REASON"),
+            ((i.name, i.state, i.version, _shown_path(i.directory), i.reason) for i in infos),
+        )
     return EXIT_OK if all(i.state != "failed" for i in infos) else EXIT_FAILED
 
 
@@ -393,7 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with logging_configured(args, serving=args.command == "serve"):
             code: int = args.func(args)
+            sys.stdout.flush()  # here, so a reader that went away is noticed below
         return code
+    except BrokenPipeError:  # stdout's reader stopped reading (`corral tasks list | head`)
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
     except CorralError as error:
         if args.debug:
             traceback.print_exc()

@@ -11,6 +11,7 @@ import argparse
 import json
 from typing import Any
 
+from corral._cli_output import print_table
 from corral._errors import InvalidInput
 
 from .model import Task, TaskFilter
@@ -103,21 +104,13 @@ def _list(args: argparse.Namespace, store: TaskStore) -> int:
     if args.json:
         print(json.dumps([task.to_json() for task in tasks], indent=2))
     elif tasks:
-        _print_table(tasks)
+        print_table(
+            ("ID", "STATUS", "PRIORITY", "ASSIGNEE", "DUE", "TITLE"),
+            ((t.id, t.status, t.priority, t.assignee, t.due_date, t.title) for t in tasks),
+        )
     else:
         print("no tasks")
     return 0
-
-
-def _print_table(tasks: list[Task]) -> None:
-    header = ("ID", "STATUS", "PRIORITY", "ASSIGNEE", "DUE", "TITLE")
-    rows = [header] + [
-        (t.id, t.status, t.priority, t.assignee or "-", t.due_date or "-", t.title) for t in tasks
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
-        print("  ".join([*cells, row[-1]]))
 
 
 def _show(args: argparse.Namespace, store: TaskStore) -> int:
