@@ -114,3 +114,36 @@ def test_events_list_is_a_table(
         ["1", "jira-sync", "pending", "0"],
         ["2", "hello", "pending", "0"],
     ]
+
+
+def test_without_a_config_the_new_data_dir_is_announced_once(
+    tmp_path: Path, plugin_dir: Callable[..., Path]
+) -> None:
+    done = corral_cli("audit", cwd=tmp_path)  # reading creates nothing
+    assert done.returncode == 2
+    assert done.stderr == "corral: no data dir .corral, so no audit log; give the host's " \
+        "--config or --data-dir\n"  # fmt: skip
+    assert not (tmp_path / ".corral").exists()
+
+    done = corral_cli("tasks", "create", "--title", "first", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "corral: no corral.yaml here: keeping tasks, kv and the audit log in new data dir "
+        ".corral (--config or --data-dir choose another)\n"
+    )
+    assert (tmp_path / ".corral" / "tasks.db").is_file()
+    done = corral_cli("tasks", "list", cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.splitlines()[1].endswith("first")
+
+    # --data-dir names it: no announcement, and nothing in ./.corral.
+    plugins = plugin_dir("misbehave")
+    elsewhere = tmp_path / "elsewhere"
+    done = corral_cli(
+        "plugins", "list", "--plugins-dir", str(plugins), "--data-dir", str(elsewhere), "-q",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stderr == ""
+    assert (elsewhere / "audit.log").is_file()
+    assert not (tmp_path / ".corral" / "audit.log").exists()
+    assert "plugin.loaded" in corral_cli("audit", "--data-dir", str(elsewhere)).stdout

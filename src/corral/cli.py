@@ -59,17 +59,39 @@ def _exit_code(error: CorralError) -> int:
     return EXIT_FAILED
 
 
-def _host_config(args: argparse.Namespace) -> HostConfig:
-    """corral.yaml if given (or present), with --plugins-dir adding directories."""
+def _host_config(args: argparse.Namespace, *, creates_data: bool = False) -> HostConfig:
+    """corral.yaml if given (or present), with --plugins-dir and --data-dir applied.
+
+    With no config and no --data-dir, a command that `creates_data` (tasks, kv, the audit log)
+    says where it put them if it created the data dir (`_announce_data_dir`), rather than leave a
+    ``.corral`` behind unannounced.
+    """
     path: Path | None = args.config
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
     config = load_host_config(path) if path is not None else HostConfig().resolved(Path.cwd())
-    extra = [Path(d).absolute() for d in args.plugins_dir or []]
+    update: dict[str, Any] = {}
+    extra = [Path(d).absolute() for d in getattr(args, "plugins_dir", None) or []]
     if extra:
-        config = config.model_copy(update={"plugin_dirs": [*config.plugin_dirs, *extra]})
+        update["plugin_dirs"] = [*config.plugin_dirs, *extra]
+    data_dir: Path | None = getattr(args, "data_dir", None)
+    if data_dir is not None:
+        update["data_dir"] = data_dir.absolute()
+    config = config.model_copy(update=update)
+    if creates_data and path is None and data_dir is None and not config.data_dir.exists():
+        args.unannounced_data_dir = config.data_dir  # for `main`, once the command is done
     apply_plugin_levels(config, args)
     return config
+
+
+def _announce_data_dir(args: argparse.Namespace) -> None:
+    created: Path | None = getattr(args, "unannounced_data_dir", None)
+    if created is not None and created.exists():
+        print(
+            f"corral: no {DEFAULT_CONFIG} here: keeping tasks, kv and the audit log in new data "
+            f"dir {_shown_path(created)} (--config or --data-dir choose another)",
+            file=sys.stderr,
+        )
 
 
 def _shown_path(path: Path | None) -> str | None:
@@ -90,7 +112,7 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
-    with PluginHost(config=_host_config(args)) as host:
+    with PluginHost(config=_host_config(args, creates_data=True)) as host:
         infos = host.load()
     if args.json:
         _print_json([i.as_json() for i in infos])
@@ -139,7 +161,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         payload = json.loads(args.input)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
-    with PluginHost(config=_host_config(args)) as host:
+    with PluginHost(config=_host_config(args, creates_data=True)) as host:
         host.load()
         result = host.call(args.name, args.command, payload)
     _print_json(result)
@@ -170,6 +192,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--since: {exc}") from None
     path = _host_config(args).data_dir / "audit.log"
+    if not path.parent.is_dir():
+        raise UsageError(
+            f"no data dir {_shown_path(path.parent)}, so no audit log; "
+            "give the host's --config or --data-dir"
+        )
     entries = read_audit(path)
     for entry in select(entries, plugin=args.plugin, since=since, call_id=args.call):
         if args.json:
@@ -182,7 +209,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    with PluginHost(config=_host_config(args)) as host:
+    with PluginHost(config=_host_config(args, creates_data=True)) as host:
         host.load()
         handler: Callable[[argparse.Namespace, PluginHost], int] = args.sync_handler
         return handler(args, host)
@@ -234,7 +261,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    services = HostServices(_host_config(args).data_dir)
+    services = HostServices(_host_config(args, creates_data=True).data_dir)
     try:
         handler: Callable[[argparse.Namespace, Any], int] = args.tasks_handler
         return handler(args, services.task_store)
@@ -252,7 +279,7 @@ def cmd_jira_emulator(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from .serve._queue import EventQueue
 
-    queue = EventQueue.in_data_dir(_host_config(args).data_dir)
+    queue = EventQueue.in_data_dir(_host_config(args, creates_data=True).data_dir)
     try:
         handler: Callable[[argparse.Namespace, Any], int] = args.events_handler
         return handler(args, queue)
@@ -263,13 +290,22 @@ def cmd_events(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
-def _host_options(parser: argparse.ArgumentParser) -> None:
+def _host_options(
+    parser: argparse.ArgumentParser, *, plugins_dir: bool = True, data_dir: bool = True
+) -> None:
+    """The options that say which host a command works on; each only where it applies."""
     parser.add_argument(
         "--config", type=Path, help="corral.yaml (default: ./corral.yaml if present)"
     )
-    parser.add_argument(
-        "--plugins-dir", action="append", metavar="DIR", help="also search DIR (repeatable)"
-    )
+    if plugins_dir:
+        parser.add_argument(
+            "--plugins-dir", action="append", metavar="DIR", help="also search DIR (repeatable)"
+        )
+    if data_dir:
+        parser.add_argument(
+            "--data-dir", type=Path, metavar="DIR",
+            help="tasks, kv and the audit log (default: the config's data_dir, else ./.corral)",
+        )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,12 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="validate a bundle, its checksum and its signature; show the signer"
     )
     verify.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
-    _host_options(verify)
+    _host_options(verify, plugins_dir=False, data_dir=False)
     verify.set_defaults(func=cmd_plugins_verify)
     inspect = plugin_commands.add_parser("inspect", help="manifest, permissions, imports, exports")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
     inspect.add_argument("--json", action="store_true")
-    _host_options(inspect)
+    _host_options(inspect, plugins_dir=False, data_dir=False)
     inspect.set_defaults(func=cmd_plugins_inspect)
 
     call = commands.add_parser("call", help="call a plugin command and print the JSON result")
@@ -322,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", metavar="T", help="30m, 2h, 1d ago or an ISO 8601 time")
     audit.add_argument("--call", metavar="ID", help="only the entries of one call")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
-    _host_options(audit)
+    _host_options(audit, plugins_dir=False)
     audit.set_defaults(func=cmd_audit)
 
     add_sync_parsers(commands)
@@ -358,12 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tasks_parser(commands)
     for leaf in _subparsers(commands.choices["tasks"]):
-        _host_options(leaf)
+        _host_options(leaf, plugins_dir=False)
         leaf.set_defaults(func=cmd_tasks)
 
     add_events_parser(commands)
     for leaf in _subparsers(commands.choices["events"]):
-        _host_options(leaf)
+        _host_options(leaf, plugins_dir=False)
         leaf.set_defaults(func=cmd_events)
 
     _add_jira_emulator_parser(commands)
@@ -430,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"corral: {describe_failure(error)} (--debug shows the traceback)", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        _announce_data_dir(args)
 
 
 if __name__ == "__main__":

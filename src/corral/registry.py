@@ -130,15 +130,20 @@ class _Claim:
     signer: Signer | None
 
 
+def _check_plugin_dirs(plugin_dirs: list[Path]) -> None:
+    for plugin_dir in plugin_dirs:
+        if not plugin_dir.is_dir():
+            raise ConfigError(f"plugin dir {plugin_dir} does not exist or is not a directory")
+
+
 def _bundle_dirs(plugin_dirs: list[Path]) -> Iterator[tuple[Path, Path]]:
     """(plugin dir, bundle dir) for each subdirectory holding a manifest.yaml of any kind.
 
     A manifest that is a FIFO, a device or a symlink out of the bundle is listed too, so that
     opening it fails that bundle with a reason instead of hiding it.
     """
+    _check_plugin_dirs(plugin_dirs)
     for plugin_dir in plugin_dirs:
-        if not plugin_dir.is_dir():
-            raise ConfigError(f"plugin dir {plugin_dir} does not exist or is not a directory")
         for child in sorted(plugin_dir.iterdir()):
             manifest = child / MANIFEST_FILENAME
             try:
@@ -266,6 +271,8 @@ class Registry:
         """
         with self._refreshing:
             reload = bool(self._current.plugins or self._current.unopened)
+            # Before the audit log opens: a mistyped dir must not leave a data dir behind.
+            _check_plugin_dirs(self._config.plugin_dirs)
             self._services.audit.record("host.load", reload=reload)
             self._compile_failures.clear()  # loading again tries every compile again
             fresh = _Generation()
