@@ -147,3 +147,26 @@ def test_without_a_config_the_new_data_dir_is_announced_once(
     assert (elsewhere / "audit.log").is_file()
     assert not (tmp_path / ".corral" / "audit.log").exists()
     assert "plugin.loaded" in corral_cli("audit", "--data-dir", str(elsewhere)).stdout
+
+
+def test_plugins_inspect_shows_hosts_and_exported_functions(
+    plugin_dir: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugins = plugin_dir("hello", "hostapi")
+    assert main(["plugins", "inspect", str(plugins / "hello")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "allowed_hosts: none" in lines
+    exports = lines[lines.index("exports:") + 1 :]
+    assert "  - corral:plugin/handler@0.1.0: invoke, on-event" in exports
+    assert not any("object at 0x" in line for line in lines)
+
+    assert main(["plugins", "inspect", str(plugins / "hostapi")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    hosts = lines[lines.index("allowed_hosts:") + 1 :][:2]
+    assert hosts == ["  - http://127.0.0.1:*", "  - http://localhost:*"]
+
+    # Options that would change nothing are not offered.
+    for argv in (["inspect", "x", "--plugins-dir", "d"], ["verify", "x", "--data-dir", "d"]):
+        with pytest.raises(SystemExit) as exited:
+            main(["plugins", *argv])
+        assert exited.value.code == 2

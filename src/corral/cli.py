@@ -145,14 +145,19 @@ def cmd_plugins_inspect(args: argparse.Namespace) -> int:
         _print_json(report)
         return EXIT_OK
     for key, value in report.items():
-        if isinstance(value, list):
+        if isinstance(value, list) and value:
             print(f"{key}:")
             for item in value:
                 print(f"  - {item}")
+        elif key == "exports":  # interface: its functions
+            print(f"{key}:")
+            for name, functions in value.items():
+                print(f"  - {name}" + (f": {', '.join(functions)}" if functions else ""))
         elif isinstance(value, dict):
-            print(f"{key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+            shown = {k: v for k, v in value.items() if v is not None}
+            print(f"{key}: " + (", ".join(f"{k}={v}" for k, v in shown.items()) or "-"))
         else:
-            print(f"{key}: {value}")
+            print(f"{key}: {'none' if value in ([], None, '') else value}")
     return EXIT_OK
 
 

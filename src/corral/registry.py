@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from wasmtime.component import Component
+from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from ._cache import CompiledCache
 from ._contract import check_world
@@ -643,11 +643,17 @@ class Registry:
             bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
         )
 
-    def interface(self, bundle: Bundle) -> tuple[list[str], list[str]]:
-        """The names a bundle's component imports and exports."""
+    def interface(self, bundle: Bundle) -> tuple[list[str], dict[str, list[str]]]:
+        """The interfaces a bundle's component imports, and what it exports: each exported
+        interface with the names of its functions (a function exported alone: no names)."""
         ctype = self.compiled(bundle)[0].type
         engine = self._runtime.engine
-        return sorted(ctype.imports(engine)), sorted(ctype.exports(engine))
+        exports: dict[str, list[str]] = {}
+        for name, item in sorted(ctype.exports(engine).items()):
+            kind = item.ty
+            members = kind.exports(engine) if isinstance(kind, ComponentInstanceType) else {}
+            exports[name] = sorted(m for m, v in members.items() if isinstance(v.ty, FuncType))
+        return sorted(ctype.imports(engine)), exports
 
     def _release(self, loaded: _Loaded) -> None:
         if loaded.info.state == "loaded":
