@@ -155,6 +155,10 @@ def test_errors_and_conflicts_exit_1_and_json_reports_them(
     listed = corral("conflicts", "synccount", "list", "--json", "--config", config)
     assert listed.returncode == 0
     assert [c["id"] for c in json.loads(listed.stdout)] == ["c-3"]
+    listed = corral("conflicts", "synccount", "list", "--config", config)
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["ID", "ITEM", "FIELD", "LOCAL", "REMOTE"]
+    assert row.startswith("c-3  ITEM-3 / task ") and row.endswith('title  "mine"  "theirs"')
     shown = corral("conflicts", "synccount", "show", "c-3", "--config", config)
     assert shown.returncode == 0
     assert '  local  "mine"\n  remote "theirs"' in shown.stdout
