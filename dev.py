@@ -5,7 +5,7 @@
     python3 dev.py test     run the whole test suite (with ruff and mypy)
 
 Both create `.venv/` and install the project with its dev dependencies on first use, and again
-whenever pyproject.toml changes.
+whenever pyproject.toml changes; after the first install they say how to reach `corral`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".corral-installed"
 
 
-def ensure_venv() -> None:
+def ensure_venv() -> bool:
+    """Create or update .venv as pyproject.toml asks; whether this was its first install."""
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
-        return
+        return False
+    first = not STAMP.exists()
     if not PYTHON.exists():
         print("creating .venv", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
@@ -38,6 +40,20 @@ def ensure_venv() -> None:
         check=True,
     )  # fmt: skip
     STAMP.write_text(wanted)
+    return first
+
+
+def how_to_reach_corral() -> str:
+    """What to type for the `corral` command, which lives in .venv, not on the PATH."""
+    activate = (
+        rf"{VENV.name}\Scripts\activate" if os.name == "nt" else f"source {VENV.name}/bin/activate"
+    )
+    corral = BIN.relative_to(ROOT) / ("corral.exe" if os.name == "nt" else "corral")
+    return (
+        f"corral is installed in {VENV.name}/: run `{activate}` to have the `corral` command "
+        f"in this shell, or call `{corral}` directly (`pip install -e .` puts it in another "
+        "environment)"
+    )
 
 
 def run(args: list[str]) -> int:
@@ -52,10 +68,14 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test"}:
         print(__doc__, file=sys.stderr)
         return 2
-    ensure_venv()
+    first_install = ensure_venv()
     if argv[0] == "demo":
-        return run([str(PYTHON), "examples/demo.py", *argv[1:]])
-    return run([str(PYTHON), "-m", "pytest", *argv[1:]])
+        code = run([str(PYTHON), "examples/demo.py", *argv[1:]])
+    else:
+        code = run([str(PYTHON), "-m", "pytest", *argv[1:]])
+    if first_install:  # last, where it is not scrolled away by what the command printed
+        print(how_to_reach_corral(), flush=True)
+    return code
 
 
 if __name__ == "__main__":

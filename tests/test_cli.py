@@ -148,3 +148,4 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
         done.stderr
         == f"corral: plugin dir {tmp_path / 'nope'} does not exist or is not a directory\n"
     )
+    assert not (tmp_path / ".corral").exists()  # a mistyped dir leaves no data dir behind

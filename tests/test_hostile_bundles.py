@@ -373,7 +373,10 @@ def test_cli_reports_hostile_bundles_without_a_traceback(
     (fifo / "plugin.wasm").unlink()
     os.mkfifo(fifo / "plugin.wasm")
     done = subprocess.run(
-        [sys.executable, "-m", "corral.cli", "plugins", "list", "--plugins-dir", str(plugins)],
+        [
+            *(sys.executable, "-m", "corral.cli", "plugins", "list"),
+            *("--plugins-dir", str(plugins), "--data-dir", str(plugins.parent / "data")),
+        ],
         cwd=plugins.parent,
         env={**os.environ, "PYTHONPATH": str(Path(corral.__file__).parent.parent)},
         capture_output=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from corral._errors import Conflict, InvalidInput, NotFound
+from corral._exit import UsageError
 from corral.tasks import SQLiteTaskStore
 from corral.tasks.cli import add_tasks_parser
 
@@ -98,7 +99,7 @@ def test_edit(store: SQLiteTaskStore, capsys: pytest.CaptureFixture[str]) -> Non
 
     for argv, error, message in [
         (("edit", "missing", "--title", "x"), NotFound, 'task "missing" does not exist'),
-        (("edit", task_id), InvalidInput, "nothing to change; give one of --title, "),
+        (("edit", task_id), UsageError, "nothing to change; give one of --title, .*--clear$"),
         (("edit", task_id, "--due", "soon"), InvalidInput, r'due_date: "soon" is not a date'),
     ]:
         args = parse(*argv)
@@ -107,7 +108,50 @@ def test_edit(store: SQLiteTaskStore, capsys: pytest.CaptureFixture[str]) -> Non
     assert store.get(task_id).version == 3
 
 
+def test_edit_clears_fields(store: SQLiteTaskStore, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("--title", "T", "--description", "d", "--assignee", "ana", "--due", "2024-03-01")
+    task_id = create(store, capsys, *argv, "--label", "a")
+    run(store, capsys, "edit", task_id, "--assignee", "", "--due", "")
+    task = store.get(task_id)
+    assert (task.assignee, task.due_date, task.labels) == (None, None, ["a"])
+    run(store, capsys, "edit", task_id, "--clear", "labels", "--clear", "description")
+    task = store.get(task_id)
+    assert (task.labels, task.description, task.title, task.version) == ([], "", "T", 3)
+
+    args = parse("edit", task_id, "--clear", "labels", "--label", "b")
+    with pytest.raises(UsageError, match="--clear labels and --label contradict each other"):
+        args.tasks_handler(args, store)
+    for refused in (("--clear", "title"), ("--clear", "status"), ("--status", " ")):
+        with pytest.raises(SystemExit) as exited:
+            parse("edit", task_id, *refused)
+        assert exited.value.code == 2
+    assert store.get(task_id).version == 3
+
+
+def test_status_and_priority_values_are_documented(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        parse("create", "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "any non-empty text, such as todo, in_progress, done (new: todo)" in text
+    assert "such as lowest, low, medium, high, critical (new: medium)" in text
+    with pytest.raises(SystemExit):
+        parse("create", "--title", "x", "--priority", "")
+    assert capsys.readouterr().err.endswith(
+        "argument --priority: must not be empty; any text, such as lowest, low, medium, high, "
+        "critical\n"
+    )
+
+
 def test_delete(store: SQLiteTaskStore, capsys: pytest.CaptureFixture[str]) -> None:
+    task_id = create(store, capsys, "--title", "Doomed")
+    run(store, capsys, "edit", task_id, "--status", "done")
+    args = parse("delete", task_id, "--expected-version", "1")
+    with pytest.raises(Conflict, match="is at version 2, not the expected version 1"):
+        args.tasks_handler(args, store)
+    assert store.get(task_id).version == 2
+    run(store, capsys, "delete", task_id, "--expected-version", "2")
     task_id = create(store, capsys, "--title", "Doomed")
     assert run(store, capsys, "delete", task_id) == f"deleted task {task_id}\n"
     args = parse("show", task_id)

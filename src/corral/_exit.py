@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._errors import CorralError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -21,6 +22,10 @@ EXIT_USAGE = 2
 EXIT_TRAP = 3
 EXIT_INTERRUPTED = 130
 """Ctrl-C, as shells report a process ended by SIGINT."""
+EXIT_BROKEN_PIPE = 141
+"""stdout's reader went away (``| head``), as shells report a process ended by SIGPIPE. Python
+ignores SIGPIPE (a closed socket must raise, not end the process), so the CLI exits quietly
+with this code instead."""
 
 
 class UsageError(CorralError):

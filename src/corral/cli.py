@@ -1,15 +1,16 @@
 """The `corral` command line.
 
 Exit codes: 0 ok, 1 plugin or verification error, 2 usage or config error (also a plugin that
-failed to load for its config or grants), 3 trap (timeout, memory, stack, fuel), 130 Ctrl-C.
-Errors are one line on stderr; `--debug` adds the traceback.
+failed to load for its config or grants), 3 trap (timeout, memory, stack, fuel), 130 Ctrl-C,
+141 when stdout's reader went away (as for a process that SIGPIPE ended).
+Errors are one line on stderr; `--debug` adds the traceback. `--debug`, `-v` and `-q` go before
+or after any subcommand (see `_cli_logging`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._cli_logging import add_global_flags, apply_plugin_levels, logging_configured
+from ._cli_output import print_table, silence_stdout
 from ._errors import (
     ConfigError,
     CorralError,
@@ -25,7 +28,15 @@ from ._errors import (
     PluginUnavailable,
     describe_failure,
 )
-from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRAP, EXIT_USAGE, UsageError
+from ._exit import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TRAP,
+    EXIT_USAGE,
+    UsageError,
+)
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
@@ -48,16 +59,49 @@ def _exit_code(error: CorralError) -> int:
     return EXIT_FAILED
 
 
-def _host_config(args: argparse.Namespace) -> HostConfig:
-    """corral.yaml if given (or present), with --plugins-dir adding directories."""
+def _host_config(args: argparse.Namespace, *, creates_data: bool = False) -> HostConfig:
+    """corral.yaml if given (or present), with --plugins-dir and --data-dir applied.
+
+    With no config and no --data-dir, a command that `creates_data` (tasks, kv, the audit log)
+    says where it put them if it created the data dir (`_announce_data_dir`), rather than leave a
+    ``.corral`` behind unannounced.
+    """
     path: Path | None = args.config
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
     config = load_host_config(path) if path is not None else HostConfig().resolved(Path.cwd())
-    extra = [Path(d).absolute() for d in args.plugins_dir or []]
+    update: dict[str, Any] = {}
+    extra = [Path(d).absolute() for d in getattr(args, "plugins_dir", None) or []]
     if extra:
-        config = config.model_copy(update={"plugin_dirs": [*config.plugin_dirs, *extra]})
+        update["plugin_dirs"] = [*config.plugin_dirs, *extra]
+    data_dir: Path | None = getattr(args, "data_dir", None)
+    if data_dir is not None:
+        update["data_dir"] = data_dir.absolute()
+    config = config.model_copy(update=update)
+    if creates_data and path is None and data_dir is None and not config.data_dir.exists():
+        args.unannounced_data_dir = config.data_dir  # for `main`, once the command is done
+    apply_plugin_levels(config, args)
     return config
+
+
+def _announce_data_dir(args: argparse.Namespace) -> None:
+    created: Path | None = getattr(args, "unannounced_data_dir", None)
+    if created is not None and created.exists():
+        print(
+            f"corral: no {DEFAULT_CONFIG} here: keeping tasks, kv and the audit log in new data "
+            f"dir {_shown_path(created)} (--config or --data-dir choose another)",
+            file=sys.stderr,
+        )
+
+
+def _shown_path(path: Path | None) -> str | None:
+    """`path` relative to the working directory when it is below it (shorter), else as is."""
+    if path is None:
+        return None
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _print_json(value: Any) -> None:
@@ -68,17 +112,17 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
-    with PluginHost(config=_host_config(args)) as host:
+    with PluginHost(config=_host_config(args, creates_data=True)) as host:
         infos = host.load()
     if args.json:
         _print_json([i.as_json() for i in infos])
     elif not infos:
         print("no plugins found")
     else:
-        width = max(len(i.name) for i in infos)
-        for info in infos:
-            line = f"{info.name:<{width}}  {info.state:<8}  {info.version or '-'}"
-            print(line + (f"  {info.reason}" if info.reason else ""))
+        print_table(
+            ("NAME", "STATE", "VERSION", "DIR", "REASON"),
+            ((i.name, i.state, i.version, _shown_path(i.directory), i.reason) for i in infos),
+        )
     return EXIT_OK if all(i.state != "failed" for i in infos) else EXIT_FAILED
 
 
@@ -101,14 +145,19 @@ def cmd_plugins_inspect(args: argparse.Namespace) -> int:
         _print_json(report)
         return EXIT_OK
     for key, value in report.items():
-        if isinstance(value, list):
+        if isinstance(value, list) and value:
             print(f"{key}:")
             for item in value:
                 print(f"  - {item}")
+        elif key == "exports":  # interface: its functions
+            print(f"{key}:")
+            for name, functions in value.items():
+                print(f"  - {name}" + (f": {', '.join(functions)}" if functions else ""))
         elif isinstance(value, dict):
-            print(f"{key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+            shown = {k: v for k, v in value.items() if v is not None}
+            print(f"{key}: " + (", ".join(f"{k}={v}" for k, v in shown.items()) or "-"))
         else:
-            print(f"{key}: {value}")
+            print(f"{key}: {'none' if value in ([], None, '') else value}")
     return EXIT_OK
 
 
@@ -117,7 +166,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         payload = json.loads(args.input)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
-    with PluginHost(config=_host_config(args)) as host:
+    with PluginHost(config=_host_config(args, creates_data=True)) as host:
         host.load()
         result = host.call(args.name, args.command, payload)
     _print_json(result)
@@ -186,6 +235,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--since: {exc}") from None
     path = _host_config(args).data_dir / "audit.log"
+    if not path.parent.is_dir():
+        raise UsageError(
+            f"no data dir {_shown_path(path.parent)}, so no audit log; "
+            "give the host's --config or --data-dir"
+        )
     entries = read_audit(path)
     for entry in select(entries, plugin=args.plugin, since=since, call_id=args.call):
         if args.json:
@@ -198,7 +252,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    with PluginHost(config=_host_config(args)) as host:
+    with PluginHost(config=_host_config(args, creates_data=True)) as host:
         host.load()
         handler: Callable[[argparse.Namespace, PluginHost], int] = args.sync_handler
         return handler(args, host)
@@ -207,11 +261,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    if not args.debug:  # the server logs one line per state change
-        logging.getLogger("corral").setLevel(logging.INFO)
     config: Path = args.config if args.config is not None else DEFAULT_CONFIG
     if not config.is_file():
         raise UsageError(f"{config}: no such config file (give one with --config)")
+    apply_plugin_levels(load_host_config(config), args)
     serve(config, host=args.host, port=args.port)
     return EXIT_OK
 
@@ -251,7 +304,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    services = HostServices(_host_config(args).data_dir)
+    services = HostServices(_host_config(args, creates_data=True).data_dir)
     try:
         handler: Callable[[argparse.Namespace, Any], int] = args.tasks_handler
         return handler(args, services.task_store)
@@ -269,7 +322,7 @@ def cmd_jira_emulator(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from .serve._queue import EventQueue
 
-    queue = EventQueue.in_data_dir(_host_config(args).data_dir)
+    queue = EventQueue.in_data_dir(_host_config(args, creates_data=True).data_dir)
     try:
         handler: Callable[[argparse.Namespace, Any], int] = args.events_handler
         return handler(args, queue)
@@ -280,13 +333,22 @@ def cmd_events(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
-def _host_options(parser: argparse.ArgumentParser) -> None:
+def _host_options(
+    parser: argparse.ArgumentParser, *, plugins_dir: bool = True, data_dir: bool = True
+) -> None:
+    """The options that say which host a command works on; each only where it applies."""
     parser.add_argument(
         "--config", type=Path, help="corral.yaml (default: ./corral.yaml if present)"
     )
-    parser.add_argument(
-        "--plugins-dir", action="append", metavar="DIR", help="also search DIR (repeatable)"
-    )
+    if plugins_dir:
+        parser.add_argument(
+            "--plugins-dir", action="append", metavar="DIR", help="also search DIR (repeatable)"
+        )
+    if data_dir:
+        parser.add_argument(
+            "--data-dir", type=Path, metavar="DIR",
+            help="tasks, kv and the audit log (default: the config's data_dir, else ./.corral)",
+        )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,7 +358,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="corral", description="WebAssembly plugin host")
     parser.add_argument("--version", action="version", version=f"corral {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True)
 
     plugins = commands.add_parser("plugins", help="inspect plugin bundles")
@@ -309,12 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="validate a bundle, its checksum and its signature; show the signer"
     )
     verify.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
-    _host_options(verify)
+    _host_options(verify, plugins_dir=False, data_dir=False)
     verify.set_defaults(func=cmd_plugins_verify)
     inspect = plugin_commands.add_parser("inspect", help="manifest, permissions, imports, exports")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
     inspect.add_argument("--json", action="store_true")
-    _host_options(inspect)
+    _host_options(inspect, plugins_dir=False, data_dir=False)
     inspect.set_defaults(func=cmd_plugins_inspect)
 
     call = commands.add_parser("call", help="call a plugin command and print the JSON result")
@@ -366,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", metavar="T", help="30m, 2h, 1d ago or an ISO 8601 time")
     audit.add_argument("--call", metavar="ID", help="only the entries of one call")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
-    _host_options(audit)
+    _host_options(audit, plugins_dir=False)
     audit.set_defaults(func=cmd_audit)
 
     add_sync_parsers(commands)
@@ -402,15 +463,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tasks_parser(commands)
     for leaf in _subparsers(commands.choices["tasks"]):
-        _host_options(leaf)
+        _host_options(leaf, plugins_dir=False)
         leaf.set_defaults(func=cmd_tasks)
 
     add_events_parser(commands)
     for leaf in _subparsers(commands.choices["events"]):
-        _host_options(leaf)
+        _host_options(leaf, plugins_dir=False)
         leaf.set_defaults(func=cmd_events)
 
     _add_jira_emulator_parser(commands)
+    add_global_flags(parser)
     return parser
 
 
@@ -453,17 +515,14 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Without --debug only errors are logged: a command reports its own failures in one line
-    # (or, for `plugins list`, in its table).
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        if args.command == "serve"
-        else "%(levelname)s %(name)s: %(message)s",
-    )
     try:
-        code: int = args.func(args)
+        with logging_configured(args, serving=args.command == "serve"):
+            code: int = args.func(args)
+            sys.stdout.flush()  # here, so a reader that went away is noticed below
         return code
+    except BrokenPipeError:  # stdout's reader stopped reading (`corral tasks list | head`)
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
     except CorralError as error:
         if args.debug:
             traceback.print_exc()
@@ -476,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"corral: {describe_failure(error)} (--debug shows the traceback)", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        _announce_data_dir(args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from wasmtime.component import Component
+from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from ._cache import CompiledCache
 from ._contract import check_world
@@ -130,15 +130,20 @@ class _Claim:
     signer: Signer | None
 
 
+def _check_plugin_dirs(plugin_dirs: list[Path]) -> None:
+    for plugin_dir in plugin_dirs:
+        if not plugin_dir.is_dir():
+            raise ConfigError(f"plugin dir {plugin_dir} does not exist or is not a directory")
+
+
 def _bundle_dirs(plugin_dirs: list[Path]) -> Iterator[tuple[Path, Path]]:
     """(plugin dir, bundle dir) for each subdirectory holding a manifest.yaml of any kind.
 
     A manifest that is a FIFO, a device or a symlink out of the bundle is listed too, so that
     opening it fails that bundle with a reason instead of hiding it.
     """
+    _check_plugin_dirs(plugin_dirs)
     for plugin_dir in plugin_dirs:
-        if not plugin_dir.is_dir():
-            raise ConfigError(f"plugin dir {plugin_dir} does not exist or is not a directory")
         for child in sorted(plugin_dir.iterdir()):
             manifest = child / MANIFEST_FILENAME
             try:
@@ -266,6 +271,8 @@ class Registry:
         """
         with self._refreshing:
             reload = bool(self._current.plugins or self._current.unopened)
+            # Before the audit log opens: a mistyped dir must not leave a data dir behind.
+            _check_plugin_dirs(self._config.plugin_dirs)
             self._services.audit.record("host.load", reload=reload)
             self._compile_failures.clear()  # loading again tries every compile again
             fresh = _Generation()
@@ -636,11 +643,17 @@ class Registry:
             bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
         )
 
-    def interface(self, bundle: Bundle) -> tuple[list[str], list[str]]:
-        """The names a bundle's component imports and exports."""
+    def interface(self, bundle: Bundle) -> tuple[list[str], dict[str, list[str]]]:
+        """The interfaces a bundle's component imports, and what it exports: each exported
+        interface with the names of its functions (a function exported alone: no names)."""
         ctype = self.compiled(bundle)[0].type
         engine = self._runtime.engine
-        return sorted(ctype.imports(engine)), sorted(ctype.exports(engine))
+        exports: dict[str, list[str]] = {}
+        for name, item in sorted(ctype.exports(engine).items()):
+            kind = item.ty
+            members = kind.exports(engine) if isinstance(kind, ComponentInstanceType) else {}
+            exports[name] = sorted(m for m, v in members.items() if isinstance(v.ty, FuncType))
+        return sorted(ctype.imports(engine)), exports
 
     def _release(self, loaded: _Loaded) -> None:
         if loaded.info.state == "loaded":

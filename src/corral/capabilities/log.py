@@ -21,9 +21,9 @@ from .._ratelimit import TokenBucket
 from .._validation import validate_model
 from ._base import CallContext, Capability, HostFunction, PluginContext
 
-__all__ = ["LogCapability", "LogOptions", "escape_controls", "plugin_logger"]
+__all__ = ["LOG_LEVELS", "LogCapability", "LogOptions", "escape_controls", "plugin_logger"]
 
-_LEVELS = {
+LOG_LEVELS = {  # the WIT levels as Python logging levels
     "trace": logging.DEBUG - 5,
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -106,8 +106,8 @@ class LogCapability(Capability):
         def log(call: CallContext, level: str, message: str, fields: list[Any]) -> None:
             if (watcher := _observe.watcher()) is not None:
                 watcher.log_line(level, _line(message, fields, state.options)[0])
-            number = _LEVELS.get(level, logging.INFO)
-            if number < _LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
+            number = LOG_LEVELS.get(level, logging.INFO)
+            if number < LOG_LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
                 return
             if state.bucket.take() > 0:
                 with state.lock:

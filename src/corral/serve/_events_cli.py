@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from .._cli_output import print_table
 from .._errors import NotFound
 from ._queue import EventQueue, QueuedEvent
 
@@ -67,12 +68,16 @@ def _list(args: argparse.Namespace, queue: EventQueue) -> int:
         return 0
     if not events:
         print("no events")
-    for event in events:
-        line = (
-            f"{event.seq:>6}  {event.plugin}  {event.state:<9}  {event.attempts:>2}x  "
-            f"{_iso(event.received_at_ms)}  {event.type}  {event.delivery_id}"
-        )
-        print(line + (f"  {event.last_error}" if event.last_error else ""))
+        return 0
+    print_table(
+        ("SEQ", "PLUGIN", "STATE", "ATTEMPTS", "RECEIVED", "TYPE", "DELIVERY", "LAST ERROR"),
+        (
+            (e.seq, e.plugin, e.state, e.attempts, _iso(e.received_at_ms), e.type,
+             e.delivery_id, e.last_error)
+            for e in events
+        ),
+        right={0, 3},
+    )  # fmt: skip
     return 0
 
 

@@ -24,8 +24,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
+from .._cli_output import print_table
 from .._errors import ConfigError, PluginError
 from .._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ._model import Conflict, Counts, SyncProgress, SyncReport
@@ -175,25 +175,25 @@ def _progress_view(name: str) -> _PlainView:
 
 
 def _print_summary(name: str, report: SyncReport) -> None:
-    console = Console(highlight=False)
-    title = f"{name}: {report.mode} sync{' (dry run)' if report.dry_run else ''}"
-    table = Table(title=title, title_justify="left")
-    table.add_column("direction")
-    for outcome in _OUTCOMES:
-        table.add_column(outcome, justify="right")
-    for direction, counts in report.counts.items():
-        table.add_row(direction, *(str(getattr(counts, o)) for o in _OUTCOMES))
-    console.print(table)
+    print(f"{name}: {report.mode} sync{' (dry run)' if report.dry_run else ''}")
+    print_table(
+        ("DIRECTION", *(o.upper() for o in _OUTCOMES)),
+        (
+            (direction, *(getattr(counts, o) for o in _OUTCOMES))
+            for direction, counts in report.counts.items()
+        ),
+        right=range(1, len(_OUTCOMES) + 1),
+    )
     seconds = report.duration_ms / 1000
-    console.print(f"took {seconds:.1f} s in {report.calls} call{'s' * (report.calls != 1)}")
+    print(f"took {seconds:.1f} s in {report.calls} call{'s' * (report.calls != 1)}")
     for error in report.errors[:_ERRORS_SHOWN]:
-        console.print(f"[red]error[/red] {error}")
+        print(f"error: {error}")
     if len(report.errors) > _ERRORS_SHOWN:
-        console.print(f"… and {len(report.errors) - _ERRORS_SHOWN} more errors")
+        print(f"… and {len(report.errors) - _ERRORS_SHOWN} more errors")
     if report.open_conflicts:
-        console.print(
-            f"[yellow]{report.open_conflicts} open conflict"
-            f"{'s' * (report.open_conflicts != 1)}[/yellow]: corral conflicts {name} list"
+        print(
+            f"{report.open_conflicts} open conflict{'s' * (report.open_conflicts != 1)}: "
+            f"corral conflicts {name} list"
         )
 
 
@@ -216,12 +216,10 @@ def _list(args: argparse.Namespace, host: PluginHost) -> int:
     if not conflicts:
         print("no open conflicts")
         return EXIT_OK
-    table = Table(title=f"{args.name}: open conflicts", title_justify="left")
-    for column in ("id", "item", "field", "local", "remote"):
-        table.add_column(column)
-    for c in conflicts:
-        table.add_row(c.id, _item(c), c.field, _short(c.local), _short(c.remote))
-    Console(highlight=False).print(table)
+    print_table(
+        ("ID", "ITEM", "FIELD", "LOCAL", "REMOTE"),
+        ((c.id, _item(c), c.field, _short(c.local), _short(c.remote)) for c in conflicts),
+    )
     return EXIT_OK
 
 

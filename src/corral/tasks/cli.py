@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
-from corral._errors import InvalidInput
+from corral._cli_output import print_table
+from corral._exit import UsageError
 
 from .model import Task, TaskFilter
 from .store import MAX_LIMIT, TaskStore
@@ -20,25 +22,46 @@ __all__ = ["add_tasks_parser"]
 
 # The change feed's actor for writes made here: the host application, not a plugin.
 _ACTOR = "host"
-# Options that set a task field: (flag, field, help).
+# The store takes any non-empty status and priority; these are the values Corral's own defaults
+# and jira-sync's value maps use, so tasks from both read alike.
+_STATUSES = "todo, in_progress, done"
+_PRIORITIES = "lowest, low, medium, high, critical"
+# Options that set a task field: (flag, field, help). An empty value clears the fields that
+# may be empty (--assignee '', --due ''), as --clear does.
 _FIELD_OPTIONS = (
     ("--title", "title", "the title"),
     ("--description", "description", "the description"),
-    ("--status", "status", "the status (new tasks: todo)"),
-    ("--priority", "priority", "the priority (new tasks: medium)"),
-    ("--assignee", "assignee", "the assignee"),
+    ("--status", "status", f"the status: any non-empty text, such as {_STATUSES} (new: todo)"),
+    (
+        "--priority", "priority",
+        f"the priority: any non-empty text, such as {_PRIORITIES} (new: medium)",
+    ),
+    ("--assignee", "assignee", "the assignee ('' for none)"),
     ("--label", "labels", "the labels (repeat for several)"),
-    ("--due", "due_date", "the due date, YYYY-MM-DD"),
+    ("--due", "due_date", "the due date, YYYY-MM-DD ('' for none)"),
+)  # fmt: skip
+# What --clear empties: flag name -> (field, its empty value).
+_CLEARABLE: dict[str, tuple[str, Any]] = {
+    "description": ("description", ""),
+    "assignee": ("assignee", None),
+    "labels": ("labels", []),
+    "due": ("due_date", None),
+}
+_EPILOG = (
+    f"Status and priority are free text (the store does not restrict them); by convention "
+    f"status is one of {_STATUSES} and priority one of {_PRIORITIES}."
 )
 
 
 def add_tasks_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``tasks`` command (list, show, create, edit, delete) to `subparsers`."""
-    tasks = subparsers.add_parser("tasks", help="list and edit the host's tasks")
+    tasks = subparsers.add_parser("tasks", help="list and edit the host's tasks", epilog=_EPILOG)
     commands = tasks.add_subparsers(dest="tasks_command", metavar="COMMAND", required=True)
 
-    list_ = commands.add_parser("list", help="list tasks, least recently updated first")
-    list_.add_argument("--status", help="only tasks with this status")
+    list_ = commands.add_parser(
+        "list", help="list tasks, least recently updated first", epilog=_EPILOG
+    )
+    list_.add_argument("--status", help=f"only tasks with this status ({_STATUSES}, ...)")
     list_.add_argument("--assignee", help="only tasks assigned to this person")
     list_.add_argument("--label", help="only tasks with this label")
     list_.add_argument("--json", action="store_true", help="print a JSON array")
@@ -49,24 +72,36 @@ def add_tasks_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     show.add_argument("--json", action="store_true", help="print the task's JSON object")
     show.set_defaults(tasks_handler=_show)
 
-    create = commands.add_parser("create", help="create a task")
+    create = commands.add_parser("create", help="create a task", epilog=_EPILOG)
     _add_field_options(create, creating=True)
     create.set_defaults(tasks_handler=_create)
 
-    edit = commands.add_parser("edit", help="change fields of a task")
+    edit = commands.add_parser("edit", help="change fields of a task", epilog=_EPILOG)
     edit.add_argument("id")
     _add_field_options(edit, creating=False)
     edit.add_argument(
-        "--expected-version",
-        type=int,
-        metavar="N",
-        help="fail unless the task is at this version",
+        "--clear",
+        action="append",
+        choices=list(_CLEARABLE),
+        metavar="FIELD",
+        help=f"empty FIELD (repeatable): {', '.join(_CLEARABLE)}",
     )
+    _add_expected_version(edit)
     edit.set_defaults(tasks_handler=_edit)
 
     delete = commands.add_parser("delete", help="delete a task")
     delete.add_argument("id")
+    _add_expected_version(delete)
     delete.set_defaults(tasks_handler=_delete)
+
+
+def _add_expected_version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--expected-version",
+        type=int,
+        metavar="N",
+        help="fail unless the task is at this version (as `show` prints it)",
+    )
 
 
 def _add_field_options(parser: argparse.ArgumentParser, *, creating: bool) -> None:
@@ -78,16 +113,35 @@ def _add_field_options(parser: argparse.ArgumentParser, *, creating: bool) -> No
             metavar=flag.removeprefix("--").upper(),
             action="append" if name == "labels" else "store",
             required=creating and name == "title",
+            type=_NON_EMPTY.get(name, str),
             help=f"{verb} {what}",
         )
 
 
+def _non_empty(examples: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"must not be empty; any text, such as {examples}")
+        return value
+
+    return parse
+
+
+_NON_EMPTY = {"status": _non_empty(_STATUSES), "priority": _non_empty(_PRIORITIES)}
+
+
 def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        name: getattr(args, name)
-        for _, name, _ in _FIELD_OPTIONS
-        if getattr(args, name) is not None
-    }
+    fields = {}
+    for _, name, _ in _FIELD_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = None if value == "" and name in ("assignee", "due_date") else value
+    for flag in getattr(args, "clear", None) or []:
+        name, empty = _CLEARABLE[flag]
+        if fields.get(name, empty) != empty:
+            raise UsageError(f"--clear {flag} and --{flag.removesuffix('s')} contradict each other")
+        fields[name] = empty
+    return fields
 
 
 def _list(args: argparse.Namespace, store: TaskStore) -> int:
@@ -103,21 +157,13 @@ def _list(args: argparse.Namespace, store: TaskStore) -> int:
     if args.json:
         print(json.dumps([task.to_json() for task in tasks], indent=2))
     elif tasks:
-        _print_table(tasks)
+        print_table(
+            ("ID", "STATUS", "PRIORITY", "ASSIGNEE", "DUE", "TITLE"),
+            ((t.id, t.status, t.priority, t.assignee, t.due_date, t.title) for t in tasks),
+        )
     else:
         print("no tasks")
     return 0
-
-
-def _print_table(tasks: list[Task]) -> None:
-    header = ("ID", "STATUS", "PRIORITY", "ASSIGNEE", "DUE", "TITLE")
-    rows = [header] + [
-        (t.id, t.status, t.priority, t.assignee or "-", t.due_date or "-", t.title) for t in tasks
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
-        print("  ".join([*cells, row[-1]]))
 
 
 def _show(args: argparse.Namespace, store: TaskStore) -> int:
@@ -147,8 +193,8 @@ def _create(args: argparse.Namespace, store: TaskStore) -> int:
 def _edit(args: argparse.Namespace, store: TaskStore) -> int:
     fields = _given_fields(args)
     if not fields:
-        flags = ", ".join(flag for flag, _, _ in _FIELD_OPTIONS)
-        raise InvalidInput(f"tasks edit: nothing to change; give one of {flags}")
+        flags = ", ".join([*(flag for flag, _, _ in _FIELD_OPTIONS), "--clear"])
+        raise UsageError(f"tasks edit: nothing to change; give one of {flags}")
     # `put_many` would create a missing task; editing one that is not there is an error.
     current = store.get(args.id)
     # Without --expected-version, check against the version just read: a task deleted
@@ -160,6 +206,6 @@ def _edit(args: argparse.Namespace, store: TaskStore) -> int:
 
 
 def _delete(args: argparse.Namespace, store: TaskStore) -> int:
-    store.delete(args.id, None, actor=_ACTOR)
+    store.delete(args.id, args.expected_version, actor=_ACTOR)
     print(f"deleted task {args.id}")
     return 0
