@@ -30,6 +30,7 @@ from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
 from .host_services import HostServices
+from .scaffold import LANGUAGES as SCAFFOLD_LANGUAGES
 
 __all__ = ["main"]
 
@@ -182,7 +183,8 @@ def cmd_new(args: argparse.Namespace) -> int:
     from .scaffold import new_plugin
 
     directory = new_plugin(args.name, args.dir or Path(args.name), args.lang)
-    print(f"created {directory}: edit app.py, run its tests with pytest, then `corral build`")
+    source = SCAFFOLD_LANGUAGES[args.lang]
+    print(f"created {directory}: edit {source}, run its tests with pytest, then `corral build`")
     return EXIT_OK
 
 
@@ -320,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     new = commands.add_parser("new", help="create a plugin project that builds and tests as is")
     new.add_argument("name", metavar="NAME", help="the plugin's name, as in its manifest")
-    new.add_argument("--lang", choices=["python"], default="python")
+    new.add_argument("--lang", choices=list(SCAFFOLD_LANGUAGES), default="python")
     new.add_argument("--dir", type=Path, help="create the project here (default: ./NAME)")
     new.set_defaults(func=cmd_new)
 
