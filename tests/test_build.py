@@ -3,6 +3,8 @@ session in conftest, through the same function)."""
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,22 @@ def test_the_build_cache_key_covers_requirements(tmp_path: Path) -> None:
     first = source_digest(source)
     (source / "requirements.txt").write_text("six==1.17.0\n")
     assert source_digest(source) != first
+
+
+def test_unchanged_sources_are_built_once(tmp_path: Path) -> None:
+    source = tmp_path / "hello-python"
+    shutil.copytree(ROOT / "examples" / "hello-python", source)
+    first = build_plugin(source, tmp_path / "first")  # a build, or a hit left by an earlier run
+    # the manifest and a signature are the bundle's, not the component's: still a hit
+    manifest = source / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("in Python", "in Python, again"))
+    (source / "signature.json").write_text("{}")
+    started = time.monotonic()
+    second = build_plugin(source, tmp_path / "second")
+    assert time.monotonic() - started < 5
+    # componentize-py's output differs from build to build: equal bytes come from the cache
+    assert second.wasm_sha256 == first.wasm_sha256
+    assert "in Python, again" in (tmp_path / "second" / "manifest.yaml").read_text()
+    (source / "app.py").write_text("import no_such_module\n")
+    with pytest.raises(BuildError, match="No module named 'no_such_module'"):
+        build_plugin(source, tmp_path / "third")  # changed sources are built

@@ -133,7 +133,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.wasm is not None:
         bundle = bundle_component(args.wasm, args.source)
     else:
-        bundle = build_plugin(args.source, args.out)
+        bundle = build_plugin(args.source, args.out, use_cache=args.use_cache)
     print(
         f"built {bundle.wasm_path} ({bundle.wasm_path.stat().st_size} bytes), "
         f"checksum sha256:{bundle.wasm_sha256}"
@@ -296,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--wasm", type=Path, metavar="COMPONENT",
         help="bundle this component (from any toolchain) with DIR/manifest.yaml, into DIR",
+    )  # fmt: skip
+    build.add_argument(
+        "--no-cache", dest="use_cache", action="store_false",
+        help="build even if a component built from the same sources is cached",
     )  # fmt: skip
     build.set_defaults(func=cmd_build)
 
