@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from corral import BuildError, Bundle, ManifestError
-from corral.build import build_plugin, source_digest
+from corral.build import BUILD_CACHE_DIR_ENV, _cache_entry, build_plugin, source_digest
+from corral.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,3 +123,24 @@ def test_unchanged_sources_are_built_once(tmp_path: Path) -> None:
     (source / "app.py").write_text("import no_such_module\n")
     with pytest.raises(BuildError, match="No module named 'no_such_module'"):
         build_plugin(source, tmp_path / "third")  # changed sources are built
+
+
+def test_no_cache_builds_even_when_the_cache_has_the_sources(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bundles: dict[str, Bundle],
+) -> None:
+    monkeypatch.setenv(BUILD_CACHE_DIR_ENV, str(tmp_path / "cache"))
+    source = tmp_path / "hello-js"
+    shutil.copytree(ROOT / "examples" / "hello-js", source)
+    (source / "plugin.js").write_text('import { nope } from "./missing.js";\n')
+    # a cache entry for these (unbuildable) sources: only a cache hit can build them
+    entry = _cache_entry(source)
+    assert entry.parent == tmp_path / "cache"
+    entry.parent.mkdir()
+    shutil.copyfile(bundles["hello-js"].wasm_path, entry)
+    assert main(["build", str(source)]) == 0
+    assert (source / "plugin.wasm").read_bytes() == entry.read_bytes()
+    assert main(["build", "--no-cache", str(source)]) == 1
+    assert "componentize-js failed" in capsys.readouterr().err

@@ -129,7 +129,7 @@ def build_plugin(
         )
     text, manifest = _source_manifest(source)
     _with_checksum(text, _PLACEHOLDER, source)  # fail before a long build, not after it
-    cached = build_cache_dir() / f"{_digest(source, _NOT_BUILT_FROM)}.wasm"
+    cached = _cache_entry(source)
     component = _read_cached(cached) if use_cache else None
     if component is None:
         with tempfile.TemporaryDirectory(prefix="corral-build-") as tmp:
@@ -145,6 +145,11 @@ def build_plugin(
             _write_cached(cached, component)
     _install(component, text, manifest, source, out)
     return Bundle.open(out)
+
+
+def _cache_entry(source: Path) -> Path:
+    """Where the build cache keeps the component built from `source` as it is now."""
+    return build_cache_dir() / f"{_digest(source, _NOT_BUILT_FROM)}.wasm"
 
 
 def _read_cached(path: Path) -> bytes | None:
