@@ -167,8 +167,13 @@ def _write_cached(path: Path, component: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # written whole under a private name, then renamed: readers see all of it or nothing
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", delete=False) as file:
-            file.write(component)
-        os.replace(file.name, path)
+            staged = Path(file.name)
+            try:
+                file.write(component)
+            except OSError:
+                staged.unlink()
+                raise
+        os.replace(staged, path)
     except OSError:
         pass
 
