@@ -33,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="corral-bench-js-") as tmp:
         for name, source in EXAMPLES.items():
             start = time.perf_counter()
-            bundle = build_plugin(source, Path(tmp) / name / "plugins" / name)
+            bundle = build_plugin(source, Path(tmp) / name / "plugins" / name, use_cache=False)
             built = time.perf_counter() - start
             size = bundle.wasm_path.stat().st_size
             start = time.perf_counter()

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))
 # Hosts a test makes without `cache_dir` share the suite's compiled cache, not the user's.
 os.environ.setdefault("CORRAL_CACHE_DIR", str(BUILD_DIR / "compiled"))
+os.environ.setdefault("CORRAL_BUILD_CACHE_DIR", str(BUILD_DIR / "components"))
 PLUGIN_SOURCES = {
     "hello": ROOT / "examples" / "hello-python",
     "hello-js": ROOT / "examples" / "hello-js",

@@ -3,12 +3,15 @@ session in conftest, through the same function)."""
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from corral import BuildError, Bundle, ManifestError
-from corral.build import build_plugin, source_digest
+from corral.build import BUILD_CACHE_DIR_ENV, _cache_entry, build_plugin, source_digest
+from corral.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,3 +104,43 @@ def test_the_build_cache_key_covers_requirements(tmp_path: Path) -> None:
     first = source_digest(source)
     (source / "requirements.txt").write_text("six==1.17.0\n")
     assert source_digest(source) != first
+
+
+def test_unchanged_sources_are_built_once(tmp_path: Path) -> None:
+    source = tmp_path / "hello-python"
+    shutil.copytree(ROOT / "examples" / "hello-python", source)
+    first = build_plugin(source, tmp_path / "first")  # a build, or a hit left by an earlier run
+    # the manifest and a signature are the bundle's, not the component's: still a hit
+    manifest = source / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("in Python", "in Python, again"))
+    (source / "signature.json").write_text("{}")
+    started = time.monotonic()
+    second = build_plugin(source, tmp_path / "second")
+    assert time.monotonic() - started < 5
+    # componentize-py's output differs from build to build: equal bytes come from the cache
+    assert second.wasm_sha256 == first.wasm_sha256
+    assert "in Python, again" in (tmp_path / "second" / "manifest.yaml").read_text()
+    entry = _cache_entry(source)
+    (source / "app.py").write_text((source / "app.py").read_text() + "# changed\n")
+    assert _cache_entry(source) != entry  # changed sources are built again
+
+
+def test_no_cache_builds_even_when_the_cache_has_the_sources(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bundles: dict[str, Bundle],
+) -> None:
+    monkeypatch.setenv(BUILD_CACHE_DIR_ENV, str(tmp_path / "cache"))
+    source = tmp_path / "hello-js"
+    shutil.copytree(ROOT / "examples" / "hello-js", source)
+    (source / "plugin.js").write_text('import { nope } from "./missing.js";\n')
+    # a cache entry for these (unbuildable) sources: only a cache hit can build them
+    entry = _cache_entry(source)
+    assert entry.parent == tmp_path / "cache"
+    entry.parent.mkdir()
+    shutil.copyfile(bundles["hello-js"].wasm_path, entry)
+    assert main(["build", str(source)]) == 0
+    assert (source / "plugin.wasm").read_bytes() == entry.read_bytes()
+    assert main(["build", "--no-cache", str(source)]) == 1
+    assert "componentize-js failed" in capsys.readouterr().err

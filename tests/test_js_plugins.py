@@ -113,7 +113,7 @@ def test_missing_node_is_one_line_naming_what_to_install(
     source = _copy_of_hello(tmp_path)
     monkeypatch.setenv("PATH", _path_with_only(tmp_path))
     with pytest.raises(BuildError) as info:
-        build_plugin(source, tmp_path / "out")
+        build_plugin(source, tmp_path / "out", use_cache=False)
     assert str(info.value) == (
         "building a JavaScript plugin needs Node.js 18 or later with npm (`node` is not on PATH)"
     )
@@ -136,7 +136,7 @@ def test_too_old_node_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(
         BuildError, match=r"needs Node\.js 18 or later with npm \(found v16\.20\.2\)$"
     ):
-        build_plugin(source, tmp_path / "out")
+        build_plugin(source, tmp_path / "out", use_cache=False)
 
 
 def test_missing_npm_is_reported_when_the_toolchain_must_be_installed(
@@ -148,7 +148,7 @@ def test_missing_npm_is_reported_when_the_toolchain_must_be_installed(
     monkeypatch.setenv(TOOLCHAIN_DIR_ENV, str(tmp_path / "toolchain"))
     monkeypatch.setenv("PATH", _path_with_only(tmp_path, node=node))
     with pytest.raises(BuildError, match=r"with npm \(`npm` is not on PATH\)$"):
-        build_plugin(source, tmp_path / "out")
+        build_plugin(source, tmp_path / "out", use_cache=False)
     assert not (tmp_path / "toolchain").exists() or not os.listdir(tmp_path / "toolchain")
 
 

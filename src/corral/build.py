@@ -8,6 +8,11 @@ plugin's holds `plugin.js` instead (see `_build_js`). The build writes `plugin.w
 `security.checksum` in the manifest, in place or into `out`. `bundle_component` does the same
 with a component file instead of source.
 
+A built component is kept in a per-user cache keyed by everything it was built from (the
+plugin's files but its manifest and signature, the WIT, the SDK, the toolchain's version), so
+building sources that have not changed (again, elsewhere, or after a test built them) takes
+well under a second and yields the same bytes, which the host's compiled cache then also knows.
+
 A Python build reads a copy of the sources, so nothing (no `__pycache__`) is written beside
 them, and runs with what can be fixed fixed (hash seed, SOURCE_DATE_EPOCH, no bytecode files,
 no host site-packages). componentize-py 0.25 still snapshots an interpreter that drew
@@ -26,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import platformdirs
+
 from . import _build_js
 from ._errors import BuildError, BundleError, ManifestError
 from ._regular_file import read_regular_file
@@ -36,7 +43,9 @@ from .signing import SIGNATURE_FILENAME
 
 __all__ = [
     "APP_MODULE",
+    "BUILD_CACHE_DIR_ENV",
     "WIT_DIR",
+    "build_cache_dir",
     "build_cached",
     "build_plugin",
     "bundle_component",
@@ -53,6 +62,7 @@ _PLACEHOLDER = "sha256:" + "0" * 64
 REQUIREMENTS = "requirements.txt"
 GUEST_PYTHON = "3.14"
 """The CPython componentize-py 0.25 puts in every component."""
+BUILD_CACHE_DIR_ENV = "CORRAL_BUILD_CACHE_DIR"
 _COMPONENTIZE = (
     "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; "
     "sys.exit(script())"
@@ -92,8 +102,23 @@ def _source_manifest(source: Path) -> tuple[str, Manifest]:
     return text, validate_model(Manifest, data, str(path), ManifestError)
 
 
-def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 600) -> Bundle:
-    """Build the plugin in `source` into a bundle in `out` (default: `source` itself)."""
+def build_cache_dir() -> Path:
+    """Where built components are kept: `$CORRAL_BUILD_CACHE_DIR`, else the per-user cache dir
+    (``~/.cache/corral/builds`` on Linux). Any entry may be deleted at any time."""
+    override = os.environ.get(BUILD_CACHE_DIR_ENV)
+    if override:
+        return Path(override).absolute()
+    return platformdirs.user_cache_path("corral", appauthor=False) / "builds"
+
+
+def build_plugin(
+    source: Path, out: Path | None = None, *, timeout_s: float = 600, use_cache: bool = True
+) -> Bundle:
+    """Build the plugin in `source` into a bundle in `out` (default: `source` itself).
+
+    With `use_cache`, a component built before from the same sources is reused (see
+    `build_cache_dir`) instead of built again.
+    """
     source = Path(source)
     out = Path(out) if out is not None else source
     is_js = _build_js.is_js_plugin(source)
@@ -104,17 +129,53 @@ def build_plugin(source: Path, out: Path | None = None, *, timeout_s: float = 60
         )
     text, manifest = _source_manifest(source)
     _with_checksum(text, _PLACEHOLDER, source)  # fail before a long build, not after it
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="corral-build-") as tmp:
-        wasm = Path(tmp) / "plugin.wasm"
-        if is_js:
-            _build_js.componentize_js(
-                source, wasm, wit_dir=WIT_DIR, world=_WORLD, timeout_s=timeout_s
-            )
-        else:
-            _componentize_py(source, wasm, Path(tmp), timeout_s)
-        _install(wasm.read_bytes(), text, manifest, source, out)
+    cached = _cache_entry(source)
+    component = _read_cached(cached) if use_cache else None
+    if component is None:
+        with tempfile.TemporaryDirectory(prefix="corral-build-") as tmp:
+            wasm = Path(tmp) / "plugin.wasm"
+            if is_js:
+                _build_js.componentize_js(
+                    source, wasm, wit_dir=WIT_DIR, world=_WORLD, timeout_s=timeout_s
+                )
+            else:
+                _componentize_py(source, wasm, Path(tmp), timeout_s)
+            component = wasm.read_bytes()
+        if use_cache:
+            _write_cached(cached, component)
+    _install(component, text, manifest, source, out)
     return Bundle.open(out)
+
+
+def _cache_entry(source: Path) -> Path:
+    """Where the build cache keeps the component built from `source` as it is now."""
+    return build_cache_dir() / f"{_digest(source, _NOT_BUILT_FROM)}.wasm"
+
+
+def _read_cached(path: Path) -> bytes | None:
+    try:
+        data = path.read_bytes()
+        check_component_header(path, data, BuildError)
+    except (OSError, BuildError):
+        return None  # not built yet, or a stray file: build again
+    return data
+
+
+def _write_cached(path: Path, component: bytes) -> None:
+    """Keep `component` at `path`; a cache that cannot be written only costs the next build."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # written whole under a private name, then renamed: readers see all of it or nothing
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", delete=False) as file:
+            staged = Path(file.name)
+            try:
+                file.write(component)
+            except OSError:
+                staged.unlink()
+                raise
+        os.replace(staged, path)
+    except OSError:
+        pass
 
 
 def bundle_component(component: Path, directory: Path) -> Bundle:
@@ -232,21 +293,36 @@ def _install_requirements(source: Path, target: Path, timeout_s: float) -> Path:
     return target
 
 
+_NOT_BUILT_FROM = frozenset({MANIFEST_FILENAME, SIGNATURE_FILENAME})
+"""Files of a source directory the component does not depend on (the bundle does)."""
+
+
 def source_digest(source: Path) -> str:
-    """A hash of everything a build depends on: the plugin's files, the WIT, the toolchain."""
+    """A hash of everything a bundle depends on: the plugin's files, the WIT, the toolchain."""
+    return _digest(source, frozenset())[:16]
+
+
+def _digest(source: Path, skip: frozenset[str]) -> str:
+    """A hash of the toolchain, the WIT, the SDK and the files of `source` but those its top
+    level names in `skip`."""
     from importlib.metadata import version
 
+    source = Path(source)
     digest = hashlib.sha256()
     if _build_js.is_js_plugin(source):
         toolchain, sdk = f"componentize-js {_build_js.TOOLCHAIN_VERSION}", [_build_js.SDK_FILE]
     else:
         toolchain, sdk = version("componentize-py"), sorted(SDK_DIR.rglob("*.py"))
     digest.update(toolchain.encode())
-    files = sorted(p for p in Path(source).rglob("*") if p.is_file() and _is_source(p))
+    files = sorted(
+        p
+        for p in source.rglob("*")
+        if p.is_file() and _is_source(p) and not (p.parent == source and p.name in skip)
+    )
     for path in [*files, *sorted(WIT_DIR.glob("*.wit")), *sdk]:
         digest.update(str(path.relative_to(path.parent.parent)).encode())
         digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def _is_source(path: Path) -> bool:

@@ -41,6 +41,7 @@ from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
 from .host_services import HostServices
+from .scaffold import LANGUAGES as SCAFFOLD_LANGUAGES
 
 __all__ = ["main"]
 
@@ -219,7 +220,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.wasm is not None:
         bundle = bundle_component(args.wasm, args.source)
     else:
-        bundle = build_plugin(args.source, args.out)
+        bundle = build_plugin(args.source, args.out, use_cache=args.use_cache)
     print(
         f"built {bundle.wasm_path} ({bundle.wasm_path.stat().st_size} bytes), "
         f"checksum sha256:{bundle.wasm_sha256}"
@@ -273,7 +274,8 @@ def cmd_new(args: argparse.Namespace) -> int:
     from .scaffold import new_plugin
 
     directory = new_plugin(args.name, args.dir or Path(args.name), args.lang)
-    print(f"created {directory}: edit app.py, run its tests with pytest, then `corral build`")
+    source = SCAFFOLD_LANGUAGES[args.lang]
+    print(f"created {directory}: edit {source}, run its tests with pytest, then `corral build`")
     return EXIT_OK
 
 
@@ -420,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--wasm", type=Path, metavar="COMPONENT",
         help="bundle this component (from any toolchain) with DIR/manifest.yaml, into DIR",
     )  # fmt: skip
+    build.add_argument(
+        "--no-cache", dest="use_cache", action="store_false",
+        help="build even if a component built from the same sources is cached",
+    )  # fmt: skip
     build.set_defaults(func=cmd_build)
 
     audit = commands.add_parser("audit", help="read the audit log, rotated files included")
@@ -445,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     new = commands.add_parser("new", help="create a plugin project that builds and tests as is")
     new.add_argument("name", metavar="NAME", help="the plugin's name, as in its manifest")
-    new.add_argument("--lang", choices=["python"], default="python")
+    new.add_argument("--lang", choices=list(SCAFFOLD_LANGUAGES), default="python")
     new.add_argument("--dir", type=Path, help="create the project here (default: ./NAME)")
     new.set_defaults(func=cmd_new)
 

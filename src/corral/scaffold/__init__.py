@@ -1,9 +1,10 @@
 """`corral new`: a plugin project that builds and passes its own test as it is.
 
 Each language has a directory of templates (``<file>.tmpl``, with ``{{name}}`` standing for the
-plugin's name). The project is written into a temporary directory beside the target and moved
-into place whole, so a failure leaves nothing half-written, and an existing project is never
-overwritten.
+plugin's name), added to the ones every project shares (`common/`: the manifest, and the test,
+which calls the plugin through a host whatever its language). The project is written into a
+temporary directory beside the target and moved into place whole, so a failure leaves nothing
+half-written, and an existing project is never overwritten.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from ..manifest import PluginInfo
 __all__ = ["LANGUAGES", "new_plugin"]
 
 _TEMPLATES = Path(__file__).parent
-LANGUAGES = ("python",)
+_COMMON = "common"
+LANGUAGES = {"python": "app.py", "js": "plugin.js"}
+"""The languages `corral new` knows, each with the source file an author edits first."""
 _SUFFIX = ".tmpl"
 
 
@@ -35,7 +38,7 @@ def new_plugin(name: str, directory: Path, lang: str = "python") -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        for template in sorted((_TEMPLATES / lang).glob(f"*{_SUFFIX}")):
+        for template in _templates(lang):
             text = template.read_text(encoding="utf-8").replace("{{name}}", name)
             (staging / template.name.removesuffix(_SUFFIX)).write_text(text, encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp makes it private to its creator
@@ -47,3 +50,9 @@ def new_plugin(name: str, directory: Path, lang: str = "python") -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def _templates(lang: str) -> list[Path]:
+    return sorted(
+        path for part in (_COMMON, lang) for path in (_TEMPLATES / part).glob(f"*{_SUFFIX}")
+    )
