@@ -69,7 +69,7 @@ class GuestOutput:
 
     def _emit(self, line: bytes) -> None:
         text = escape_controls(line.decode("utf-8", "replace"))
-        self._logger.info("[%s] %s", self.stream, text)
+        self._logger.info("[%s] %s", self.stream, text, extra={"stream": self.stream, "line": text})
 
     def end_call(self) -> None:
         if self._buffer:

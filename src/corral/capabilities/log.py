@@ -20,9 +20,10 @@ from .._ratelimit import TokenBucket
 from .._validation import validate_model
 from ._base import CallContext, Capability, HostFunction, PluginContext
 
-__all__ = ["LogCapability", "LogOptions", "escape_controls", "plugin_logger"]
+__all__ = ["LEVELS", "LogCapability", "LogOptions", "escape_controls", "plugin_logger"]
 
-_LEVELS = {
+# The WIT `level` cases as Python logging levels.
+LEVELS = {
     "trace": logging.DEBUG - 5,
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -90,8 +91,8 @@ class LogCapability(Capability):
 
     def host_functions(self, state: _LogState) -> list[HostFunction]:
         def log(call: CallContext, level: str, message: str, fields: list[Any]) -> None:
-            number = _LEVELS.get(level, logging.INFO)
-            if number < _LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
+            number = LEVELS.get(level, logging.INFO)
+            if number < LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
                 return
             if state.bucket.take() > 0:
                 with state.lock:
@@ -106,9 +107,10 @@ class LogCapability(Capability):
                 _clip(str(key), 128): _clip(str(value), limit)
                 for key, value in fields[: state.options.max_fields]
             }
-            text = _clip(message, limit)
-            if extra:
-                text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
-            state.logger.log(number, "%s", text, extra={"plugin": call.plugin, "fields": extra})
+            message = _clip(message, limit)
+            text = " ".join([message, *(f"{k}={v}" for k, v in extra.items())])
+            # The message and fields apart too, for handlers that keep structure (corral.testing).
+            structured = {"plugin": call.plugin, "plugin_message": message, "fields": extra}
+            state.logger.log(number, "%s", text, extra=structured)
 
         return [HostFunction("log", log)]
