@@ -12,6 +12,8 @@ import pytest
 import corral
 from corral.cli import main
 
+PYTEST_PLUGIN = "corral.testing.pytest_plugin"
+
 
 @pytest.mark.slow
 def test_a_new_python_project_builds_and_passes_its_own_tests(tmp_path: Path) -> None:
@@ -22,7 +24,8 @@ def test_a_new_python_project_builds_and_passes_its_own_tests(tmp_path: Path) ->
     ]  # fmt: skip
     assert "name: greeter" in (project / "manifest.yaml").read_text()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        # `-p` stands in for the pytest11 entry point an installed Corral registers.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", PYTEST_PLUGIN],
         cwd=project,
         env={**os.environ, "PYTHONPATH": str(Path(corral.__file__).parent.parent)},
         capture_output=True,

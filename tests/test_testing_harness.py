@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from conftest import BUILD_DIR, PLUGIN_SOURCES
+from conftest import BUILD_DIR, PLUGIN_SOURCES, ROOT
 from corral import PluginError, PluginUnavailable
 from corral.build import source_digest
 from corral.bundle import Bundle
-from corral.testing import PUBLIC_ADDRESS, LogLine, PluginHarness
+from corral.testing import PUBLIC_ADDRESS, LogLine, PluginHarness, pytest_plugin
 from corral.testing._network import TestNetwork
 
 HOSTAPI = PLUGIN_SOURCES["hostapi"]
@@ -205,3 +206,12 @@ def test_without_a_network_requests_that_pass_the_checks_are_unavailable() -> No
         network._answer(httpx.Request("GET", "http://api.example.com/"))
     with pytest.raises(TypeError):
         TestNetwork(echo, app=lambda *a: None)  # type: ignore[arg-type,return-value]
+
+
+def test_the_fixture_is_registered_by_an_entry_point_named_after_its_module() -> None:
+    # `-p corral.testing.pytest_plugin` (tests/test_new.py, a source tree) and the installed
+    # entry point must be one name, or pytest would refuse to register the module twice.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    entry_points = project["project"]["entry-points"]["pytest11"]
+    assert entry_points == {pytest_plugin.__name__: pytest_plugin.__name__}
+    assert callable(pytest_plugin.corral_plugin)
