@@ -17,7 +17,7 @@ from corral import PluginHost
 from corral.build import build_cached
 from corral.bundle import Bundle
 
-pytest_plugins = ["corral.testing.jira.pytest_plugin", "corral.testing.pytest_plugin"]
+pytest_plugins = ["corral.testing.jira.pytest_plugin"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))

@@ -17,6 +17,7 @@ from ..build import build_cached
 from ..config import default_cache_dir
 from ..host import PluginHost
 from ..kvstore import SQLiteKVStore
+from ..sync import SyncReport
 from ..tasks import TaskStore
 from ._logs import LogCapture, LogLine
 from ._network import ASGIApp, Handler, TestNetwork
@@ -123,7 +124,7 @@ class PluginHarness:
                 },
                 network=self._network.simulated(),
             )
-            """The host itself, for what the harness does not wrap (`sync`, `refresh`...)."""
+            """The host itself, for what the harness does not wrap (`conflicts`, `refresh`...)."""
             self._stack.callback(self.host.close)
             (info,) = self.host.load()
             if info.state != "loaded":
@@ -147,6 +148,13 @@ class PluginHarness:
         """Deliver an event to the plugin's `on-event`, as `PluginHost.send_event` does."""
         try:
             self.host.send_event(self.name, type, payload, **options)
+        finally:
+            self._network.raise_test_error()
+
+    def sync(self, *, full: bool = False, dry_run: bool = False) -> SyncReport:
+        """Run a sync plugin until its run is done, as `PluginHost.sync` does."""
+        try:
+            return self.host.sync(self.name, full=full, dry_run=dry_run)
         finally:
             self._network.raise_test_error()
 
