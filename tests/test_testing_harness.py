@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -215,3 +219,35 @@ def test_the_fixture_is_registered_by_an_entry_point_named_after_its_module() ->
     entry_points = project["project"]["entry-points"]["pytest11"]
     assert entry_points == {pytest_plugin.__name__: pytest_plugin.__name__}
     assert callable(pytest_plugin.corral_plugin)
+
+
+@pytest.mark.slow
+def test_the_sdk_guide_s_testing_example_builds_and_passes(tmp_path: Path) -> None:
+    section = (ROOT / "plugin-sdk" / "README.md").read_text().split("### Testing your plugin")[1]
+    section = section.split("\n### ")[0]
+    project = tmp_path / "weather"
+    project.mkdir()
+    for block in re.findall(r"```(?:python|yaml)\n# (\S+)\n(.*?)```", section, re.DOTALL):
+        name, text = block
+        (project / name).write_text(text)
+    assert sorted(p.name for p in project.iterdir()) == ["app.py", "manifest.yaml", "test_app.py"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            pytest_plugin.__name__,
+        ],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "3 passed" in done.stdout
