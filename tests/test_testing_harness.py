@@ -197,7 +197,7 @@ def test_an_asgi_app_answers_on_one_event_loop(corral_plugin: MakePlugin) -> Non
     assert seen == ["ada", "bob"]
 
 
-def test_guest_output_is_kept_apart_from_log_lines(corral_plugin: MakePlugin) -> None:
+def test_log_lines_keep_level_message_and_fields_apart(corral_plugin: MakePlugin) -> None:
     plugin = corral_plugin(HOSTAPI)
     ok(plugin.call("log", {"level": "warn", "message": "careful", "fields": [["n", "1"]]}))
     assert plugin.logs == [LogLine("warn", "careful", {"n": "1"})]
@@ -251,3 +251,11 @@ def test_the_sdk_guide_s_testing_example_builds_and_passes(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "3 passed" in done.stdout
+
+
+def test_guest_output_is_kept_apart_from_log_lines_and_escaped(corral_plugin: MakePlugin) -> None:
+    plugin = corral_plugin(PLUGIN_SOURCES["misbehave"])
+    assert plugin.call("forge") == "forged"
+    assert plugin.stdout == "ok\nCRITICAL corral.host: forged line\\r\\x1b[2Kforged too"
+    assert plugin.stderr == ""
+    assert plugin.logs == []

@@ -34,6 +34,7 @@ class TestNetwork(httpx.BaseTransport):
 
     A handler raising anything but an `httpx.TransportError` is a bug in the test: the plugin
     sees ``unavailable``, and `raise_test_error` raises the exception itself after the call.
+    An ASGI app gets HTTP requests only (no lifespan events, as with `httpx.ASGITransport`).
     """
 
     __test__ = False  # not a pytest test class, despite its name
