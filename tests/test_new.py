@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import corral
+from conftest import run_plugin_tests
 from corral.cli import main
-
-PYTEST_PLUGIN = "corral.testing.pytest_plugin"
 
 
 @pytest.mark.slow
@@ -23,18 +18,7 @@ def test_a_new_python_project_builds_and_passes_its_own_tests(tmp_path: Path) ->
         "README.md", "app.py", "manifest.yaml", "test_plugin.py",
     ]  # fmt: skip
     assert "name: greeter" in (project / "manifest.yaml").read_text()
-    done = subprocess.run(
-        # `-p` stands in for the pytest11 entry point an installed Corral registers.
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", PYTEST_PLUGIN],
-        cwd=project,
-        env={**os.environ, "PYTHONPATH": str(Path(corral.__file__).parent.parent)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "2 passed" in done.stdout
+    assert "2 passed" in run_plugin_tests(project)
 
 
 def test_new_fills_an_empty_directory_and_defaults_to_the_name(

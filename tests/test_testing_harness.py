@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
-import subprocess
-import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from conftest import BUILD_DIR, PLUGIN_SOURCES, ROOT
+from conftest import BUILD_DIR, PLUGIN_SOURCES, ROOT, run_plugin_tests
 from corral import PluginError, PluginUnavailable
 from corral.build import source_digest
 from corral.bundle import Bundle
@@ -213,7 +210,7 @@ def test_without_a_network_requests_that_pass_the_checks_are_unavailable() -> No
 
 
 def test_the_fixture_is_registered_by_an_entry_point_named_after_its_module() -> None:
-    # `-p corral.testing.pytest_plugin` (tests/test_new.py, a source tree) and the installed
+    # `-p corral.testing.pytest_plugin` (conftest.run_plugin_tests, a source tree) and the installed
     # entry point must be one name, or pytest would refuse to register the module twice.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     entry_points = project["project"]["entry-points"]["pytest11"]
@@ -231,26 +228,7 @@ def test_the_sdk_guide_s_testing_example_builds_and_passes(tmp_path: Path) -> No
         name, text = block
         (project / name).write_text(text)
     assert sorted(p.name for p in project.iterdir()) == ["app.py", "manifest.yaml", "test_app.py"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            pytest_plugin.__name__,
-        ],
-        cwd=project,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "3 passed" in done.stdout
+    assert "3 passed" in run_plugin_tests(project)
 
 
 def test_guest_output_is_kept_apart_from_log_lines_and_escaped(corral_plugin: MakePlugin) -> None:
