@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from conftest import BUILD_DIR, PLUGIN_SOURCES, ROOT, run_plugin_tests
-from corral import PluginError, PluginUnavailable
+from corral import ConfigError, PluginError, PluginUnavailable
 from corral.build import source_digest
 from corral.bundle import Bundle
 from corral.testing import PUBLIC_ADDRESS, LogLine, PluginHarness, pytest_plugin
@@ -205,7 +205,7 @@ def test_without_a_network_requests_that_pass_the_checks_are_unavailable() -> No
     assert network.resolve("api.example.com", 443) == [PUBLIC_ADDRESS]
     with pytest.raises(httpx.ConnectError):
         network._answer(httpx.Request("GET", "http://api.example.com/"))
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="not both"):
         TestNetwork(echo, app=lambda *a: None)  # type: ignore[arg-type,return-value]
 
 

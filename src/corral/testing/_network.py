@@ -12,6 +12,7 @@ import anyio.from_thread
 import httpcore
 import httpx
 
+from .._errors import ConfigError
 from ..capabilities.http import SimulatedNetwork
 
 __all__ = ["PUBLIC_ADDRESS", "ASGIApp", "Handler", "TestNetwork"]
@@ -46,7 +47,9 @@ class TestNetwork(httpx.BaseTransport):
         dns: Mapping[str, str | Sequence[str]] | None = None,
     ) -> None:
         if handler is not None and app is not None:
-            raise TypeError("give the plugin's network a handler or an ASGI app, not both")
+            raise ConfigError(
+                "the test's network: give a handler (http=) or an ASGI app (asgi=), not both"
+            )
         self.requests: list[httpx.Request] = []
         self._dns = {
             name.lower(): [a] if isinstance(a, str) else list(a) for name, a in (dns or {}).items()
