@@ -4,7 +4,8 @@ emulator's ASGI app standing in for ``https://acme.atlassian.net``, no socket in
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -24,35 +25,41 @@ def jira() -> Iterator[JiraEmulator]:
     emulator.close()
 
 
+MakeJiraSync = Callable[..., PluginHarness]
+
+
+@pytest.fixture
 def jira_sync(
     corral_plugin: Callable[..., PluginHarness],
     jira: JiraEmulator,
     monkeypatch: pytest.MonkeyPatch,
-    credential_hosts: list[str],
-) -> PluginHarness:
+) -> MakeJiraSync:
+    """`jira_sync(credential_hosts=(SITE,), **config)`: the plugin, configured as for Cloud."""
     user = jira.users[0]
     monkeypatch.setenv("JIRA_TOKEN", user.api_token)
-    return corral_plugin(
-        PLUGIN_SOURCES["jira-sync"],
-        config={"base_url": SITE, "project_key": "DEMO"},
-        asgi=jira.app,
-        credentials=[
-            {
-                "hosts": credential_hosts,
-                "scheme": "basic",
-                "username": user.email,
-                "secret": "env:JIRA_TOKEN",
-            }
-        ],
-    )
+
+    def make(credential_hosts: Sequence[str] = (SITE,), **config: Any) -> PluginHarness:
+        return corral_plugin(
+            PLUGIN_SOURCES["jira-sync"],
+            config={"base_url": SITE, "project_key": "DEMO", **config},
+            asgi=jira.app,
+            credentials=[
+                {
+                    "hosts": list(credential_hosts),
+                    "scheme": "basic",
+                    "username": user.email,
+                    "secret": "env:JIRA_TOKEN",
+                }
+            ],
+        )
+
+    return make
 
 
 def test_a_full_pull_from_jira_cloud_with_the_operator_s_credentials(
-    corral_plugin: Callable[..., PluginHarness],
-    jira: JiraEmulator,
-    monkeypatch: pytest.MonkeyPatch,
+    jira_sync: MakeJiraSync, jira: JiraEmulator
 ) -> None:
-    plugin = jira_sync(corral_plugin, jira, monkeypatch, [SITE])
+    plugin = jira_sync()
     report = plugin.sync(full=True)
     assert report.counts["pull"].created == 6, report
     titles = {task.title for task in all_tasks(plugin.tasks).values()}
@@ -67,14 +74,22 @@ def test_a_full_pull_from_jira_cloud_with_the_operator_s_credentials(
     assert plugin.call("status")["last_runs"][-1]["mode"] == "full"
 
 
-def test_credentials_bound_to_another_host_leave_jira_refusing(
-    corral_plugin: Callable[..., PluginHarness],
-    jira: JiraEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    plugin = jira_sync(corral_plugin, jira, monkeypatch, ["https://other.atlassian.net"])
+def test_credentials_bound_to_another_host_leave_jira_refusing(jira_sync: MakeJiraSync) -> None:
+    plugin = jira_sync(["https://other.atlassian.net"])
     with pytest.raises(PluginError) as failure:
         plugin.sync(full=True)
     assert failure.value.kind == "unavailable"
     assert "authorization" not in plugin.http_requests[0].headers
+    assert all_tasks(plugin.tasks) == {}
+
+
+def test_unknown_custom_field_name_is_a_config_error_naming_the_field(
+    jira_sync: MakeJiraSync,
+) -> None:
+    plugin = jira_sync(field_mapping={"custom_fields.x": "No Such Field"})
+    with pytest.raises(PluginError) as failure:
+        plugin.sync(full=True)
+    assert failure.value.kind == "invalid-input"
+    assert "config.field_mapping.custom_fields.x" in str(failure.value)
+    assert "No Such Field" in str(failure.value)
     assert all_tasks(plugin.tasks) == {}
