@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -237,3 +238,11 @@ def test_guest_output_is_kept_apart_from_log_lines_and_escaped(corral_plugin: Ma
     assert plugin.stdout == "ok\nCRITICAL corral.host: forged line\\r\\x1b[2Kforged too"
     assert plugin.stderr == ""
     assert plugin.logs == []
+
+
+def test_the_public_names_of_corral_testing_are_its_all() -> None:
+    import corral.testing
+
+    public = {name for name in vars(corral.testing) if not name.startswith("_")}
+    modules = {name for name in public if isinstance(getattr(corral.testing, name), ModuleType)}
+    assert public - modules == set(corral.testing.__all__)
