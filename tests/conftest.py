@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,3 +99,23 @@ def make_host(
     yield make
     for host in hosts:
         host.close()
+
+
+def run_plugin_tests(project: Path) -> str:
+    """Run pytest in a plugin project as its author would; its output, once all passed.
+
+    `-p` stands in for the pytest11 entry point an installed Corral registers (here Corral is
+    a source tree on PYTHONPATH).
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-p", "corral.testing.pytest_plugin"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    return done.stdout

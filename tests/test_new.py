@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import corral
+from conftest import run_plugin_tests
 from corral.cli import main
 
 
@@ -28,17 +25,7 @@ def test_a_new_project_builds_and_passes_its_own_tests(
     assert main(["new", "greeter", "--lang", lang, "--dir", str(project)]) == 0
     assert sorted(p.name for p in project.iterdir()) == files
     assert "name: greeter" in (project / "manifest.yaml").read_text()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        env={**os.environ, "PYTHONPATH": str(Path(corral.__file__).parent.parent)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "2 passed" in done.stdout
+    assert "2 passed" in run_plugin_tests(project)
     assert sorted(p.name for p in project.iterdir()) == files  # the build wrote nothing there
 
 

@@ -109,7 +109,8 @@ def test_every_command_of_the_guide_runs(tmp_path: Path) -> None:
             assert done.returncode == 0, f"{block}\nfailed:\n{done.stdout[-3000:]}{done.stderr}"
             outputs.append(done.stdout)
     said = "".join(outputs)
-    assert said.count("3 passed") == 2  # each template's two tests and the tutorial's one
+    # each template's two tests and the tutorial's one; the weather example's three
+    assert said.count("3 passed") == 3
     assert re.search(r"^greeter-js +loaded", said, re.MULTILINE)
     assert '"message": "Howdy, Ada!"' in said and '"n": 1' in said
     assert "greeter 0.1.0: plugin.wasm sha256 ok; signed by acme (key " in said

@@ -72,7 +72,7 @@ class GuestOutput:
 
     def _emit(self, line: bytes) -> None:
         text = escape_controls(line.decode("utf-8", "replace"))
-        self._logger.info("[%s] %s", self.stream, text)
+        self._logger.info("[%s] %s", self.stream, text, extra={"stream": self.stream, "line": text})
         if self.watcher is not None:
             self.watcher.output(self.stream, text)
 

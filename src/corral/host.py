@@ -15,8 +15,10 @@ from ._errors import ConfigError, PluginError, PluginNotFound
 from ._units import parse_size
 from ._validation import validate_model
 from .bundle import Bundle
+from .capabilities.http import SimulatedNetwork
 from .config import HostConfig, load_host_config
 from .host_services import HostServices
+from .kvstore import SQLiteKVStore
 from .registry import PluginInfo, Registry
 from .runtime import EngineSettings, Event, Runtime
 from .sync import Conflict, ProgressCallback, Resolution, SyncConnector, SyncReport
@@ -36,8 +38,9 @@ class PluginHost:
     `plugins` maps plugin names to their operator settings, as under ``plugins:`` in corral.yaml.
     `task_store` lets a host application serve its own tasks to plugins; by default they live in
     SQLite under `data_dir`. `max_manifest_size` and `max_component_size` cap what reading one
-    bundle may cost, as ``bundles:`` in corral.yaml does. Calls are thread-safe; `acall` runs one
-    off the asyncio event loop.
+    bundle may cost, as ``bundles:`` in corral.yaml does. `network` replaces the internet for
+    plugins' HTTP requests, after every check (for tests: see `corral.testing`). Calls are
+    thread-safe; `acall` runs one off the asyncio event loop.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class PluginHost:
         max_component_size: str | None = None,
         task_store: TaskStore | None = None,
         config: HostConfig | None = None,
+        network: SimulatedNetwork | None = None,
     ) -> None:
         if config is None:
             raw = {
@@ -76,7 +80,7 @@ class PluginHost:
         self._runtime = Runtime(
             EngineSettings(max_wasm_stack=parse_size(config.engine.max_wasm_stack))
         )
-        self._services = HostServices(config.data_dir, task_store)
+        self._services = HostServices(config.data_dir, task_store, network)
         self._registry = Registry(self._runtime, config, self._services)
         # Stores must be dropped before the interpreter shuts down: Wasmtime's WASI output
         # threads call back into Python, and doing so during finalization aborts the process.
@@ -93,6 +97,11 @@ class PluginHost:
     def task_store(self) -> TaskStore:
         """The task store plugins read and write."""
         return self._services.task_store
+
+    @property
+    def kv_store(self) -> SQLiteKVStore:
+        """The key-value store plugins read and write (each plugin sees only its own keys)."""
+        return self._services.kv_store
 
     def load(self) -> list[PluginInfo]:
         """Discover and load every bundle (again, if called twice); returns each one's state."""

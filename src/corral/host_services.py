@@ -1,4 +1,5 @@
-"""Host-wide services the capabilities share: the task store, the KV store, the audit log.
+"""Host-wide services the capabilities share: the task store, the KV store, the audit log
+(and, in tests, the simulated network).
 
 Each is opened on first use, so a host whose plugins never touch tasks never creates tasks.db.
 """
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._audit import AuditLog
+    from .capabilities.http import SimulatedNetwork
     from .kvstore import SQLiteKVStore
     from .tasks import TaskStore
 
@@ -20,8 +22,15 @@ __all__ = ["HostServices"]
 class HostServices:
     """Owns the shared stores of one `PluginHost` (closing it closes what it opened)."""
 
-    def __init__(self, data_dir: Path, task_store: TaskStore | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        task_store: TaskStore | None = None,
+        network: SimulatedNetwork | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.network = network
+        """Where plugins' HTTP requests go instead of the internet (tests); None in production."""
         self._task_store = task_store
         self._owns_task_store = task_store is None
         self._kv_store: SQLiteKVStore | None = None

@@ -31,17 +31,6 @@ def test_custom_fields_by_name_resolve_once_and_sync_both_ways(make_bench: Any) 
     assert len([c for c in calls if c.path.endswith("/field")]) == 1  # resolved once
 
 
-def test_unknown_custom_field_name_is_a_config_error_naming_the_field(make_bench: Any) -> None:
-    bench: Bench = make_bench(issues=1, field_mapping={"custom_fields.x": "No Such Field"})
-    try:
-        bench.call("sync", {"mode": "full"})
-    except Exception as exc:  # PluginError invalid-input
-        assert "config.field_mapping.custom_fields.x" in str(exc)
-        assert "No Such Field" in str(exc)
-    else:
-        raise AssertionError("a mapping to a missing Jira field must fail the sync")
-
-
 def test_adf_descriptions_read_as_text_and_written_back_as_adf(make_bench: Any) -> None:
     bench: Bench = make_bench(issues=0)
     rich = {

@@ -78,17 +78,16 @@ def _clip(text: str, limit: int) -> str:
     return kept + f"… ({len(data) - limit} bytes cut)"
 
 
-def _line(message: str, fields: list[Any], options: LogOptions) -> tuple[str, dict[str, str]]:
-    """The text of a log line (message, then ``key=value`` fields), clipped; and its fields."""
+def _line(message: str, fields: list[Any], options: LogOptions) -> tuple[str, str, dict[str, str]]:
+    """A log line, clipped: its message, its text (message then ``key=value`` fields), fields."""
     limit = options.max_line_bytes
     extra = {
         _clip(str(key), 128): _clip(str(value), limit)
         for key, value in fields[: options.max_fields]
     }
-    text = _clip(message, limit)
-    if extra:
-        text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
-    return text, extra
+    message = _clip(message, limit)
+    text = " ".join([message, *(f"{k}={v}" for k, v in extra.items())])
+    return message, text, extra
 
 
 class LogCapability(Capability):
@@ -105,7 +104,7 @@ class LogCapability(Capability):
     def host_functions(self, state: _LogState) -> list[HostFunction]:
         def log(call: CallContext, level: str, message: str, fields: list[Any]) -> None:
             if (watcher := _observe.watcher()) is not None:
-                watcher.log_line(level, _line(message, fields, state.options)[0])
+                watcher.log_line(level, _line(message, fields, state.options)[1])
             number = LOG_LEVELS.get(level, logging.INFO)
             if number < LOG_LEVELS[state.options.level] or not state.logger.isEnabledFor(number):
                 return
@@ -117,7 +116,9 @@ class LogCapability(Capability):
                 dropped, state.dropped = state.dropped, 0
             if dropped:
                 state.logger.warning("dropped %d log lines over the rate limit", dropped)
-            text, extra = _line(message, fields, state.options)
-            state.logger.log(number, "%s", text, extra={"plugin": call.plugin, "fields": extra})
+            message, text, extra = _line(message, fields, state.options)
+            # The message and fields apart too, for handlers that keep structure (corral.testing).
+            structured = {"plugin": call.plugin, "plugin_message": message, "fields": extra}
+            state.logger.log(number, "%s", text, extra=structured)
 
         return [HostFunction("log", log)]

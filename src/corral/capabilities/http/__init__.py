@@ -17,11 +17,11 @@ from ..._validation import validate_model
 from .._base import CallContext, Capability, HostFunction, PluginContext
 from .._wit import record
 from ._bodies import Bodies
-from ._client import OutboundHttp
+from ._client import OutboundHttp, SimulatedNetwork
 from ._policy import CredentialOptions, HttpOptions, HttpPolicy, build_policy
 from ._secrets import install_redaction
 
-__all__ = ["HttpCapability"]
+__all__ = ["HttpCapability", "SimulatedNetwork"]
 
 PERMISSION = "network.http.outbound"
 _BODIES = "http.bodies"
@@ -72,7 +72,9 @@ class HttpCapability(Capability):
             # credentials there.
             for logger in ("corral", "httpx", "httpcore"):
                 install_redaction(logger)
-        client = OutboundHttp(plugin.name, policy, plugin.services.audit)
+        client = OutboundHttp(
+            plugin.name, policy, plugin.services.audit, network=plugin.services.network
+        )
         return _HttpState(client, policy)
 
     def host_functions(self, state: _HttpState) -> list[HostFunction]:

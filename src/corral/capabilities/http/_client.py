@@ -47,7 +47,7 @@ from ._mask import SecretMask
 from ._policy import HOP_BY_HOP_HEADERS, HOST_OWNED_HEADERS, TOKEN, HttpPolicy
 from ._secrets import REDACTOR, basic_token
 
-__all__ = ["METHODS", "HttpResponse", "OutboundHttp", "PinnedTransport"]
+__all__ = ["METHODS", "HttpResponse", "OutboundHttp", "PinnedTransport", "SimulatedNetwork"]
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -79,6 +79,22 @@ class HttpResponse:
 
 
 @dataclass(frozen=True)
+class SimulatedNetwork:
+    """A network that tests provide (`corral.testing`): names resolve through `resolver`, and
+    requests go to `transport` instead of a socket.
+
+    Only those two ends change. Every check between them still runs as in production: the
+    allowlist and policy, the address guard on `resolver`'s answers, credentials, limits,
+    redirects, masking and audit. Nothing in corral.yaml selects it: an embedding application
+    has to construct one and hand it to `PluginHost(network=...)`.
+    """
+
+    resolver: Resolver
+    transport: httpx.BaseTransport
+    """Gets each hop as it would go on the wire (credentials added); never closed by the host."""
+
+
+@dataclass(frozen=True)
 class _Hop:
     """One request on the wire: the plugin's, or one the host makes to follow a redirect."""
 
@@ -100,11 +116,13 @@ class OutboundHttp:
         policy: HttpPolicy,
         audit: AuditLog,
         resolver: Resolver | None = None,
+        network: SimulatedNetwork | None = None,
     ) -> None:
         self.plugin = plugin
         self.policy = policy
         self._audit = audit
-        self._resolver = resolver
+        self._resolver = network.resolver if network is not None else resolver
+        self._network = network
         self._bucket = TokenBucket(policy.requests_per_second, policy.burst)
         self._mask = SecretMask(_secret_values(policy))
         # Created on the first request: building the TLS context reads the CA bundle (tens of
@@ -157,7 +175,9 @@ class OutboundHttp:
                 self._transport.close()
                 self._transport = None
 
-    def _pinned_transport(self) -> PinnedTransport:
+    def _final_transport(self) -> httpx.BaseTransport:
+        if self._network is not None:
+            return self._network.transport
         with self._transport_lock:
             if self._transport is None:
                 self._transport = PinnedTransport()
@@ -223,7 +243,7 @@ class OutboundHttp:
         started: float,
     ) -> tuple[HttpResponse, _Hop | None]:
         # The transport (its TLS context) may be built now; that time counts against `end`.
-        transport = self._pinned_transport()
+        transport = self._final_transport()
         timeout = end - time.monotonic()
         if hop.body:
             # Given its length, httpx sends an iterated body with Content-Length, not chunked.
