@@ -104,8 +104,22 @@ def test_ungranted_permission_refuses_the_load_and_says_how_to_grant(
     host = make_host("hello")  # hello requests config.read; nothing granted
     (info,) = host.plugins()
     assert info.state == "failed"
-    assert 'requests permission "config.read", which is not granted' in info.reason
-    assert "plugins.hello.grant in corral.yaml" in info.reason
+    assert info.reason == (
+        "plugin 'hello' requests permission \"config.read\", which the operator has not granted; "
+        'grant it with PluginHost(plugins={"hello": {"grant": ["config.read"]}})'
+    )
+
+
+def test_load_failures_name_the_config_file_the_settings_came_from(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    config = tmp_path / "corral.yaml"
+    settings = {"plugin_dirs": [str(plugin_dir("hello"))], "cache_dir": str(compiled_cache_dir)}
+    config.write_text(yaml.safe_dump(settings))
+    with PluginHost.from_config(config) as host:
+        (info,) = host.load()
+    assert info.state == "failed"
+    assert info.reason.endswith(f'grant it with plugins.hello.grant: ["config.read"] in {config}')
 
 
 def test_plugin_config_is_validated_against_the_manifest_schema(make_host: HostFactory) -> None:

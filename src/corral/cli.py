@@ -26,6 +26,7 @@ from ._errors import (
     describe_failure,
 )
 from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRAP, EXIT_USAGE, UsageError
+from ._settings_origin import SettingsOrigin
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
@@ -53,7 +54,10 @@ def _host_config(args: argparse.Namespace) -> HostConfig:
     path: Path | None = args.config
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
-    config = load_host_config(path) if path is not None else HostConfig().resolved(Path.cwd())
+    if path is not None:
+        config = load_host_config(path)
+    else:  # advice names the corral.yaml the operator would write
+        config = HostConfig().resolved(Path.cwd()).with_origin(SettingsOrigin(DEFAULT_CONFIG))
     extra = [Path(d).absolute() for d in args.plugins_dir or []]
     if extra:
         config = config.model_copy(update={"plugin_dirs": [*config.plugin_dirs, *extra]})

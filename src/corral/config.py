@@ -45,11 +45,12 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ._cron import CronExpression
 from ._errors import ConfigError
 from ._paths import same_dir
+from ._settings_origin import SettingsOrigin
 from ._units import format_size, parse_duration, parse_size
 from ._validation import load_yaml_mapping, validate_model
 from .bundle import BundleLimits
@@ -429,6 +430,19 @@ class HostConfig(_Strict):
     plugins: dict[str, PluginSettings] = Field(default_factory=dict)
     serve: ServeOptions = Field(default_factory=ServeOptions)
 
+    _origin: SettingsOrigin = PrivateAttr(default_factory=SettingsOrigin)
+
+    @property
+    def origin(self) -> SettingsOrigin:
+        """Where these settings came from: messages name settings in that form."""
+        return self._origin
+
+    def with_origin(self, origin: SettingsOrigin) -> HostConfig:
+        """A copy that names `origin` as where its settings came from."""
+        copy = self.model_copy()
+        copy._origin = origin
+        return copy
+
     @model_validator(mode="after")
     def _pinned_signers_are_trusted(self) -> HostConfig:
         names = {key.name for key in self.trust.keys}
@@ -487,4 +501,4 @@ def load_host_config(path: Path) -> HostConfig:
     path = Path(path)
     data = load_yaml_mapping(path, ConfigError)
     config = validate_model(HostConfig, data, str(path), ConfigError)
-    return config.resolved(path.parent.absolute())
+    return config.resolved(path.parent.absolute()).with_origin(SettingsOrigin(path))

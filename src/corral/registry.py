@@ -33,7 +33,6 @@ from ._errors import (
     BundleError,
     ConfigError,
     CorralError,
-    PermissionDenied,
     PluginNotFound,
     PluginUnavailable,
     SignatureError,
@@ -47,7 +46,7 @@ from .capabilities.log import plugin_logger
 from .config import LIMIT_CEILINGS, HostConfig, LimitOptions
 from .host_services import HostServices
 from .manifest import MANIFEST_FILENAME, Manifest
-from .permissions import expand_permissions
+from .permissions import PluginPermissions, expand_permissions
 from .runtime import PluginLimits, PluginRunner, Runtime
 from .signing import Signer, TrustPolicy
 
@@ -566,18 +565,14 @@ class Registry:
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
         name = bundle.name
         settings = self._config.settings_for(name)
-        requested = bundle.manifest.requested_permissions
-        granted = expand_permissions(settings.grant)
-        missing = ", ".join(f'"{p}"' for p in sorted(requested - granted))
-        if missing:
-            plural = "s" if "," in missing else ""
-            raise PermissionDenied(
-                f"plugin {name!r} requests permission{plural} {missing}, which "
-                f"{'are' if plural else 'is'} not granted; to grant "
-                f"{'them' if plural else 'it'} add {'them' if plural else 'it'} to "
-                f"plugins.{name}.grant in corral.yaml"
-            )
-        in_force = requested & granted
+        permissions = PluginPermissions(
+            name,
+            requested=bundle.manifest.requested_permissions,
+            granted=expand_permissions(settings.grant),
+            origin=self._config.origin,
+        )
+        permissions.check_requested_are_granted()
+        in_force = permissions.in_force
         options = settings.capability_options()
         interfaces = {}
         for capability in CAPABILITIES:
@@ -589,6 +584,7 @@ class Registry:
                 plugin_config=settings.config,
                 data_dir=self._config.data_dir,
                 services=self._services,
+                origin=self._config.origin,
             )
             try:
                 state = capability.configure(context)
@@ -607,7 +603,7 @@ class Registry:
             component,
             limits,
             interfaces,
-            in_force,
+            permissions,
             plugin_logger(name),
             audit=self._services.audit,
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._audit import current_call_id, new_call_id
+from .._settings_origin import SettingsOrigin
 
 if TYPE_CHECKING:
     from ..host_services import HostServices
@@ -65,6 +66,8 @@ class PluginContext:
     plugin_config: Mapping[str, Any]
     data_dir: Path
     services: HostServices
+    origin: SettingsOrigin = field(default_factory=SettingsOrigin)
+    """Where the operator's settings came from, for messages that name one."""
 
 
 HostImpl = Callable[..., Any]

@@ -72,7 +72,7 @@ class HttpCapability(Capability):
             # credentials there.
             for logger in ("corral", "httpx", "httpcore"):
                 install_redaction(logger)
-        client = OutboundHttp(plugin.name, policy, plugin.services.audit)
+        client = OutboundHttp(plugin.name, policy, plugin.services.audit, origin=plugin.origin)
         return _HttpState(client, policy)
 
     def host_functions(self, state: _HttpState) -> list[HostFunction]:
