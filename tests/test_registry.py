@@ -26,7 +26,7 @@ from corral import (
     PluginUnavailable,
 )
 from corral.bundle import sha256_hex
-from corral.config import PluginSettings, default_cache_dir
+from corral.config import PluginSettings, default_cache_dir, load_host_config
 
 HostFactory = Callable[..., PluginHost]
 
@@ -178,10 +178,39 @@ def test_compiled_cache_is_reused_and_survives_corruption(
 def test_host_config_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"plugins.hello.grant: \"net.all\" is not a permission"):
         PluginHost(plugins={"hello": {"grant": ["net.all"]}})
-    with pytest.raises(ConfigError, match=r"plugins.hello: unknown key 'grants'"):
+    with pytest.raises(
+        ConfigError,
+        match=r'^PluginHost: plugins.hello.grants: unknown key; did you mean "grant"\? \(known: '
+        r"enabled, grant, config, limits, pin, webhooks, schedule, log, http, credentials, ",
+    ):
         PluginHost(plugins={"hello": {"grants": ["kv"]}})
     with pytest.raises(ConfigError, match=r"defaults.memory_limit: \"lots\" is not a size"):
         PluginHost(defaults={"memory_limit": "lots"})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"http": {"timeuot": 3}}, 'plugins.p.http.timeuot: unknown key; did you mean "timeout"'),
+        ({"http": {"timeout": "soon"}}, 'plugins.p.http.timeout: "soon" is not a duration'),
+        ({"credentials": {"hosts": []}}, "plugins.p.credentials: Input should be a valid list"),
+        ({"credentials": [{"hosts": ["https://a.test"], "scheme": "basic", "secret": "env:S"}]},
+         'plugins.p.credentials[0]: scheme "basic" needs a username'),
+        ({"log": {"level": "loud"}}, "plugins.p.log.level: Input should be 'trace'"),
+        ({"kv": {"max_total": "0B"}}, 'plugins.p.kv.max_total: "0B" must be larger than zero'),
+        ({"tasks": {"max_batch_items": 0}}, "plugins.p.tasks.max_batch_items: Input should be"),
+    ],
+)  # fmt: skip
+def test_capability_options_are_validated_with_the_config_file(
+    tmp_path: Path, settings: dict[str, object], message: str
+) -> None:
+    # For a plugin no bundle provides: nothing is loaded, and the file is still refused whole.
+    config = tmp_path / "corral.yaml"
+    config.write_text(yaml.safe_dump({"plugins": {"p": settings}}))
+    with pytest.raises(ConfigError) as caught:
+        load_host_config(config)
+    assert str(caught.value).startswith(f"{config}: {message}")
+    assert "\n" not in str(caught.value)
 
 
 def test_a_component_that_cannot_instantiate_fails_at_load(make_host: HostFactory) -> None:

@@ -95,8 +95,16 @@ class Capability(ABC):
     """Permission names this capability owns."""
     permission_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     """Shorthands a manifest or grant may use, e.g. ``task.read_write``."""
+    option_types: ClassVar[Mapping[str, Any]] = {}
+    """Keys of ``plugins.<name>`` in corral.yaml this capability owns, and the type (a pydantic
+    model, or e.g. a list of one) each is validated as when the config is read. `configure`
+    checks what needs the manifest too."""
     option_keys: ClassVar[tuple[str, ...]] = ()
-    """Keys of ``plugins.<name>`` in corral.yaml this capability validates."""
+    """The keys of `option_types`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.option_keys = tuple(cls.option_types)
 
     def configure(self, plugin: PluginContext) -> Any:
         """Validate the options this capability owns and build its per-plugin state.

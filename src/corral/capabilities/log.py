@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -79,7 +80,7 @@ def _clip(text: str, limit: int) -> str:
 
 class LogCapability(Capability):
     name = "log"
-    option_keys = ("log",)
+    option_types: ClassVar[Mapping[str, Any]] = {"log": LogOptions}
 
     def configure(self, plugin: PluginContext) -> _LogState:
         options = validate_model(

@@ -73,7 +73,7 @@ class TasksCapability(Capability):
     name = "tasks"
     permissions = (READ, WRITE)
     permission_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {"task.read_write": (READ, WRITE)}
-    option_keys = ("tasks",)
+    option_types: ClassVar[Mapping[str, Any]] = {"tasks": TasksOptions}
 
     def configure(self, plugin: PluginContext) -> _TasksState:
         options = validate_model(
