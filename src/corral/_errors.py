@@ -9,6 +9,7 @@ The whole tree::
     │   ├── ChecksumMismatch         plugin.wasm does not match security.checksum
     │   └── SignatureError           signature.json is missing, broken or not from a trusted key
     ├── BuildError                   `corral build` or `corral new` failed
+    ├── HostNotReady                 a PluginHost called before `load()` or after `close()`
     ├── PluginNotFound               no plugin of that name was discovered
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
     │   └── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
@@ -44,6 +45,7 @@ __all__ = [
     "Conflict",
     "CorralError",
     "HostApiError",
+    "HostNotReady",
     "HostTimeout",
     "InvalidInput",
     "ManifestError",
@@ -90,6 +92,10 @@ class SignatureError(BundleError):
 
 class BuildError(CorralError):
     """Building a plugin (or creating a plugin project) failed."""
+
+
+class HostNotReady(CorralError):
+    """The `PluginHost` has no plugins to call: `load()` was not called yet, or `close()` was."""
 
 
 class PluginNotFound(CorralError):

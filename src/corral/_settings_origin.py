@@ -29,6 +29,12 @@ class SettingsOrigin:
 
     config_file: Path | None = None
 
+    def where(self, path: str) -> str:
+        """Where the setting at the dotted `path` was written."""
+        if self.config_file is not None:
+            return f"{path} in {self.config_file}"
+        return self.setting(path)
+
     def setting(self, path: str, value: object = ...) -> str:
         """How to set the dotted `path` (``plugins.x.grant``) to `value`, in the user's terms.
 

@@ -64,6 +64,16 @@ def _host_config(args: argparse.Namespace) -> HostConfig:
     return config
 
 
+def _check_settings_match(host: PluginHost, strict: bool) -> None:
+    """Warn on stderr about ``plugins:`` entries that name no bundle; `strict` refuses them."""
+    unmatched = host.unmatched_settings()
+    if strict and unmatched:
+        more = f" (and {len(unmatched) - 1} more)" if len(unmatched) > 1 else ""
+        raise ConfigError(f"{unmatched[0]}{more}; --strict refuses settings for no plugin")
+    for message in unmatched:
+        print(f"corral: warning: {message}", file=sys.stderr)
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
@@ -83,17 +93,20 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
         for info in infos:
             line = f"{info.name:<{width}}  {info.state:<8}  {info.version or '-'}"
             print(line + (f"  {info.reason}" if info.reason else ""))
+    _check_settings_match(host, args.strict)
     return EXIT_OK if all(i.state != "failed" for i in infos) else EXIT_FAILED
 
 
 def cmd_plugins_verify(args: argparse.Namespace) -> int:
-    trust = _host_config(args).trust
-    bundle = Bundle.open(args.bundle)
+    config = _host_config(args)
+    with PluginHost(config=config) as host:
+        bundle = host.verify(args.bundle)
+    trust = config.trust
     signer = trust.policy(bundle.directory.absolute().parent, trust.keyring()).signer(bundle)
     signed = "unsigned" if signer is None else f"signed by {signer}"
     print(
-        f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok; "
-        + signed
+        f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok, "
+        f"a corral:plugin component; {signed}"
     )
     return EXIT_OK
 
@@ -116,13 +129,20 @@ def cmd_plugins_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON: a plugin's parser would refuse
+    # them (or read something else) after the host had accepted them.
+    raise UsageError(f"--input is not JSON: {name} is not a JSON value")
+
+
 def cmd_call(args: argparse.Namespace) -> int:
     try:
-        payload = json.loads(args.input)
+        payload = json.loads(args.input, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
     with PluginHost(config=_host_config(args)) as host:
         host.load()
+        _check_settings_match(host, args.strict)
         result = host.call(args.name, args.command, payload)
     _print_json(result)
     return EXIT_OK
@@ -246,6 +266,9 @@ def cmd_events(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
+_STRICT_HELP = "fail (exit 2) when corral.yaml has settings for a plugin no bundle provides"
+
+
 def _host_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, help="corral.yaml (default: ./corral.yaml if present)"
@@ -270,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = plugin_commands.add_parser("list", help="every discovered bundle and its state")
     _host_options(listing)
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     listing.set_defaults(func=cmd_plugins_list)
     verify = plugin_commands.add_parser(
         "verify", help="validate a bundle, its checksum and its signature; show the signer"
@@ -287,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("name")
     call.add_argument("command", metavar="COMMAND")
     call.add_argument("--input", default="null", help="JSON input (default: null)")
+    call.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     _host_options(call)
     call.set_defaults(func=cmd_call)
 

@@ -40,6 +40,7 @@ from ._errors import (
 )
 from ._paths import same_dir
 from ._units import parse_duration, parse_size
+from ._validation import did_you_mean
 from .bundle import Bundle, BundleLimits
 from .capabilities import CAPABILITIES, PluginContext
 from .capabilities.log import plugin_logger
@@ -256,6 +257,7 @@ class Registry:
         self._compiling: set[str] = set()
         self._compile_failures: dict[str, str] = {}
         self._fresh: dict[str, Component] = {}
+        self._unmatched: list[str] = []
 
     def load_all(self) -> list[PluginInfo]:
         """Discover and load every bundle; returns what happened to each.
@@ -432,6 +434,7 @@ class Registry:
                 into.unopened.append(PluginInfo(name, "failed", reason, directory, version))
             if winner is not None:
                 winners[name] = winner
+        self._check_settings_match({*claims, *(info.name for info in into.unopened)})
         # Each refresh opens every bundle again; a broken one is reported once, not each time.
         known = {(info.directory, info.reason) for info in self._current.unopened}
         for info in into.unopened:
@@ -439,6 +442,25 @@ class Registry:
                 _log.warning("bundle %s failed: %s", info.directory, info.reason)
                 self._audit_outcome(info)
         return winners
+
+    def _check_settings_match(self, found: set[str]) -> None:
+        """Warn about ``plugins:`` entries that name no bundle found (a typo, or a bundle that
+        went missing): their grants and options would otherwise be ignored without a word."""
+        origin = self._config.origin
+        unmatched = [
+            f"{origin.where(f'plugins.{name}')} names no plugin found in the plugin dirs"
+            + did_you_mean(name, found)
+            for name in self._config.plugins
+            if name not in found
+        ]
+        for message in unmatched:
+            if message not in self._unmatched:
+                _log.warning("%s", message)
+        self._unmatched = unmatched
+
+    def unmatched_settings(self) -> list[str]:
+        """One warning per ``plugins:`` entry that names no bundle found at the last discovery."""
+        return list(self._unmatched)
 
     def infos(self) -> list[PluginInfo]:
         current = self._current
@@ -592,8 +614,7 @@ class Registry:
                 raise ConfigError(f"{capability.name}: {exc}") from None
             loaded.capability_states.append((capability, state))
             interfaces[capability.name] = capability.host_functions(state)
-        component, from_cache = self.compiled(bundle)
-        check_contract(component, self._runtime, bundle)
+        component, from_cache = self.checked(bundle)
         limits = effective_limits(
             bundle.manifest, settings.limits.merged_over(self._config.defaults)
         )
@@ -631,6 +652,12 @@ class Registry:
         return self._cache.load(
             bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
         )
+
+    def checked(self, bundle: Bundle) -> tuple[Component, bool]:
+        """`compiled`, refused (`BundleError`) unless it fits the ``corral:plugin`` world."""
+        component, from_cache = self.compiled(bundle)
+        check_contract(component, self._runtime, bundle)
+        return component, from_cache
 
     def interface(self, bundle: Bundle) -> tuple[list[str], list[str]]:
         """The names a bundle's component imports and exports."""
