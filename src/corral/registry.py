@@ -39,6 +39,7 @@ from ._errors import (
     describe_failure,
 )
 from ._paths import same_dir
+from ._settings_origin import SettingsOrigin
 from ._units import parse_duration, parse_size
 from ._validation import did_you_mean
 from .bundle import Bundle, BundleLimits
@@ -150,7 +151,7 @@ def _bundle_dirs(plugin_dirs: list[Path]) -> Iterator[tuple[Path, Path]]:
 
 
 def _settle_name(
-    name: str, claims: list[_Claim], pinned_dir: Path | None
+    name: str, claims: list[_Claim], pinned_dir: Path | None, origin: SettingsOrigin
 ) -> tuple[_Claim | None, list[tuple[_Claim, str]]]:
     """Which claim gets the name, and why each of the others does not."""
     refused: list[tuple[_Claim, str]] = []
@@ -164,7 +165,9 @@ def _settle_name(
     if len(eligible) <= 1:
         return (eligible[0] if eligible else None), refused
     if len({c.plugin_dir for c in eligible}) == len(eligible):
-        fix = f"pin the name to one plugin dir with plugins.{name}.pin.plugin_dir in corral.yaml"
+        fix = "pin the name to one plugin dir with " + origin.setting(
+            f"plugins.{name}.pin.plugin_dir"
+        )
     else:
         fix = f"keep one bundle named {name!r} per plugin dir"
     for claim in eligible:
@@ -191,7 +194,9 @@ def _plain_top_level(bundle: Bundle) -> bool:
     )
 
 
-def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits:
+def effective_limits(
+    manifest: Manifest, operator: LimitOptions, origin: SettingsOrigin | None = None
+) -> PluginLimits:
     """What the manifest asks, capped by the operator's ceilings (built-in ones where unset).
 
     A manifest asking for more than a ceiling gets the ceiling (and a log line): the limits are
@@ -202,13 +207,14 @@ def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits
     assert ceilings.memory_limit is not None and ceilings.execution_timeout is not None
     runtime, name = manifest.runtime, manifest.name
     memory = runtime.memory_limit_bytes
+    origin = origin or SettingsOrigin()
     if memory > parse_size(ceilings.memory_limit):
-        _log_capped(name, "memory_limit", runtime.memory_limit, ceilings.memory_limit)
+        _log_capped(name, "memory_limit", runtime.memory_limit, ceilings.memory_limit, origin)
         memory = parse_size(ceilings.memory_limit)
     timeout = runtime.execution_timeout_s
     if timeout > parse_duration(ceilings.execution_timeout):
         _log_capped(
-            name, "execution_timeout", runtime.execution_timeout, ceilings.execution_timeout
+            name, "execution_timeout", runtime.execution_timeout, ceilings.execution_timeout, origin
         )
         timeout = parse_duration(ceilings.execution_timeout)
     fuels = [f for f in (runtime.fuel, ceilings.fuel) if f is not None]
@@ -220,18 +226,17 @@ def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits
     )
 
 
-def _log_capped(plugin: str, field: str, asked: str, ceiling: str) -> None:
+def _log_capped(plugin: str, field: str, asked: str, ceiling: str, origin: SettingsOrigin) -> None:
     # Info, not a warning: capping is the operator's policy working as configured.
     _log.info(
         "plugin %s: manifest asks for runtime.%s %s, over the operator's ceiling of %s; "
-        "using %s (raise it with plugins.%s.limits.%s in corral.yaml)",
+        "using %s (raise it with %s)",
         plugin,
         field,
         asked,
         ceiling,
         ceiling,
-        plugin,
-        field,
+        origin.setting(f"plugins.{plugin}.limits.{field}", asked),
     )
 
 
@@ -427,7 +432,8 @@ class Registry:
             del self._opened[gone]
         winners: dict[str, _Claim] = {}
         for name, claimants in claims.items():
-            winner, refused = _settle_name(name, claimants, pins.get(name))
+            origin = self._config.origin
+            winner, refused = _settle_name(name, claimants, pins.get(name), origin)
             for claim, reason in refused:
                 version = claim.bundle.manifest.plugin.version
                 directory = claim.bundle.directory
@@ -616,7 +622,7 @@ class Registry:
             interfaces[capability.name] = capability.host_functions(state)
         component, from_cache = self.checked(bundle)
         limits = effective_limits(
-            bundle.manifest, settings.limits.merged_over(self._config.defaults)
+            bundle.manifest, settings.limits.merged_over(self._config.defaults), self._config.origin
         )
         loaded.runner = PluginRunner(
             self._runtime,
