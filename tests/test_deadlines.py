@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from corral import PluginHost, PluginTimeout
+import pytest
+
+from corral import ConfigError, PluginHost, PluginTimeout
 from corral.tasks import TaskFilter
 
 HostFactory = Callable[..., PluginHost]
@@ -126,9 +128,10 @@ def test_the_operator_sets_a_task_quota_per_plugin(make_host: HostFactory) -> No
     assert len(host.task_store.query(TaskFilter(), None, 100).items) == 10 + 5
 
 
-def test_task_options_are_validated_at_load(make_host: HostFactory) -> None:
+def test_task_options_are_validated_with_the_config(make_host: HostFactory) -> None:
     settings = {"grant": ALL, "tasks": {"max_batch_bytes": "0MB"}}
-    host = make_host("hostapi", plugins={"hostapi": settings})
-    (info,) = host.plugins()
-    assert info.state == "failed"
-    assert "plugins.hostapi.tasks" in info.reason and "larger than zero" in info.reason
+    with pytest.raises(ConfigError) as caught:
+        make_host("hostapi", plugins={"hostapi": settings})
+    assert str(caught.value) == (
+        'PluginHost: plugins.hostapi.tasks.max_batch_bytes: "0MB" must be larger than zero'
+    )
