@@ -25,8 +25,11 @@ from corral import (
     PluginNotFound,
     PluginUnavailable,
 )
+from corral._errors import PermissionDenied
+from corral._settings_origin import SettingsOrigin
 from corral.bundle import sha256_hex
 from corral.config import PluginSettings, default_cache_dir, load_host_config
+from corral.permissions import PluginPermissions
 
 HostFactory = Callable[..., PluginHost]
 
@@ -107,6 +110,24 @@ def test_ungranted_permission_refuses_the_load_and_says_how_to_grant(
     assert info.reason == (
         "plugin 'hello' requests permission \"config.read\", which the operator has not granted; "
         'grant it with PluginHost(plugins={"hello": {"grant": ["config.read"]}})'
+    )
+
+
+def test_grant_advice_keeps_what_the_operator_grants_already() -> None:
+    origin = SettingsOrigin(Path("/srv/corral.yaml"))
+    requested = frozenset({"kv", "config.read"})
+    permissions = PluginPermissions("x", requested, frozenset({"config.read"}), origin)
+    with pytest.raises(PermissionDenied) as caught:
+        permissions.check_requested_are_granted()
+    assert str(caught.value) == (
+        "plugin 'x' requests permission \"kv\", which the operator has not granted; grant it "
+        'with plugins.x.grant: ["config.read", "kv"] in /srv/corral.yaml'
+    )
+    # Requested and granted: nothing to say. The manifest's side alone: no grant advice.
+    PluginPermissions("x", requested, requested, origin).check_requested_are_granted()
+    denial = PluginPermissions("x", frozenset(), requested, origin).denial("kv.get", "kv")
+    assert str(denial).endswith(
+        'add "kv" to permissions: in the plugin\'s manifest.yaml and rebuild it'
     )
 
 

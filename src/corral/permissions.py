@@ -69,8 +69,14 @@ class PluginPermissions:
             raise PermissionDenied(
                 f"plugin {self.plugin!r} requests permission{plural} {names}, which the operator "
                 f"has not granted; grant {'them' if plural else 'it'} with "
-                + self.origin.setting(f"plugins.{self.plugin}.grant", missing)
+                + self._grant_setting(missing)
             )
+
+    def _grant_setting(self, missing: list[str]) -> str:
+        """The operator's grant setting with `missing` added to what it grants already."""
+        return self.origin.setting(
+            f"plugins.{self.plugin}.grant", [*sorted(self.granted), *missing]
+        )
 
     def denial(self, function: str, permission: str) -> PermissionDenied:
         """The refusal of a host call to `function`, which needs `permission` (not in force)."""
@@ -83,7 +89,7 @@ class PluginPermissions:
         if permission not in self.granted:
             fixes.append(
                 "the operator has not granted it: grant it with "
-                + self.origin.setting(f"plugins.{self.plugin}.grant", [permission])
+                + self._grant_setting([permission])
             )
         return PermissionDenied(
             f'{function} needs permission "{permission}", which is not in force for plugin '
