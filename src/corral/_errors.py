@@ -9,10 +9,10 @@ The whole tree::
     │   ├── ChecksumMismatch         plugin.wasm does not match security.checksum
     │   └── SignatureError           signature.json is missing, broken or not from a trusted key
     ├── BuildError                   `corral build` or `corral new` failed
-    ├── HostNotReady                 a PluginHost called before `load()` or after `close()`
     ├── PluginNotFound               no plugin of that name was discovered
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
-    │   └── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
+    │   ├── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
+    │   └── HostNotReady             the PluginHost was called before `load()` or after `close()`
     ├── PluginError                  the plugin returned an error value (kind + message)
     ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync)
     ├── PluginTrap                   the plugin's WebAssembly trapped; its instance was discarded
@@ -94,10 +94,6 @@ class BuildError(CorralError):
     """Building a plugin (or creating a plugin project) failed."""
 
 
-class HostNotReady(CorralError):
-    """The `PluginHost` has no plugins to call: `load()` was not called yet, or `close()` was."""
-
-
 class PluginNotFound(CorralError):
     """No plugin of that name is known to the host."""
 
@@ -116,6 +112,14 @@ class CircuitOpen(PluginUnavailable):
         super().__init__(message)
         self.plugin = plugin
         self.retry_after_s = retry_after_s
+
+
+class HostNotReady(PluginUnavailable):
+    """The `PluginHost` has no plugins to call: `load()` was not called yet, or `close()` was.
+
+    A `PluginUnavailable`, so code that retries a plugin not loaded yet (a server starting up)
+    treats it alike.
+    """
 
 
 class PluginError(CorralError):
