@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import wasmtime
 import yaml
 
 import corral
@@ -74,7 +75,7 @@ def test_verify_ok_and_each_failure(plugin_dir: Callable[..., Path]) -> None:
     bundle = plugin_dir("hello") / "hello"
     done = corral_cli("plugins", "verify", str(bundle))
     assert done.returncode == 0
-    assert done.stdout.strip().endswith("sha256 ok; unsigned")
+    assert done.stdout.strip().endswith("sha256 ok, a corral:plugin component; unsigned")
 
     manifest = bundle / "manifest.yaml"
     original = manifest.read_text()
@@ -126,6 +127,75 @@ def test_call_prints_json_and_maps_errors_to_exit_codes(config_file: Path) -> No
 
     done = corral_cli("call", "hello", "echo", "--input", "{bad", "--config", str(config_file))
     assert done.returncode == 2 and "--input is not JSON" in done.stderr
+    for constant in ("NaN", "-Infinity"):
+        done = corral_cli(
+            "call", "hello", "echo", "--input", f"[1, {constant}]", "--config", str(config_file)
+        )
+        assert done.returncode == 2
+        assert done.stderr == f"corral: --input is not JSON: {constant} is not a JSON value\n"
+
+
+def test_settings_for_no_bundle_warn_and_fail_with_strict(config_file: Path) -> None:
+    settings = yaml.safe_load(config_file.read_text())
+    settings["plugins"]["helo"] = {"grant": ["kv"]}
+    config_file.write_text(yaml.safe_dump(settings))
+    warning = (
+        f"plugins.helo in {config_file} names no plugin found in the plugin dirs; "
+        'did you mean "hello"?'
+    )
+    done = corral_cli("plugins", "list", "--config", str(config_file))
+    assert done.returncode == 0 and "hello" in done.stdout
+    assert done.stderr == f"corral: warning: {warning}\n"
+    done = corral_cli("plugins", "list", "--strict", "--config", str(config_file))
+    assert done.returncode == 2
+    assert done.stderr == f"corral: {warning}; --strict refuses settings for no plugin\n"
+    args = ("call", "hello", "echo", "--input", "1", "--config", str(config_file))
+    done = corral_cli(*args)
+    assert (done.returncode, done.stdout.strip()) == (0, "1")
+    assert done.stderr == f"corral: warning: {warning}\n"
+    done = corral_cli(*args, "--strict")
+    assert done.returncode == 2 and done.stdout == ""
+
+
+def test_verify_refuses_a_bundle_that_is_not_a_plugin_component(tmp_path: Path) -> None:
+    # A valid component, with a matching checksum, that does not export the handler.
+    wat = Path(__file__).parent / "components" / "no-handler.wat"
+    (tmp_path / "no-handler.wasm").write_bytes(wasmtime.wat2wasm(wat.read_text()))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.yaml").write_text(
+        "schema_version: '1.0'\nplugin: {name: nohandler, version: 1.0.0}\n"
+        'security:\n  permissions: []\n  checksum: ""\n'
+    )
+    done = corral_cli("build", "--wasm", str(tmp_path / "no-handler.wasm"), str(bundle))
+    assert done.returncode == 0, done.stderr
+    done = corral_cli("plugins", "verify", str(bundle), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("corral: plugin.wasm of plugin 'nohandler' does not export ")
+    assert done.stderr.count("\n") == 1
+
+
+def test_build_says_what_is_missing(tmp_path: Path) -> None:
+    done = corral_cli("build", str(tmp_path / "nope"))
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"corral: {tmp_path / 'nope'}: no such directory (give the plugin's source directory)\n"
+    )
+    source = tmp_path / "plugin"
+    done = corral_cli("new", "my-plugin", "--dir", str(source))
+    assert done.returncode == 0, done.stderr
+    # An interpreter where componentize-py cannot be imported, as after `pip install corral`.
+    hide = "import sys; sys.modules['componentize_py'] = None; from corral.cli import main; "
+    done = subprocess.run(
+        [sys.executable, "-c", hide + f"sys.exit(main(['build', {str(source)!r}]))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("pip install 'corral[build]'")
+    assert not (source / "plugin.wasm").exists()
 
 
 def test_config_errors_exit_2_and_debug_shows_traceback(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from corral import PluginHost, PluginTimeout
+import pytest
+
+from corral import ConfigError, PluginHost, PluginTimeout
 from corral.tasks import TaskFilter
 
 HostFactory = Callable[..., PluginHost]
@@ -115,7 +117,10 @@ def test_the_operator_sets_a_task_quota_per_plugin(make_host: HostFactory) -> No
     host.task_store.put_many(_tasks(10, "host-"), actor="host")  # the host's own don't count
     assert len(host.call("hostapi", "tasks.put-many", {"tasks": _tasks(3)})["ok"]) == 3
     answer = host.call("hostapi", "tasks.put-many", {"tasks": _tasks(3, "more-")})
-    assert answer["error"] == "invalid-input" and "quota of 5" in answer["message"]
+    assert answer["error"] == "invalid-input"
+    assert answer["message"].endswith(
+        'quota of 5 (PluginHost(plugins={"hostapi": {"tasks": {"max_tasks": ...}}}))'
+    )
     # updates are not creations; deleting one frees its place
     assert "ok" in host.call("hostapi", "tasks.put-many", {"tasks": [{"id": "t0", "title": "x"}]})
     host.call("hostapi", "tasks.delete", {"id": "t1"})
@@ -123,9 +128,10 @@ def test_the_operator_sets_a_task_quota_per_plugin(make_host: HostFactory) -> No
     assert len(host.task_store.query(TaskFilter(), None, 100).items) == 10 + 5
 
 
-def test_task_options_are_validated_at_load(make_host: HostFactory) -> None:
+def test_task_options_are_validated_with_the_config(make_host: HostFactory) -> None:
     settings = {"grant": ALL, "tasks": {"max_batch_bytes": "0MB"}}
-    host = make_host("hostapi", plugins={"hostapi": settings})
-    (info,) = host.plugins()
-    assert info.state == "failed"
-    assert "plugins.hostapi.tasks" in info.reason and "larger than zero" in info.reason
+    with pytest.raises(ConfigError) as caught:
+        make_host("hostapi", plugins={"hostapi": settings})
+    assert str(caught.value) == (
+        'PluginHost: plugins.hostapi.tasks.max_batch_bytes: "0MB" must be larger than zero'
+    )

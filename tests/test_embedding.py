@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import corral
-from corral import PluginError, PluginHost
+from corral import HostNotReady, PluginError, PluginHost
 
 HostFactory = Callable[..., PluginHost]
 GRANT = {"hello": {"grant": ["config.read"], "config": {"greeting": "Ahoy"}}}
@@ -99,3 +99,47 @@ def test_from_config_resolves_paths_relative_to_the_file(
         assert [(p.name, p.state) for p in host.load()] == [("hello", "loaded")]
         assert host.config.data_dir == tmp_path / "conf" / "state"
         assert host.call("hello", "echo", 7) == 7
+
+
+def test_plugin_dirs_may_be_one_path_as_a_string(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    plugins = str(plugin_dir("hello"))  # not a sequence of one-letter directory names
+    with PluginHost(
+        plugins, data_dir=tmp_path / "data", cache_dir=compiled_cache_dir, plugins=GRANT
+    ) as host:
+        assert [info.state for info in host.load()] == ["loaded"]
+        assert host.config.plugin_dirs == [Path(plugins)]
+        assert host.call("hello", "echo", 1) == 1
+
+
+def test_calls_before_load_and_after_close_say_so(make_host: HostFactory, tmp_path: Path) -> None:
+    host = PluginHost([], data_dir=tmp_path / "data")
+    with pytest.raises(HostNotReady, match=r"^no plugins are loaded yet: call host\.load\(\) "):
+        host.call("hello", "echo")
+    host.close()
+    with pytest.raises(HostNotReady, match=r"^this PluginHost is closed; create a new one$"):
+        host.load()
+    loaded = make_host("hello", plugins=GRANT)
+    loaded.close()
+    with pytest.raises(HostNotReady, match="closed"):
+        loaded.call("hello", "echo")
+    with pytest.raises(HostNotReady, match="closed"):
+        loaded.send_event("hello", "tick")
+
+
+def test_settings_for_no_plugin_are_reported_with_a_close_name(
+    make_host: HostFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="corral.registry"):
+        host = make_host("hello", plugins={**GRANT, "helo": {"grant": ["kv"]}, "zzz": {}})
+    assert host.unmatched_settings() == [
+        'PluginHost(plugins={"helo": ...}) names no plugin found in the plugin dirs; '
+        'did you mean "hello"?',
+        'PluginHost(plugins={"zzz": ...}) names no plugin found in the plugin dirs',
+    ]
+    logged = [r.getMessage() for r in caplog.records if r.name == "corral.registry"]
+    assert logged == host.unmatched_settings()
+    host.load()  # reported once, not at every discovery
+    logged = [r.getMessage() for r in caplog.records if r.name == "corral.registry"]
+    assert len(logged) == 2

@@ -111,12 +111,25 @@ def test_ungranted_capabilities_answer_permission_denied(
         answer = host.call("hostapi", command, args)
     assert answer["error"] == "permission-denied"
     assert f'needs permission "{permission}"' in answer["message"]
-    assert "plugins.hostapi.grant" in answer["message"]
-    # logging needs no permission
+    # Both sides are missing, and the message names both fixes, in the form the host was set up
+    # with (Python arguments here, not a corral.yaml).
+    assert f'add "{permission}" to permissions: in the plugin\'s manifest.yaml' in answer["message"]
+    grant = f'PluginHost(plugins={{"hostapi": {{"grant": ["{permission}"]}}}})'
+    assert answer["message"].endswith(f"the operator has not granted it: grant it with {grant}")
+    assert "corral.yaml" not in answer["message"]
+    # Granting alone changes nothing, and the message no longer suggests it.
     with PluginHost(
-        plugin_dirs=[plugins], data_dir=tmp_path / "data", cache_dir=compiled_cache_dir
+        plugin_dirs=[plugins],
+        data_dir=tmp_path / "data",
+        cache_dir=compiled_cache_dir,
+        plugins={"hostapi": {"grant": [permission]}},
     ) as host:
         host.load()
+        answer = host.call("hostapi", command, args)
+        assert answer["error"] == "permission-denied"
+        assert "the manifest does not request it" in answer["message"]
+        assert "not granted" not in answer["message"]
+        # logging needs no permission
         assert host.call("hostapi", "log", {"message": "still allowed"}) == {"ok": None}
 
 

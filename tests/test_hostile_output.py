@@ -3,6 +3,7 @@ inputs with no JSON form are CorralErrors; log lines and guest output cannot for
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 from collections.abc import Callable
@@ -33,12 +34,23 @@ def test_a_result_the_host_cannot_decode_is_a_plugin_error(
 
 
 @pytest.mark.parametrize(
-    "value",
-    [math.nan, math.inf, {1, 2}, object(), "deep"],
-    ids=["nan", "inf", "set", "obj", "deep"],
+    ("value", "problem"),
+    [
+        (math.nan, '["n"] is nan, which JSON cannot hold'),
+        (math.inf, '["n"] is inf, which JSON cannot hold'),
+        ({1, 2}, '["n"] is of type set (use a list)'),
+        (
+            [1, {"at": datetime.date(2026, 1, 2)}],
+            '["n"][1]["at"] is of type date (pass .isoformat())',
+        ),
+        ({(1, 2): 3}, '["n"] has a key of type tuple; keys must be strings'),
+        (object(), '["n"] is of type object'),
+        ("deep", None),
+    ],
+    ids=["nan", "inf", "set", "date", "key", "obj", "deep"],
 )
 def test_an_input_with_no_json_form_is_refused_before_the_call(
-    make_host: HostFactory, value: Any
+    make_host: HostFactory, value: Any, problem: str | None
 ) -> None:
     host = make_host("misbehave")
     if value == "deep":
@@ -47,9 +59,15 @@ def test_an_input_with_no_json_form_is_refused_before_the_call(
             value = [value]
     with pytest.raises(ConfigError) as info:
         host.call("misbehave", "count", {"n": value})
-    assert "the input of misbehave 'count'" in str(info.value)
-    with pytest.raises(ConfigError):
+    # The message names the value's place in the input (and what to pass instead).
+    if problem is None:
+        assert str(info.value) == "the input of misbehave 'count' is nested too deeply"
+    else:
+        assert str(info.value) == f"the input of misbehave 'count' is not JSON-able: input{problem}"
+    with pytest.raises(ConfigError) as info:
         host.send_event("misbehave", "tick", {"n": value})
+    if problem is not None:
+        assert str(info.value).endswith(f"is not JSON-able: payload{problem}")
     assert host.call("misbehave", "count", {"n": 3}) == 3
 
 

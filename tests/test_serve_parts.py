@@ -73,7 +73,7 @@ def test_schedule_and_webhook_settings_are_checked_where_they_are_written() -> N
     assert "hour field" in check({"schedule": [{"command": "s", "cron": "0 25 * * *"}]})
     assert "a secret" in check({"webhooks": {"max_body": "1MB"}})
     assert "env:NAME" in check({"webhooks": {"secret": "hunter2"}})
-    assert "unknown key 'webhook'" in check({"webhook": {}})
+    assert 'unknown key; did you mean "webhooks"?' in check({"webhook": {}})
 
 
 class _Clock:

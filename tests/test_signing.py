@@ -329,7 +329,7 @@ def test_keygen_sign_verify_from_the_command_line(
 
     bundle = str(plugins / "hello")
     assert main(["plugins", "verify", bundle]) == 0
-    assert capsys.readouterr().out.strip().endswith("sha256 ok; unsigned")
+    assert capsys.readouterr().out.strip().endswith("a corral:plugin component; unsigned")
     assert main(["sign", bundle, "--key", str(key)]) == 0
     assert f"with key {public.key_id}" in capsys.readouterr().out
 

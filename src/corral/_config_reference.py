@@ -14,10 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from .capabilities.http._policy import CredentialOptions, HttpOptions
-from .capabilities.kv import KvOptions
-from .capabilities.log import LogOptions
-from .capabilities.tasks import TasksOptions
+from .capabilities import CAPABILITIES
 from .config import HostConfig
 
 __all__ = [
@@ -30,13 +27,9 @@ __all__ = [
 ]
 
 CAPABILITY_OPTION_MODELS: dict[str, Any] = {
-    "http": HttpOptions,
-    "credentials": list[CredentialOptions],
-    "log": LogOptions,
-    "kv": KvOptions,
-    "tasks": TasksOptions,
+    key: kind for capability in CAPABILITIES for key, kind in capability.option_types.items()
 }
-"""The model of each ``plugins.<name>`` key a capability owns (a test checks none is missing)."""
+"""The model of each ``plugins.<name>`` key a capability owns."""
 
 _NOTES = {
     "plugin_dirs": "Directories searched for bundles, in order.",

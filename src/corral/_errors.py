@@ -11,7 +11,8 @@ The whole tree::
     ├── BuildError                   `corral build` or `corral new` failed
     ├── PluginNotFound               no plugin of that name was discovered
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
-    │   └── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
+    │   ├── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
+    │   └── HostNotReady             the PluginHost was called before `load()` or after `close()`
     ├── PluginError                  the plugin returned an error value (kind + message)
     ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync)
     ├── PluginTrap                   the plugin's WebAssembly trapped; its instance was discarded
@@ -44,6 +45,7 @@ __all__ = [
     "Conflict",
     "CorralError",
     "HostApiError",
+    "HostNotReady",
     "HostTimeout",
     "InvalidInput",
     "ManifestError",
@@ -110,6 +112,14 @@ class CircuitOpen(PluginUnavailable):
         super().__init__(message)
         self.plugin = plugin
         self.retry_after_s = retry_after_s
+
+
+class HostNotReady(PluginUnavailable):
+    """The `PluginHost` has no plugins to call: `load()` was not called yet, or `close()` was.
+
+    A `PluginUnavailable`, so code that retries a plugin not loaded yet (a server starting up)
+    treats it alike.
+    """
 
 
 class PluginError(CorralError):

@@ -7,19 +7,26 @@ few hundred bytes stand for billions of nodes once anything walks the result ("b
 
 from __future__ import annotations
 
+import difflib
+import types
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 __all__ = [
     "MAX_YAML_DEPTH",
     "MAX_YAML_NODES",
     "FieldProblem",
+    "check_type",
     "describe_validation_error",
+    "did_you_mean",
+    "first_problem",
     "load_yaml_mapping",
     "parse_yaml_mapping",
+    "unknown_key",
     "validate_model",
 ]
 
@@ -54,24 +61,86 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or "(top level)"
 
 
-def describe_validation_error(source: str, error: ValidationError) -> str:
-    """The first problem as ``source: field.path: what is wrong`` (+ how many more)."""
-    problems = error.errors(include_url=False)
-    first = problems[0]
-    message = str(first["msg"])
-    message = message.removeprefix("Value error, ")
+def describe_validation_error(source: str, error: ValidationError, schema: Any = None) -> str:
+    """The first problem as ``source: field.path: what is wrong`` (+ how many more).
+
+    With `schema`, the type validated (a model, or e.g. a list of one), an unknown key is
+    listed with the keys known in its place.
+    """
+    problem = first_problem(error, schema)
+    text = f"{source}: {_field_path(problem.location)}: {problem}"
+    count = error.error_count()
+    if count > 1:
+        text += f" (and {count - 1} more problem{'s' if count > 2 else ''})"
+    return text.translate(_ESCAPE_CONTROL)
+
+
+def first_problem(error: ValidationError, schema: Any = None) -> FieldProblem:
+    """The first problem of `error`, its location and one-line message (see above)."""
+    first = error.errors(include_url=False)[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
     location = tuple(first["loc"])
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, FieldProblem):
         location += cause.location
     if first["type"] == "extra_forbidden":
-        message = "unknown key"
+        known = _known_keys(schema, location[:-1])
+        message = unknown_key(str(location[-1]), known) if known is not None else "unknown key"
     elif first["type"] == "missing":
         message = "is required"
-    text = f"{source}: {_field_path(location)}: {message}"
-    if len(problems) > 1:
-        text += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return text.translate(_ESCAPE_CONTROL)
+    return FieldProblem(location, message)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``; did you mean "x"?`` for the closest of `candidates`, or nothing if none is close."""
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+def unknown_key(key: str, known: Sequence[str]) -> str:
+    """The message for an unknown key: the closest known one, and all of them."""
+    return f"unknown key{did_you_mean(key, known)} (known: {', '.join(known)})"
+
+
+def _known_keys(schema: Any, location: tuple[int | str, ...]) -> list[str] | None:
+    """The keys of the model found at `location` inside the type `schema`, if it is one."""
+    node = schema
+    for part in location:
+        if isinstance(part, str) and part.startswith(("function-", "constrained-")):
+            continue
+        node = _unwrap(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            node = None if field is None else field.annotation
+        elif get_origin(node) in (dict, Mapping):
+            node = get_args(node)[1]
+        elif get_origin(node) in (list, tuple, Sequence):
+            node = get_args(node)[0]
+        else:
+            return None
+    node = _unwrap(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return list(node.model_fields)
+    return None
+
+
+def _unwrap(node: Any) -> Any:
+    """`X` of ``Annotated[X, ...]`` and of ``X | None``."""
+    if get_origin(node) is Annotated:
+        return _unwrap(get_args(node)[0])
+    if get_origin(node) in (Union, types.UnionType):
+        options = [a for a in get_args(node) if a is not type(None)]
+        return _unwrap(options[0]) if len(options) == 1 else node
+    return node
+
+
+def check_type(schema: Any, value: Any) -> None:
+    """Validate `value` as `schema` from inside another validator: the first problem raises
+    `FieldProblem`, so the message names the place inside the field."""
+    try:
+        TypeAdapter(schema).validate_python(value)
+    except ValidationError as exc:
+        raise first_problem(exc, schema) from None
 
 
 # Messages quote the offending value; a newline in it must not split the one-line error (or
@@ -176,4 +245,4 @@ def validate_model(model: type[M], data: Any, source: str, error: type[Exception
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise error(describe_validation_error(source, exc)) from None
+        raise error(describe_validation_error(source, exc, model)) from None

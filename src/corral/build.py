@@ -23,6 +23,7 @@ its behaviour, not its sha256, until componentize-py offers a reproducible mode.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -121,11 +122,18 @@ def build_plugin(
     """
     source = Path(source)
     out = Path(out) if out is not None else source
+    if not source.is_dir():
+        raise BuildError(f"{source}: no such directory (give the plugin's source directory)")
     is_js = _build_js.is_js_plugin(source)
     is_python = (source / f"{APP_MODULE}.py").is_file() or (source / APP_MODULE).is_dir()
     if not is_js and not is_python:
         raise BuildError(
             f"{source}: no {APP_MODULE}.py (the module that defines Handler) or {_build_js.ENTRY}"
+        )
+    if is_python and not is_js and importlib.util.find_spec("componentize_py") is None:
+        raise BuildError(
+            f"{source}: building a Python plugin needs componentize-py, which is not installed "
+            "here: pip install 'corral[build]'"
         )
     text, manifest = _source_manifest(source)
     _with_checksum(text, _PLACEHOLDER, source)  # fail before a long build, not after it

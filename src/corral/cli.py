@@ -37,6 +37,7 @@ from ._exit import (
     EXIT_USAGE,
     UsageError,
 )
+from ._settings_origin import SettingsOrigin
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host import PluginHost
@@ -70,7 +71,10 @@ def _host_config(args: argparse.Namespace, *, creates_data: bool = False) -> Hos
     path: Path | None = args.config
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
-    config = load_host_config(path) if path is not None else HostConfig().resolved(Path.cwd())
+    if path is not None:
+        config = load_host_config(path)
+    else:  # advice names the corral.yaml the operator would write
+        config = HostConfig().resolved(Path.cwd()).with_origin(SettingsOrigin(DEFAULT_CONFIG))
     update: dict[str, Any] = {}
     extra = [Path(d).absolute() for d in getattr(args, "plugins_dir", None) or []]
     if extra:
@@ -105,6 +109,16 @@ def _shown_path(path: Path | None) -> str | None:
         return str(path)
 
 
+def _check_settings_match(host: PluginHost, strict: bool) -> None:
+    """Warn on stderr about ``plugins:`` entries that name no bundle; `strict` refuses them."""
+    unmatched = host.unmatched_settings()
+    if strict and unmatched:
+        more = f" (and {len(unmatched) - 1} more)" if len(unmatched) > 1 else ""
+        raise ConfigError(f"{unmatched[0]}{more}; --strict refuses settings for no plugin")
+    for message in unmatched:
+        print(f"corral: warning: {message}", file=sys.stderr)
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
@@ -124,17 +138,20 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
             ("NAME", "STATE", "VERSION", "DIR", "REASON"),
             ((i.name, i.state, i.version, _shown_path(i.directory), i.reason) for i in infos),
         )
+    _check_settings_match(host, args.strict)
     return EXIT_OK if all(i.state != "failed" for i in infos) else EXIT_FAILED
 
 
 def cmd_plugins_verify(args: argparse.Namespace) -> int:
-    trust = _host_config(args).trust
-    bundle = Bundle.open(args.bundle)
+    config = _host_config(args)
+    with PluginHost(config=config) as host:
+        bundle = host.verify(args.bundle)
+    trust = config.trust
     signer = trust.policy(bundle.directory.absolute().parent, trust.keyring()).signer(bundle)
     signed = "unsigned" if signer is None else f"signed by {signer}"
     print(
-        f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok; "
-        + signed
+        f"{bundle.name} {bundle.manifest.plugin.version}: {bundle.wasm_path.name} sha256 ok, "
+        f"a corral:plugin component; {signed}"
     )
     return EXIT_OK
 
@@ -162,13 +179,25 @@ def cmd_plugins_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_call(args: argparse.Namespace) -> int:
+def _json_option(flag: str, text: str) -> Any:
+    """The JSON value of a command-line option, refused (UsageError) unless it is strict JSON."""
+
+    def refuse_constant(name: str) -> Any:
+        # Python's json reads NaN and Infinity, which are not JSON: a plugin's parser would
+        # refuse them (or read something else) after the host had accepted them.
+        raise UsageError(f"{flag} is not JSON: {name} is not a JSON value")
+
     try:
-        payload = json.loads(args.input)
+        return json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
+        raise UsageError(f"{flag} is not JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    payload = _json_option("--input", args.input)
     with PluginHost(config=_host_config(args, creates_data=True)) as host:
         host.load()
+        _check_settings_match(host, args.strict)
         result = host.call(args.name, args.command, payload)
     _print_json(result)
     return EXIT_OK
@@ -184,10 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--settings", args.settings),
     )
     for flag, text in flags:
-        try:
-            options[flag] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{flag} is not JSON: {exc.msg} at position {exc.pos}") from None
+        options[flag] = _json_option(flag, text)
     for flag in ("--config", "--settings"):
         if not isinstance(options[flag], dict):
             raise UsageError(f"{flag} must be a JSON object")
@@ -335,6 +361,9 @@ def cmd_events(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
+_STRICT_HELP = "fail (exit 2) when corral.yaml has settings for a plugin no bundle provides"
+
+
 def _host_options(
     parser: argparse.ArgumentParser, *, plugins_dir: bool = True, data_dir: bool = True
 ) -> None:
@@ -367,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = plugin_commands.add_parser("list", help="every discovered bundle and its state")
     _host_options(listing)
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     listing.set_defaults(func=cmd_plugins_list)
     verify = plugin_commands.add_parser(
         "verify", help="validate a bundle, its checksum and its signature; show the signer"
@@ -384,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("name")
     call.add_argument("command", metavar="COMMAND")
     call.add_argument("--input", default="null", help="JSON input (default: null)")
+    call.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     _host_options(call)
     call.set_defaults(func=cmd_call)
 

@@ -45,13 +45,20 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ._cron import CronExpression
 from ._errors import ConfigError
 from ._paths import same_dir
+from ._settings_origin import SettingsOrigin
 from ._units import format_size, parse_duration, parse_size
-from ._validation import load_yaml_mapping, validate_model
+from ._validation import (
+    FieldProblem,
+    check_type,
+    load_yaml_mapping,
+    unknown_key,
+    validate_model,
+)
 from .bundle import BundleLimits
 from .capabilities import CAPABILITIES
 from .capabilities.http._secrets import split_secret_ref
@@ -78,7 +85,7 @@ __all__ = [
 
 CACHE_DIR_ENV = "CORRAL_CACHE_DIR"
 
-_CAPABILITY_KEYS = frozenset(key for cap in CAPABILITIES for key in cap.option_keys)
+_CAPABILITY_OPTIONS = {key: kind for cap in CAPABILITIES for key, kind in cap.option_types.items()}
 
 
 class _Strict(BaseModel):
@@ -352,11 +359,18 @@ class PluginSettings(BaseModel):
     _known = field_validator("grant")(check_permission_names)
 
     @model_validator(mode="after")
-    def _capability_keys(self) -> PluginSettings:
-        for key in self.model_extra or {}:
-            if key not in _CAPABILITY_KEYS:
-                known = [*type(self).model_fields, *sorted(_CAPABILITY_KEYS)]
-                raise ValueError(f"unknown key {key!r} (known: {', '.join(known)})")
+    def _capability_options(self) -> PluginSettings:
+        """The keys capabilities own are validated here, with the rest of the file, so a typo
+        in any plugin's options stops the host at startup, not when that plugin loads."""
+        for key, value in (self.model_extra or {}).items():
+            if key not in _CAPABILITY_OPTIONS:
+                known = [*type(self).model_fields, *_CAPABILITY_OPTIONS]
+                raise FieldProblem((key,), unknown_key(key, known))
+            if value is not None:  # an empty `http:` means the defaults
+                try:
+                    check_type(_CAPABILITY_OPTIONS[key], value)
+                except FieldProblem as problem:
+                    raise FieldProblem((key, *problem.location), str(problem)) from None
         return self
 
     def capability_options(self) -> dict[str, Any]:
@@ -429,6 +443,19 @@ class HostConfig(_Strict):
     plugins: dict[str, PluginSettings] = Field(default_factory=dict)
     serve: ServeOptions = Field(default_factory=ServeOptions)
 
+    _origin: SettingsOrigin = PrivateAttr(default_factory=SettingsOrigin)
+
+    @property
+    def origin(self) -> SettingsOrigin:
+        """Where these settings came from: messages name settings in that form."""
+        return self._origin
+
+    def with_origin(self, origin: SettingsOrigin) -> HostConfig:
+        """A copy that names `origin` as where its settings came from."""
+        copy = self.model_copy()
+        copy._origin = origin
+        return copy
+
     @model_validator(mode="after")
     def _pinned_signers_are_trusted(self) -> HostConfig:
         names = {key.name for key in self.trust.keys}
@@ -487,4 +514,4 @@ def load_host_config(path: Path) -> HostConfig:
     path = Path(path)
     data = load_yaml_mapping(path, ConfigError)
     config = validate_model(HostConfig, data, str(path), ConfigError)
-    return config.resolved(path.parent.absolute())
+    return config.resolved(path.parent.absolute()).with_origin(SettingsOrigin(path))

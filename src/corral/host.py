@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 import weakref
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ._errors import ConfigError, PluginError, PluginNotFound
+from ._errors import ConfigError, HostNotReady, PluginError, PluginNotFound
 from ._units import parse_size
 from ._validation import validate_model
 from .bundle import Bundle
@@ -20,7 +21,7 @@ from .config import HostConfig, load_host_config
 from .host_services import HostServices
 from .kvstore import SQLiteKVStore
 from .registry import PluginInfo, Registry
-from .runtime import EngineSettings, Event, Runtime
+from .runtime import EngineSettings, Event, PluginRunner, Runtime
 from .sync import Conflict, ProgressCallback, Resolution, SyncConnector, SyncReport
 from .tasks import TaskStore
 
@@ -45,7 +46,7 @@ class PluginHost:
 
     def __init__(
         self,
-        plugin_dirs: Sequence[str | Path] = (),
+        plugin_dirs: Sequence[str | Path] | str | Path = (),
         *,
         data_dir: str | Path = ".corral",
         plugins: Mapping[str, Mapping[str, Any]] | None = None,
@@ -58,6 +59,8 @@ class PluginHost:
         config: HostConfig | None = None,
         network: SimulatedNetwork | None = None,
     ) -> None:
+        if isinstance(plugin_dirs, str | Path):  # one dir, not a sequence of one-letter dirs
+            plugin_dirs = [plugin_dirs]
         if config is None:
             raw = {
                 "plugin_dirs": [str(p) for p in plugin_dirs],
@@ -82,6 +85,7 @@ class PluginHost:
         )
         self._services = HostServices(config.data_dir, task_store, network)
         self._registry = Registry(self._runtime, config, self._services)
+        self._state: Literal["new", "loaded", "closed"] = "new"
         # Stores must be dropped before the interpreter shuts down: Wasmtime's WASI output
         # threads call back into Python, and doing so during finalization aborts the process.
         self._finalizer = weakref.finalize(
@@ -105,7 +109,10 @@ class PluginHost:
 
     def load(self) -> list[PluginInfo]:
         """Discover and load every bundle (again, if called twice); returns each one's state."""
-        return self._registry.load_all()
+        self._check_open()
+        infos = self._registry.load_all()
+        self._state = "loaded"
+        return infos
 
     def refresh(
         self, config: HostConfig | None = None, *, on_compiled: Callable[[], None] | None = None
@@ -122,17 +129,24 @@ class PluginHost:
         `on_compiled`, compiles run in threads of their own and `refresh` returns without
         waiting; `on_compiled()` is called as each ends, and the next `refresh` loads it.
         """
+        self._check_open()
         if config is not None:
             for key in ("data_dir", "cache_dir", "engine"):
                 if getattr(config, key) != getattr(self.config, key):
                     raise ConfigError(f"{key} changed; restart the host to apply it")
         infos = self._registry.refresh(config, on_compiled)
         self.config = config or self.config
+        self._state = "loaded"
         return infos
 
     def plugins(self) -> list[PluginInfo]:
         """Every discovered bundle, loaded or not, with its state and reason."""
         return self._registry.infos()
+
+    def unmatched_settings(self) -> list[str]:
+        """Warnings, one per ``plugins:`` entry that names no plugin found by the last `load`
+        or `refresh` (with a "did you mean" for a close name); also logged."""
+        return self._registry.unmatched_settings()
 
     def plugin(self, name: str) -> PluginInfo:
         """What the host knows about plugin `name` (`PluginNotFound` if nothing)."""
@@ -140,6 +154,14 @@ class PluginHost:
             if info.name == name:
                 return info
         raise PluginNotFound(f"no plugin named {name!r}")
+
+    def verify(self, bundle_dir: str | Path) -> Bundle:
+        """Check a bundle as loading it would, without loading it: its manifest, checksum and
+        component, which must compile and fit the ``corral:plugin`` world (compiling it uses,
+        and fills, this host's cache). Raises `ManifestError` or `BundleError`."""
+        bundle = Bundle.open(Path(bundle_dir), self.config.bundles.limits())
+        self._registry.checked(bundle)
+        return bundle
 
     def describe(self, bundle_dir: str | Path) -> dict[str, Any]:
         """A bundle's manifest, permissions, and its component's imports and exports.
@@ -168,12 +190,15 @@ class PluginHost:
 
         Raises `PluginError` for an error value, `PluginTrap` (or `PluginTimeout`,
         `PluginMemoryExceeded`, `PluginFuelExhausted`) when the plugin traps, and
-        `PluginNotFound`/`PluginUnavailable` when it is not loaded; `ConfigError` when `input`
-        is not JSON-able (JSON has no NaN), and `PluginError` (``internal``) for a result the
+        `PluginNotFound`/`PluginUnavailable` when it is not loaded, `HostNotReady` before
+        `load()` or after `close()`; `ConfigError` naming the first value of `input` that is not
+        JSON-able (a set, a datetime, NaN), and `PluginError` (``internal``) for a result the
         host cannot decode. Nothing else: every failure is a `CorralError`.
         """
-        runner = self._registry.runner(plugin)
-        output = runner.invoke(command, _to_json(input, f"the input of {plugin} {command!r}"))
+        runner = self._runner(plugin)
+        output = runner.invoke(
+            command, _to_json(input, "input", f"the input of {plugin} {command!r}")
+        )
         try:
             return json.loads(output)
         except json.JSONDecodeError as exc:
@@ -207,10 +232,10 @@ class PluginHost:
             source=source,
             type=type,
             id=id or uuid.uuid4().hex,
-            payload=_to_json(payload, f"the payload of the {type!r} event for {plugin}"),
+            payload=_to_json(payload, "payload", f"the payload of the {type!r} event for {plugin}"),
             received_at_ms=int(time.time() * 1000) if received_at_ms is None else received_at_ms,
         )
-        self._registry.runner(plugin).on_event(event)
+        self._runner(plugin).on_event(event)
 
     def sync(
         self,
@@ -247,14 +272,27 @@ class PluginHost:
 
     def sync_connector(self, plugin: str) -> SyncConnector:
         """`plugin` driven as a sync connector (status, conflicts, runs with progress)."""
-        timeout_s = self._registry.runner(plugin).limits.timeout_s
+        timeout_s = self._runner(plugin).limits.timeout_s
         return SyncConnector(
             plugin, lambda command, input: self.call(plugin, command, input), timeout_s
         )
 
     def close(self) -> None:
         """Unload every plugin and close the stores this host opened."""
+        self._state = "closed"
         self._finalizer()
+
+    def _check_open(self) -> None:
+        if self._state == "closed":
+            raise HostNotReady("this PluginHost is closed; create a new one")
+
+    def _runner(self, plugin: str) -> PluginRunner:
+        self._check_open()
+        if self._state == "new":
+            raise HostNotReady(
+                f"no plugins are loaded yet: call host.load() before calling {plugin!r}"
+            )
+        return self._registry.runner(plugin)
 
     def __enter__(self) -> PluginHost:
         return self
@@ -263,15 +301,54 @@ class PluginHost:
         self.close()
 
 
-def _to_json(value: Any, what: str) -> str:
-    """`value` as JSON text; `ConfigError` if it has none (JSON has no NaN or Infinity)."""
+def _to_json(value: Any, name: str, what: str) -> str:
+    """`value` (the argument `name`) as JSON text; `ConfigError` naming the first value inside
+    it that has none."""
     try:
         return json.dumps(value, allow_nan=False)
     except RecursionError:
         reason = "is nested too deeply"
     except (TypeError, ValueError) as exc:
-        reason = f"is not JSON-able: {exc}"
+        try:
+            reason = "is not JSON-able: " + (_not_json(value, name) or str(exc))
+        except RecursionError:
+            reason = "is nested too deeply"
     raise ConfigError(f"{what} {reason}")
+
+
+# What to do instead, for values people pass by mistake.
+_JSON_HINTS = {
+    "set": "use a list",
+    "frozenset": "use a list",
+    "datetime": "pass .isoformat()",
+    "date": "pass .isoformat()",
+    "bytes": "decode it, or pass base64 text",
+    "Decimal": "pass a float or a string",
+}
+
+
+def _not_json(value: Any, path: str) -> str | None:
+    """``path[...]: what`` for the first value inside `value` that JSON cannot hold, if any."""
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is {value!r}, which JSON cannot hold"
+    if isinstance(value, list | tuple):
+        items: Any = enumerate(value)
+    elif isinstance(value, dict):
+        for key in value:
+            if not (key is None or isinstance(key, str | int | float | bool)):
+                return f"{path} has a key of type {type(key).__name__}; keys must be strings"
+        items = value.items()
+    else:
+        kind = type(value).__name__
+        hint = _JSON_HINTS.get(kind)
+        return f"{path} is of type {kind}" + (f" ({hint})" if hint else "")
+    for key, item in items:
+        found = _not_json(item, f"{path}[{json.dumps(key)}]")
+        if found:
+            return found
+    return None
 
 
 def _shutdown(registry: Registry, services: HostServices, runtime: Runtime) -> None:

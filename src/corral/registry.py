@@ -33,21 +33,22 @@ from ._errors import (
     BundleError,
     ConfigError,
     CorralError,
-    PermissionDenied,
     PluginNotFound,
     PluginUnavailable,
     SignatureError,
     describe_failure,
 )
 from ._paths import same_dir
+from ._settings_origin import SettingsOrigin
 from ._units import parse_duration, parse_size
+from ._validation import did_you_mean
 from .bundle import Bundle, BundleLimits
 from .capabilities import CAPABILITIES, PluginContext
 from .capabilities.log import plugin_logger
 from .config import LIMIT_CEILINGS, HostConfig, LimitOptions
 from .host_services import HostServices
 from .manifest import MANIFEST_FILENAME, Manifest
-from .permissions import expand_permissions
+from .permissions import PluginPermissions, expand_permissions
 from .runtime import PluginLimits, PluginRunner, Runtime
 from .signing import Signer, TrustPolicy
 
@@ -155,7 +156,7 @@ def _bundle_dirs(plugin_dirs: list[Path]) -> Iterator[tuple[Path, Path]]:
 
 
 def _settle_name(
-    name: str, claims: list[_Claim], pinned_dir: Path | None
+    name: str, claims: list[_Claim], pinned_dir: Path | None, origin: SettingsOrigin
 ) -> tuple[_Claim | None, list[tuple[_Claim, str]]]:
     """Which claim gets the name, and why each of the others does not."""
     refused: list[tuple[_Claim, str]] = []
@@ -169,7 +170,9 @@ def _settle_name(
     if len(eligible) <= 1:
         return (eligible[0] if eligible else None), refused
     if len({c.plugin_dir for c in eligible}) == len(eligible):
-        fix = f"pin the name to one plugin dir with plugins.{name}.pin.plugin_dir in corral.yaml"
+        fix = "pin the name to one plugin dir with " + origin.setting(
+            f"plugins.{name}.pin.plugin_dir"
+        )
     else:
         fix = f"keep one bundle named {name!r} per plugin dir"
     for claim in eligible:
@@ -196,7 +199,9 @@ def _plain_top_level(bundle: Bundle) -> bool:
     )
 
 
-def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits:
+def effective_limits(
+    manifest: Manifest, operator: LimitOptions, origin: SettingsOrigin | None = None
+) -> PluginLimits:
     """What the manifest asks, capped by the operator's ceilings (built-in ones where unset).
 
     A manifest asking for more than a ceiling gets the ceiling (and a log line): the limits are
@@ -207,13 +212,14 @@ def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits
     assert ceilings.memory_limit is not None and ceilings.execution_timeout is not None
     runtime, name = manifest.runtime, manifest.name
     memory = runtime.memory_limit_bytes
+    origin = origin or SettingsOrigin()
     if memory > parse_size(ceilings.memory_limit):
-        _log_capped(name, "memory_limit", runtime.memory_limit, ceilings.memory_limit)
+        _log_capped(name, "memory_limit", runtime.memory_limit, ceilings.memory_limit, origin)
         memory = parse_size(ceilings.memory_limit)
     timeout = runtime.execution_timeout_s
     if timeout > parse_duration(ceilings.execution_timeout):
         _log_capped(
-            name, "execution_timeout", runtime.execution_timeout, ceilings.execution_timeout
+            name, "execution_timeout", runtime.execution_timeout, ceilings.execution_timeout, origin
         )
         timeout = parse_duration(ceilings.execution_timeout)
     fuels = [f for f in (runtime.fuel, ceilings.fuel) if f is not None]
@@ -225,18 +231,17 @@ def effective_limits(manifest: Manifest, operator: LimitOptions) -> PluginLimits
     )
 
 
-def _log_capped(plugin: str, field: str, asked: str, ceiling: str) -> None:
+def _log_capped(plugin: str, field: str, asked: str, ceiling: str, origin: SettingsOrigin) -> None:
     # Info, not a warning: capping is the operator's policy working as configured.
     _log.info(
         "plugin %s: manifest asks for runtime.%s %s, over the operator's ceiling of %s; "
-        "using %s (raise it with plugins.%s.limits.%s in corral.yaml)",
+        "using %s (raise it with %s)",
         plugin,
         field,
         asked,
         ceiling,
         ceiling,
-        plugin,
-        field,
+        origin.setting(f"plugins.{plugin}.limits.{field}", asked),
     )
 
 
@@ -262,6 +267,7 @@ class Registry:
         self._compiling: set[str] = set()
         self._compile_failures: dict[str, str] = {}
         self._fresh: dict[str, Component] = {}
+        self._unmatched: list[str] = []
 
     def load_all(self) -> list[PluginInfo]:
         """Discover and load every bundle; returns what happened to each.
@@ -433,13 +439,15 @@ class Registry:
             del self._opened[gone]
         winners: dict[str, _Claim] = {}
         for name, claimants in claims.items():
-            winner, refused = _settle_name(name, claimants, pins.get(name))
+            origin = self._config.origin
+            winner, refused = _settle_name(name, claimants, pins.get(name), origin)
             for claim, reason in refused:
                 version = claim.bundle.manifest.plugin.version
                 directory = claim.bundle.directory
                 into.unopened.append(PluginInfo(name, "failed", reason, directory, version))
             if winner is not None:
                 winners[name] = winner
+        self._check_settings_match({*claims, *(info.name for info in into.unopened)})
         # Each refresh opens every bundle again; a broken one is reported once, not each time.
         known = {(info.directory, info.reason) for info in self._current.unopened}
         for info in into.unopened:
@@ -447,6 +455,25 @@ class Registry:
                 _log.warning("bundle %s failed: %s", info.directory, info.reason)
                 self._audit_outcome(info)
         return winners
+
+    def _check_settings_match(self, found: set[str]) -> None:
+        """Warn about ``plugins:`` entries that name no bundle found (a typo, or a bundle that
+        went missing): their grants and options would otherwise be ignored without a word."""
+        origin = self._config.origin
+        unmatched = [
+            f"{origin.where(f'plugins.{name}')} names no plugin found in the plugin dirs"
+            + did_you_mean(name, found)
+            for name in self._config.plugins
+            if name not in found
+        ]
+        for message in unmatched:
+            if message not in self._unmatched:
+                _log.warning("%s", message)
+        self._unmatched = unmatched
+
+    def unmatched_settings(self) -> list[str]:
+        """One warning per ``plugins:`` entry that names no bundle found at the last discovery."""
+        return list(self._unmatched)
 
     def infos(self) -> list[PluginInfo]:
         current = self._current
@@ -573,18 +600,14 @@ class Registry:
     def _load(self, bundle: Bundle, loaded: _Loaded) -> None:
         name = bundle.name
         settings = self._config.settings_for(name)
-        requested = bundle.manifest.requested_permissions
-        granted = expand_permissions(settings.grant)
-        missing = ", ".join(f'"{p}"' for p in sorted(requested - granted))
-        if missing:
-            plural = "s" if "," in missing else ""
-            raise PermissionDenied(
-                f"plugin {name!r} requests permission{plural} {missing}, which "
-                f"{'are' if plural else 'is'} not granted; to grant "
-                f"{'them' if plural else 'it'} add {'them' if plural else 'it'} to "
-                f"plugins.{name}.grant in corral.yaml"
-            )
-        in_force = requested & granted
+        permissions = PluginPermissions(
+            name,
+            requested=bundle.manifest.requested_permissions,
+            granted=expand_permissions(settings.grant),
+            origin=self._config.origin,
+        )
+        permissions.check_requested_are_granted()
+        in_force = permissions.in_force
         options = settings.capability_options()
         interfaces = {}
         for capability in CAPABILITIES:
@@ -596,6 +619,7 @@ class Registry:
                 plugin_config=settings.config,
                 data_dir=self._config.data_dir,
                 services=self._services,
+                origin=self._config.origin,
             )
             try:
                 state = capability.configure(context)
@@ -603,10 +627,9 @@ class Registry:
                 raise ConfigError(f"{capability.name}: {exc}") from None
             loaded.capability_states.append((capability, state))
             interfaces[capability.name] = capability.host_functions(state)
-        component, from_cache = self.compiled(bundle)
-        check_contract(component, self._runtime, bundle)
+        component, from_cache = self.checked(bundle)
         limits = effective_limits(
-            bundle.manifest, settings.limits.merged_over(self._config.defaults)
+            bundle.manifest, settings.limits.merged_over(self._config.defaults), self._config.origin
         )
         loaded.runner = PluginRunner(
             self._runtime,
@@ -614,7 +637,7 @@ class Registry:
             component,
             limits,
             interfaces,
-            in_force,
+            permissions,
             plugin_logger(name),
             audit=self._services.audit,
         )
@@ -642,6 +665,12 @@ class Registry:
         return self._cache.load(
             bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
         )
+
+    def checked(self, bundle: Bundle) -> tuple[Component, bool]:
+        """`compiled`, refused (`BundleError`) unless it fits the ``corral:plugin`` world."""
+        component, from_cache = self.compiled(bundle)
+        check_contract(component, self._runtime, bundle)
+        return component, from_cache
 
     def interface(self, bundle: Bundle) -> tuple[list[str], dict[str, list[str]]]:
         """The interfaces a bundle's component imports, and what it exports: each exported

@@ -35,7 +35,6 @@ from ._component_values import ExportFunc, add_host_func
 from ._errors import (
     BundleError,
     HostApiError,
-    PermissionDenied,
     PluginError,
     PluginTimeout,
     PluginTrap,
@@ -44,6 +43,7 @@ from ._guest_output import GuestOutput
 from ._traps import trap_from
 from .capabilities import CallContext, HostFunction, wit_interface
 from .capabilities._wit import error_value, record
+from .permissions import PluginPermissions
 
 __all__ = ["EngineSettings", "Event", "PluginLimits", "PluginRunner", "Runtime"]
 
@@ -253,7 +253,7 @@ class PluginRunner:
         component: Component,
         limits: PluginLimits,
         interfaces: dict[str, list[HostFunction]],
-        granted: frozenset[str],
+        permissions: PluginPermissions,
         logger: logging.Logger,
         audit: AuditLog | None = None,
     ) -> None:
@@ -263,7 +263,7 @@ class PluginRunner:
         self.limits = limits
         self._logger = logger
         self._audit = audit if audit is not None else AuditLog()
-        self._linker = self._link(interfaces, granted)
+        self._linker = self._link(interfaces, permissions)
         self._idle: list[_Instance] = []
         self._live = 0
         self._available = threading.Condition()
@@ -271,7 +271,9 @@ class PluginRunner:
 
     # -- linking ---------------------------------------------------------------------------
 
-    def _link(self, interfaces: dict[str, list[HostFunction]], granted: frozenset[str]) -> Linker:
+    def _link(
+        self, interfaces: dict[str, list[HostFunction]], permissions: PluginPermissions
+    ) -> Linker:
         linker = Linker(self.runtime.engine)
         # WASI is linked for what language runtimes need (clocks, random, stdio); the store's
         # WasiConfig grants no files, no environment and no network (Wasmtime's WASI context
@@ -283,17 +285,17 @@ class PluginRunner:
             for interface, functions in interfaces.items():
                 with root.add_instance(wit_interface(interface)) as instance:
                     for function in functions:
-                        host_call = self._host_call(interface, function, granted)
+                        host_call = self._host_call(interface, function, permissions)
                         add_host_func(instance, function.name, host_call)
         return linker
 
     def _host_call(
-        self, interface: str, function: HostFunction, granted: frozenset[str]
+        self, interface: str, function: HostFunction, permissions: PluginPermissions
     ) -> Callable[..., Any]:
         plugin = self.name
         qualified = f"{interface}.{function.name}"
-        if function.permission is not None and function.permission not in granted:
-            denied = error_value(_denied(plugin, qualified, function.permission))
+        if function.permission is not None and function.permission not in permissions.in_force:
+            denied = error_value(permissions.denial(qualified, function.permission))
             permission, audit = function.permission, self._audit
 
             def refuse(_store: Any, *_args: Any) -> Any:
@@ -532,13 +534,6 @@ class PluginRunner:
         """After `close`, wait up to `timeout` seconds for running calls; True once none are."""
         with self._available:
             return self._available.wait_for(lambda: self._live <= 0, timeout)
-
-
-def _denied(plugin: str, function: str, permission: str) -> HostApiError:
-    return PermissionDenied(
-        f'{function} needs permission "{permission}", which plugin "{plugin}" was not granted '
-        f"(the operator grants it under plugins.{plugin}.grant in corral.yaml)"
-    )
 
 
 def _plugin_error(plugin: str, value: Variant) -> PluginError:

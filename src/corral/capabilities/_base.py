@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._audit import current_call_id, new_call_id
+from .._settings_origin import SettingsOrigin
 
 if TYPE_CHECKING:
     from ..host_services import HostServices
@@ -65,6 +66,8 @@ class PluginContext:
     plugin_config: Mapping[str, Any]
     data_dir: Path
     services: HostServices
+    origin: SettingsOrigin = field(default_factory=SettingsOrigin)
+    """Where the operator's settings came from, for messages that name one."""
 
 
 HostImpl = Callable[..., Any]
@@ -92,8 +95,16 @@ class Capability(ABC):
     """Permission names this capability owns."""
     permission_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     """Shorthands a manifest or grant may use, e.g. ``task.read_write``."""
+    option_types: ClassVar[Mapping[str, Any]] = {}
+    """Keys of ``plugins.<name>`` in corral.yaml this capability owns, and the type (a pydantic
+    model, or e.g. a list of one) each is validated as when the config is read. `configure`
+    checks what needs the manifest too."""
     option_keys: ClassVar[tuple[str, ...]] = ()
-    """Keys of ``plugins.<name>`` in corral.yaml this capability validates."""
+    """The keys of `option_types`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.option_keys = tuple(cls.option_types)
 
     def configure(self, plugin: PluginContext) -> Any:
         """Validate the options this capability owns and build its per-plugin state.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -46,7 +48,7 @@ class _KvState:
 class KvCapability(Capability):
     name = "kv"
     permissions = (PERMISSION,)
-    option_keys = ("kv",)
+    option_types: ClassVar[Mapping[str, Any]] = {"kv": KvOptions}
 
     def configure(self, plugin: PluginContext) -> _KvState:
         options = validate_model(

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -92,7 +93,7 @@ def _line(message: str, fields: list[Any], options: LogOptions) -> tuple[str, st
 
 class LogCapability(Capability):
     name = "log"
-    option_keys = ("log",)
+    option_types: ClassVar[Mapping[str, Any]] = {"log": LogOptions}
 
     def configure(self, plugin: PluginContext) -> _LogState:
         options = validate_model(

@@ -52,6 +52,14 @@ class _TasksState:
     options: TasksOptions
     max_batch_bytes: int
 
+    def setting(self, key: str) -> str:
+        """Where the operator sets ``plugins.<name>.tasks.<key>``."""
+        return self.context.origin.where(f"plugins.{self.context.name}.tasks.{key}")
+
+    @property
+    def quota_setting(self) -> str:
+        return self.setting("max_tasks")
+
 
 def _parse_json(text: str, what: str) -> Any:
     try:
@@ -73,7 +81,7 @@ class TasksCapability(Capability):
     name = "tasks"
     permissions = (READ, WRITE)
     permission_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {"task.read_write": (READ, WRITE)}
-    option_keys = ("tasks",)
+    option_types: ClassVar[Mapping[str, Any]] = {"tasks": TasksOptions}
 
     def configure(self, plugin: PluginContext) -> _TasksState:
         options = validate_model(
@@ -107,7 +115,7 @@ class TasksCapability(Capability):
             if size > state.max_batch_bytes:
                 raise InvalidInput(
                     f"the task batch is {format_size(size)} of JSON; the most per put-many is "
-                    f"{format_size(state.max_batch_bytes)} (plugins.{plugin}.tasks.max_batch_bytes)"
+                    f"{format_size(state.max_batch_bytes)} ({state.setting('max_batch_bytes')})"
                 )
             items = _parse_json(tasks_json, "the task batch")
             if not isinstance(items, list):
@@ -115,14 +123,14 @@ class TasksCapability(Capability):
             if len(items) > options.max_batch_items:
                 raise InvalidInput(
                     f"the task batch has {len(items)} tasks; the most per put-many is "
-                    f"{options.max_batch_items} (plugins.{plugin}.tasks.max_batch_items)"
+                    f"{options.max_batch_items} ({state.setting('max_batch_items')})"
                 )
             # After the commit this function still answers (an audit line with every id, the
             # stored tasks as JSON), in time that grows with the batch: the store must commit
             # early enough to leave it, or a large batch committed just inside the deadline
             # would end in a timeout with its writes kept.
             deadline = call.deadline - len(items) * _ANSWER_S_PER_TASK
-            bounds = WriteBounds(deadline=deadline, max_created=options.max_tasks)
+            bounds = WriteBounds(deadline, options.max_tasks, state.quota_setting)
             stored = services.task_store.put_many(items, actor=plugin, bounds=bounds)
             services.audit.record("task.write", plugin, tasks=[[t.id, t.version] for t in stored])
             return json.dumps([task.to_json() for task in stored])

@@ -32,6 +32,8 @@ class WriteBounds:
     """A `time.monotonic()` value: a batch not committed by then is rolled back."""
     max_created: int | None = None
     """The most tasks the actor may have created (and not since deleted), this batch included."""
+    quota_setting: str = ""
+    """Where the operator sets `max_created`, as it wrote its settings (for the message)."""
 
     def check_time(self, reserve: float = 0.0) -> None:
         """`HostTimeout` once less than `reserve` seconds are left before the deadline."""
@@ -41,9 +43,10 @@ class WriteBounds:
     def check_quota(self, actor: str, existing: int, new: int) -> None:
         """`InvalidInput` if `new` more tasks would take `actor` past `max_created`."""
         if self.max_created is not None and new and existing + new > self.max_created:
+            where = f" ({self.quota_setting})" if self.quota_setting else ""
             raise InvalidInput(
                 f"the batch would create {new} tasks; {actor} has {existing} of its quota of "
-                f"{self.max_created} (plugins.{actor}.tasks.max_tasks in corral.yaml)"
+                f"{self.max_created}{where}"
             )
 
 

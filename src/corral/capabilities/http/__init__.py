@@ -9,8 +9,9 @@ written in chunks (`_bodies`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..._errors import ConfigError, RateLimited
 from ..._validation import validate_model
@@ -43,7 +44,10 @@ class _HttpState:
 class HttpCapability(Capability):
     name = "http"
     permissions = (PERMISSION,)
-    option_keys = ("http", "credentials")
+    option_types: ClassVar[Mapping[str, Any]] = {
+        "http": HttpOptions,
+        "credentials": list[CredentialOptions],
+    }
 
     def configure(self, plugin: PluginContext) -> _HttpState:
         where = f"plugins.{plugin.name}"
@@ -73,7 +77,11 @@ class HttpCapability(Capability):
             for logger in ("corral", "httpx", "httpcore"):
                 install_redaction(logger)
         client = OutboundHttp(
-            plugin.name, policy, plugin.services.audit, network=plugin.services.network
+            plugin.name,
+            policy,
+            plugin.services.audit,
+            network=plugin.services.network,
+            origin=plugin.origin,
         )
         return _HttpState(client, policy)
 

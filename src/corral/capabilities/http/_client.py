@@ -39,12 +39,14 @@ from ..._errors import (
     Unavailable,
 )
 from ..._ratelimit import TokenBucket
+from ..._settings_origin import SettingsOrigin
 from ..._units import format_size
 from ._allowlist import DEFAULT_PORTS, url_origin
 from ._audit import AuditEntry, Decision, redact_url, write_entry
 from ._guard import IPAddress, Resolver, resolve
 from ._mask import SecretMask
 from ._policy import HOP_BY_HOP_HEADERS, HOST_OWNED_HEADERS, TOKEN, HttpPolicy
+from ._remedies import HttpRemedies
 from ._secrets import REDACTOR, basic_token
 
 __all__ = ["METHODS", "HttpResponse", "OutboundHttp", "PinnedTransport", "SimulatedNetwork"]
@@ -116,10 +118,13 @@ class OutboundHttp:
         policy: HttpPolicy,
         audit: AuditLog,
         resolver: Resolver | None = None,
+        *,
         network: SimulatedNetwork | None = None,
+        origin: SettingsOrigin | None = None,
     ) -> None:
         self.plugin = plugin
         self.policy = policy
+        self._remedies = HttpRemedies(plugin, policy, origin or SettingsOrigin())
         self._audit = audit
         self._resolver = network.resolver if network is not None else resolver
         self._network = network
@@ -211,7 +216,7 @@ class OutboundHttp:
         if not self.policy.allowlist.allows(url):
             raise PermissionDenied(
                 f'{url_origin(url)} is not in the allowed hosts of plugin "{self.plugin}" '
-                f"(allowed: {self.policy.allowlist})"
+                f"(allowed: {self.policy.allowlist}); {self._remedies.unlisted(url)}"
             )
         if first and len(hop.body) > self.policy.max_request_bytes:
             raise InvalidInput(
@@ -229,7 +234,12 @@ class OutboundHttp:
         port = url.port or DEFAULT_PORTS[url.scheme]
         host = url.raw_host.decode("ascii")
         addresses = resolve(
-            host, port, self._resolver, policy=self.policy.network, plugin=self.plugin
+            host,
+            port,
+            self._resolver,
+            policy=self.policy.network,
+            plugin=self.plugin,
+            remedy=lambda ip, reason, literal: self._remedies.blocked(url, ip, reason, literal),
         )
         return url, addresses
 

@@ -14,12 +14,22 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 from ..._errors import PermissionDenied, Unavailable
 
-__all__ = ["IPAddress", "IPNetwork", "NetworkPolicy", "Resolver", "resolve", "system_resolver"]
+__all__ = [
+    "PRIVATE_CLASSES",
+    "IPAddress",
+    "IPNetwork",
+    "NetworkPolicy",
+    "Resolver",
+    "resolve",
+    "system_resolver",
+]
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
 Resolver = Callable[[str, int], Sequence[str]]
 """``(host, port) -> IP address strings``; `system_resolver` by default, a stub in tests."""
+Remedy = Callable[["IPAddress", str, bool], str]
+"""``(blocked address, its class, named literally) -> what would allow it``."""
 
 _LOOPBACK = "loopback"
 _PRIVATE = "private"
@@ -31,7 +41,7 @@ _DOCUMENTATION = "documentation"
 # Classes an operator lifts as a whole with `allow_private_networks: true`. The rest (cloud
 # metadata, multicast, reserved...) open only to an explicit CIDR: no LAN service lives there,
 # and the metadata endpoint hands out the machine's cloud credentials.
-_PRIVATE_CLASSES = frozenset({_LOOPBACK, _PRIVATE, _LINK_LOCAL, _CGNAT})
+PRIVATE_CLASSES = frozenset({_LOOPBACK, _PRIVATE, _LINK_LOCAL, _CGNAT})
 
 # First match wins, so narrower networks come before the ranges that contain them.
 _BLOCKED: tuple[tuple[IPNetwork, str], ...] = tuple(
@@ -97,7 +107,7 @@ class NetworkPolicy:
             reason = self.check_address(inner)
             return None if reason is None else f"{kind} {inner}: {reason}"
         reason = _classify(ip)
-        if reason is None or (self.allow_private and reason in _PRIVATE_CLASSES):
+        if reason is None or (self.allow_private and reason in PRIVATE_CLASSES):
             return None
         return reason
 
@@ -109,11 +119,13 @@ def resolve(
     *,
     policy: NetworkPolicy,
     plugin: str,
+    remedy: Remedy | None = None,
 ) -> list[IPAddress]:
     """The addresses of `host`, every one of them allowed by `policy`.
 
     An IP literal is checked without a lookup. Raises `PermissionDenied` naming the first
-    blocked address and its class, `Unavailable` when the name does not resolve.
+    blocked address and its class (and `remedy`'s advice), `Unavailable` when the name does
+    not resolve.
     """
     try:
         addresses = [ip_address(host)]
@@ -129,9 +141,10 @@ def resolve(
     for ip in addresses:
         if reason := policy.check_address(ip):
             who = f'plugin "{plugin}" may not reach'
+            advice = f"; {remedy(ip, reason, literal)}" if remedy is not None else ""
             if literal:
-                raise PermissionDenied(f"{ip} ({reason}) is an address {who}")
-            raise PermissionDenied(f"{host} resolves to {ip} ({reason}), which {who}")
+                raise PermissionDenied(f"{ip} ({reason}) is an address {who}{advice}")
+            raise PermissionDenied(f"{host} resolves to {ip} ({reason}), which {who}{advice}")
     return addresses
 
 

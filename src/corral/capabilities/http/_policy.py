@@ -165,6 +165,7 @@ class HttpPolicy:
     """Everything `OutboundHttp` enforces for one plugin, parsed and ready."""
 
     allowlist: Allowlist
+    """What the plugin may reach: the manifest's list narrowed (or replaced) by the operator's."""
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
     credentials: tuple[CredentialBinding, ...] = ()
     max_redirects: int = 5
@@ -174,6 +175,12 @@ class HttpPolicy:
     max_requests_per_call: int = 100
     requests_per_second: float = 10.0
     burst: int = 20
+    manifest_allowlist: Allowlist | None = None
+    """The manifest's own list (None: `allowlist`), to tell whose list refused a URL."""
+    operator_allowlist: Allowlist | None = None
+    """``plugins.<name>.http.allowed_hosts``; None when the operator gave none."""
+    operator_hosts: bool = False
+    """The manifest leaves the list to the operator (``security.operator_hosts``)."""
 
 
 def build_policy(
@@ -213,6 +220,9 @@ def build_policy(
         max_requests_per_call=http.max_requests_per_call,
         requests_per_second=http.rate_limit.requests_per_second,
         burst=http.rate_limit.burst,
+        manifest_allowlist=Allowlist(manifest_allowed_hosts),
+        operator_allowlist=None if http.allowed_hosts is None else Allowlist(http.allowed_hosts),
+        operator_hosts=operator_hosts,
     )
 
 
