@@ -125,7 +125,7 @@ def test_an_error_value_exits_1_with_the_report(
         ("--input", "{", "--input is not JSON"),
         ("--config", "[1]", "--config must be a JSON object"),
         ("--settings", '{"grant": "kv"}', "--settings: grant"),
-        ("--settings", '{"nope": 1}', "unknown key 'nope'"),
+        ("--settings", '{"nope": 1}', "nope: unknown key"),
     ],
 )
 def test_bad_options_are_usage_errors(
