@@ -205,8 +205,8 @@ def test_links_filter_from_json() -> None:
             "filter.links.external_keys[0]: must not be empty",
         ),
         (
-            {"links": {"system": "jira", "external_keys": ["J"] * 1001}},
-            "filter.links.external_keys: 1001 keys; the most per query is 1000",
+            {"links": {"system": "jira", "external_keys": ["J"] * 501}},
+            "filter.links.external_keys: 501 keys; the most per query is 500",
         ),
         (
             {"links": {"system": "jira", "external_keys": []}, "linked": "jira"},

@@ -247,8 +247,9 @@ def _upsert_link(value: object, where: str) -> UpsertLink:
     return UpsertLink(**values)
 
 
-MAX_LINK_KEYS = 1000
-"""The most external keys one ``links`` filter names (a page of them)."""
+MAX_LINK_KEYS = 500
+"""The most external keys one ``links`` filter names: a page of remote records, and one list
+of bound parameters within every database's limit (SQLite before 3.32 allows 999)."""
 
 
 def _link_keys(value: object, where: str) -> tuple[str, tuple[str, ...]]:

@@ -273,7 +273,9 @@ def _filter_sql(task_filter: TaskFilter) -> tuple[list[str], list[Any]]:
         "EXISTS (SELECT 1 FROM task_links k"
         " WHERE k.task_id = t.id AND k.plugin = ? AND k.system = ?)"
     )
-    if task_filter.linked_keys is not None:
+    if task_filter.linked_keys == ():
+        conditions.append("1 = 0")  # `IN ()` is SQLite's, not portable SQL
+    elif task_filter.linked_keys is not None:
         # The links' primary key finds the tasks; walking every task to test each would not.
         marks = ", ".join("?" * len(task_filter.linked_keys))
         conditions.append(
