@@ -241,6 +241,17 @@ def test_tasks_through_the_boundary(hostapi: PluginHost) -> None:
     assert json.loads(got["snapshot"]) == snapshot and got["task_id"] == one["id"]
     linked = call(hostapi, "tasks.query", filter={"linked": "jira"})["ok"]["items"]
     assert [t["id"] for t in linked] == [one["id"]]
+    # a page of external keys: the linked tasks, each with the links that matched
+    keys = {"system": "jira", "external_keys": ["OPS-1", "OPS-404"]}
+    [found] = call(hostapi, "tasks.query", filter={"links": keys})["ok"]["items"]
+    assert found["id"] == one["id"] and found["title"] == "One"
+    assert [(x["external_key"], json.loads(x["snapshot"])) for x in found["links"]] == [
+        ("OPS-1", snapshot)
+    ]
+    too_many = {"system": "jira", "external_keys": [f"K-{i}" for i in range(501)]}
+    refused = call(hostapi, "tasks.query", filter={"links": too_many})
+    assert refused["error"] == "invalid-input"
+    assert "the most per query is 500" in refused["message"]
     assert call(hostapi, "tasks.delete", id=one["id"], expected_version=1) == {"ok": None}
     assert call(hostapi, "tasks.get", id=one["id"])["error"] == "not-found"
     assert call(hostapi, "tasks.changes")["ok"]["items"][-1]["op"] == "delete"

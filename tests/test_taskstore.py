@@ -175,6 +175,10 @@ def test_filter_from_json() -> None:
             'filter.updated_since: "2024-01-01T00:00:00" has no time zone (add Z for UTC)',
         ),
         ({"unlinked": "jira"}, "filter.unlinked: links belong to a plugin, and none was given"),
+        (
+            {"links": {"system": "jira", "external_keys": ["J-1"]}},
+            "filter.links: links belong to a plugin, and none was given",
+        ),
         ([], "filter: expected an object, got an array"),
     ]:
         with pytest.raises(InvalidInput) as caught:
@@ -182,6 +186,38 @@ def test_filter_from_json() -> None:
         assert str(caught.value) == message
     with pytest.raises(InvalidInput, match="linked_system and linked_plugin go together"):
         TaskFilter(linked_system="jira")
+
+
+def test_links_filter_from_json() -> None:
+    keys = {"system": "jira", "external_keys": ["J-2", "J-1", "J-2"]}
+    assert TaskFilter.from_json({"links": keys, "status": "todo"}, plugin="p") == TaskFilter(
+        status="todo", linked_system="jira", linked_plugin="p", linked_keys=("J-2", "J-1")
+    )
+    for data, message in [
+        ({"links": {"system": "jira"}}, "filter.links.external_keys: required"),
+        ({"links": {"external_keys": []}}, "filter.links.system: required"),
+        (
+            {"links": {"system": "jira", "external_keys": "J-1"}},
+            "filter.links.external_keys: expected an array of strings, got a string",
+        ),
+        (
+            {"links": {"system": "jira", "external_keys": [""]}},
+            "filter.links.external_keys[0]: must not be empty",
+        ),
+        (
+            {"links": {"system": "jira", "external_keys": ["J"] * 501}},
+            "filter.links.external_keys: 501 keys; the most per query is 500",
+        ),
+        (
+            {"links": {"system": "jira", "external_keys": []}, "linked": "jira"},
+            "filter.links: give either linked or links, not both",
+        ),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            TaskFilter.from_json(data, plugin="p")
+        assert str(caught.value) == message
+    with pytest.raises(InvalidInput, match="linked_keys needs linked_system"):
+        TaskFilter(linked_keys=("J-1",))
 
 
 # --- create, update, delete ----------------------------------------------------------------------
@@ -310,6 +346,13 @@ def test_query_filters(store: SQLiteTaskStore) -> None:
     assert ids(label="ui") == {b.id}
     assert ids(updated_since=c.updated_at) == {c.id}
     assert ids(linked_system="jira", linked_plugin="jira-sync") == {a.id}
+    jira_keys = {"linked_system": "jira", "linked_plugin": "jira-sync"}
+    assert ids(**jira_keys, linked_keys=("J-1", "J-9")) == {a.id}
+    assert ids(**jira_keys, linked_keys=("J-9",)) == set()
+    assert ids(**jira_keys, linked_keys=("J-1",), status="done") == set()
+    # b is linked by "G-1" in "jira", but through another plugin.
+    assert ids(**jira_keys, linked_keys=("G-1",)) == set()
+    assert ids(**jira_keys, linked_keys=()) == set()
     # b's link to "jira" belongs to another plugin, so for jira-sync b is unlinked.
     assert ids(unlinked_system="jira", unlinked_plugin="jira-sync") == {b.id, c.id}
     assert ids(unlinked_system="jira", unlinked_plugin="jira-sync", assignee="ana") == {b.id}
@@ -391,6 +434,20 @@ def test_links_round_trip_and_are_private_per_plugin(store: SQLiteTaskStore) -> 
     with pytest.raises(NotFound):
         store.delete_link("jira-sync", "jira", "J-1")
     assert store.links_for_task("other", task.id) != []
+
+
+def test_get_links_reads_many_keys_at_once(store: SQLiteTaskStore) -> None:
+    tasks = store.put_many([{"title": f"t{i}"} for i in range(1200)], actor="host")
+    for i, task in enumerate(tasks):
+        store.put_link(link(task.id, f"J-{i}", n=i))
+    store.put_link(link(tasks[0].id, "J-5000", plugin="other"))
+    # More keys than one IN list takes; unknown, repeated and other plugins' keys are skipped.
+    wanted = [f"J-{i}" for i in range(0, 1200, 2)] + ["J-5000", "J-0", "J-missing"]
+    found = store.get_links("jira-sync", "jira", wanted)
+    assert sorted(x.external_key for x in found) == sorted(f"J-{i}" for i in range(0, 1200, 2))
+    assert {x.external_key: x for x in found}["J-4"] == store.get_link("jira-sync", "jira", "J-4")
+    assert store.get_links("jira-sync", "github", wanted) == []
+    assert store.get_links("jira-sync", "jira", []) == []
 
 
 def test_put_link_checks_task_and_snapshot(store: SQLiteTaskStore) -> None:

@@ -15,6 +15,7 @@ import state
 import transitions
 from componentize_py_types import Err
 from corral_sdk import errors
+from corral_sdk import tasks as sdk_tasks
 from jira import JiraError
 from wit_world.imports import tasks
 
@@ -82,6 +83,21 @@ def get_link(issue_id):
             return None
         raise
     return link.task_id, json.loads(link.snapshot)
+
+
+def linked_tasks(issue_ids):
+    """{issue id: (task, snapshot)} for those of `issue_ids` linked to a task: a page's
+    links and tasks in one host call, where a `get_link` and a `get` per issue were two each."""
+    if not issue_ids:
+        return {}
+    wanted = {"links": {"system": SYSTEM, "external_keys": [str(i) for i in issue_ids]}}
+    # Each key links at most one task, so one page of len(issue_ids) holds them all.
+    items, _ = sdk_tasks.query(wanted, None, len(issue_ids))
+    found = {}
+    for task in items:
+        for link in task.pop("links"):
+            found[link["external_key"]] = (task, json.loads(link["snapshot"]))
+    return found
 
 
 def link_of_task(task_id):

@@ -42,7 +42,8 @@ class ValueMap:
         self.to_remote_table = {local: remote for remote, local in table.items()}
 
     def to_local(self, name):
-        return self.to_local_table.get(name, _slug(name))
+        value = self.to_local_table.get(name)
+        return _slug(name) if value is None else value
 
     def to_remote(self, value, known_names=()):
         if value in self.to_remote_table:

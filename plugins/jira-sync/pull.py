@@ -4,7 +4,7 @@ Full runs order by key, which updates do not reorder, so paging while issues cha
 nothing; incremental runs ask for `updated >= <epoch ms>` (no time-zone or minute-precision
 ambiguity) starting `search_lag_seconds` before the newest change the last run saw, because
 search is eventually consistent. Re-reading the overlap is cheap: an issue whose mapped values
-hash as they did costs one link lookup and no write.
+hash as they did costs no write, and a page's links and tasks are read in one host call.
 """
 
 import deletions
@@ -62,11 +62,12 @@ def apply_issues(ctx, issues, direction="pull", respect_leases=True):
 
     `respect_leases` False: the caller holds the lease of the (one) issue itself."""
     changed = []
+    linked = engine.linked_tasks([issue["id"] for issue in issues])
     for issue in issues:
         newest_update(ctx, issue)
         remote = ctx.fields.remote_values(issue)
         digest = engine.content_hash(remote)
-        link = engine.get_link(issue["id"])
+        link = linked.get(str(issue["id"]))  # (task, snapshot)
         if link is not None and link[1].get("hash") == digest and not link[1].get("gone"):
             ctx.count(direction, "unchanged")
             continue
@@ -111,11 +112,7 @@ def _merge_one(ctx, issue, remote, digest, link, tombstones, writes, links, conf
         snapshot = {"base": dict(remote)}
         engine.remember_created(owner, issue_id)
     else:
-        task = engine.get_task(link[0])
-        snapshot = link[1]
-        if task is None:  # deleted locally; the push side reports it
-            ctx.count(direction, "unchanged")
-            return
+        task, snapshot = link
     outcome, write, new_snapshot, found = engine.reconcile(ctx, task, snapshot, issue, remote)
     conflicts.extend(found)
     ctx.count(direction, "conflicts", len(found))

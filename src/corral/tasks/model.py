@@ -18,6 +18,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 from corral._errors import Conflict, InvalidInput
 
 __all__ = [
+    "MAX_LINK_KEYS",
     "Change",
     "ChangeOp",
     "JSONValue",
@@ -159,10 +160,28 @@ def _json_value(value: object, where: str) -> JSONValue:
 def _json_object(value: object, where: str) -> dict[str, JSONValue]:
     if not isinstance(value, dict):
         raise _invalid(where, f"expected an object, got {_type_name(value)}")
+    text = _plain_json_text(value)
+    if text is not None:
+        copy: dict[str, JSONValue] = json.loads(text)
+        return copy
     for key in value:
         if not isinstance(key, str):
             raise _invalid(where, f"key {key!r} is not a string")
     return {key: _json_value(item, f"{where}.{key}") for key, item in value.items()}
+
+
+def _plain_json_text(value: dict[Any, Any] | list[Any]) -> str | None:
+    """`value` as compact JSON text if it is plain JSON data, else None.
+
+    The C encoder and decoder check a batch's snapshots many times faster than walking them in
+    Python, which the callers do only for data that fails here, to name the bad part. `dumps`
+    alone is not enough: it quietly turns tuples into arrays and number keys into strings, so
+    the text must also read back equal."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == value else None
 
 
 def _snapshot(value: object, where: str) -> str:
@@ -174,6 +193,10 @@ def _snapshot(value: object, where: str) -> str:
         except json.JSONDecodeError as exc:
             raise _invalid(where, f"not JSON text ({exc.msg} at {exc.pos})") from None
         return value
+    if isinstance(value, dict | list):
+        text = _plain_json_text(value)
+        if text is not None:
+            return text
     return json.dumps(_json_value(value, where), separators=(",", ":"), ensure_ascii=False)
 
 
@@ -224,6 +247,28 @@ def _upsert_link(value: object, where: str) -> UpsertLink:
     return UpsertLink(**values)
 
 
+MAX_LINK_KEYS = 500
+"""The most external keys one ``links`` filter names: a page of remote records, and one list
+of bound parameters within every database's limit (SQLite before 3.32 allows 999)."""
+
+
+def _link_keys(value: object, where: str) -> tuple[str, tuple[str, ...]]:
+    """A ``links`` filter: ``{"system": ..., "external_keys": [...]}``."""
+    values = _fields_of(value, where, {"system": _name, "external_keys": _key_list})
+    for key in ("system", "external_keys"):
+        if key not in values:
+            raise _invalid(f"{where}.{key}", "required")
+    return values["system"], values["external_keys"]
+
+
+def _key_list(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _invalid(where, f"expected an array of strings, got {_type_name(value)}")
+    if len(value) > MAX_LINK_KEYS:
+        raise _invalid(where, f"{len(value)} keys; the most per query is {MAX_LINK_KEYS}")
+    return tuple(dict.fromkeys(_name(item, f"{where}[{i}]") for i, item in enumerate(value)))
+
+
 _UPSERT_KEYS = _TASK_KEYS | {"expected_version": _version, "link": _upsert_link}
 _FILTER_KEYS: dict[str, _Parser] = {
     "status": _name,
@@ -232,6 +277,7 @@ _FILTER_KEYS: dict[str, _Parser] = {
     "updated_since": _text,  # normalized by TaskFilter itself, however it is made
     "linked": _name,
     "unlinked": _name,
+    "links": _link_keys,
 }
 
 
@@ -426,6 +472,8 @@ class TaskFilter:
     """Only tasks updated at or after this ISO-8601 timestamp (normalized to the store's form)."""
     linked_system: str | None = None
     linked_plugin: str | None = None
+    linked_keys: tuple[str, ...] | None = None
+    """With `linked_system`: only tasks linked there by one of these external keys."""
     unlinked_system: str | None = None
     unlinked_plugin: str | None = None
 
@@ -437,20 +485,29 @@ class TaskFilter:
             system, plugin = getattr(self, f"{kind}_system"), getattr(self, f"{kind}_plugin")
             if (system is None) != (plugin is None):
                 raise InvalidInput(f"filter: {kind}_system and {kind}_plugin go together")
+        if self.linked_keys is not None and self.linked_system is None:
+            raise InvalidInput("filter: linked_keys needs linked_system")
 
     @classmethod
     def from_json(cls, data: object, *, plugin: str | None = None) -> TaskFilter:
         """Validate a filter object: ``status``, ``assignee``, ``label``, ``updated_since``,
-        ``linked`` and ``unlinked`` (system names), all optional.
+        ``linked`` and ``unlinked`` (system names), ``links`` (``{"system": ...,
+        "external_keys": [...]}``: tasks linked in that system by one of these keys), all
+        optional.
 
-        `plugin` is whose links ``linked``/``unlinked`` look at; it is never read from `data`,
-        so a plugin cannot look at another's links.
+        `plugin` is whose links ``linked``/``unlinked``/``links`` look at; it is never read
+        from `data`, so a plugin cannot look at another's links.
         """
         values = _fields_of(data, "filter", _FILTER_KEYS)
+        if "links" in values:
+            if "linked" in values:
+                raise _invalid("filter.links", "give either linked or links, not both")
+            values["linked"], values["linked_keys"] = values.pop("links")
         for kind in ("linked", "unlinked"):
             if kind in values:
                 if plugin is None:
-                    raise _invalid(f"filter.{kind}", "links belong to a plugin, and none was given")
+                    name = "links" if "linked_keys" in values else kind
+                    raise _invalid(f"filter.{name}", "links belong to a plugin, and none was given")
                 values[f"{kind}_system"] = values.pop(kind)
                 values[f"{kind}_plugin"] = plugin
         return cls(**values)

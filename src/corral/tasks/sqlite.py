@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -273,7 +273,18 @@ def _filter_sql(task_filter: TaskFilter) -> tuple[list[str], list[Any]]:
         "EXISTS (SELECT 1 FROM task_links k"
         " WHERE k.task_id = t.id AND k.plugin = ? AND k.system = ?)"
     )
-    if task_filter.linked_system is not None:
+    if task_filter.linked_keys == ():
+        conditions.append("1 = 0")  # `IN ()` is SQLite's, not portable SQL
+    elif task_filter.linked_keys is not None:
+        # The links' primary key finds the tasks; walking every task to test each would not.
+        marks = ", ".join("?" * len(task_filter.linked_keys))
+        conditions.append(
+            "t.id IN (SELECT k.task_id FROM task_links k"
+            f" WHERE k.plugin = ? AND k.system = ? AND k.external_key IN ({marks}))"
+        )
+        params += [task_filter.linked_plugin, task_filter.linked_system]
+        params += task_filter.linked_keys
+    elif task_filter.linked_system is not None:
         conditions.append(linked)
         params += [task_filter.linked_plugin, task_filter.linked_system]
     if task_filter.unlinked_system is not None:
@@ -472,6 +483,19 @@ class SQLiteTaskStore(TaskStore):
         if row is None:
             raise NotFound(f'no link to "{external_key}" in "{system}"')
         return _link_from_row(row)
+
+    def get_links(self, plugin: str, system: str, external_keys: Sequence[str]) -> list[Link]:
+        keys = list(dict.fromkeys(external_keys))
+        rows: list[_Row] = []
+        with self._db.reading() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                where = f"plugin = ? AND system = ? AND external_key IN ({marks})"
+                rows += conn.execute(
+                    f"{_SELECT_LINKS} WHERE {where}", (plugin, system, *chunk)
+                ).fetchall()
+        return [_link_from_row(row) for row in rows]
 
     def links_for_task(self, plugin: str, task_id: str) -> list[Link]:
         with self._db.reading() as conn:

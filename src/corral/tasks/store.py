@@ -7,6 +7,7 @@ protocol instead (`TaskUpsert` and `check_version` carry the upsert rules).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,6 +109,11 @@ class TaskStore(Protocol):
 
     def get_link(self, plugin: str, system: str, external_key: str) -> Link:
         """`plugin`'s link for `external_key` in `system`; `NotFound` if there is none."""
+        ...
+
+    def get_links(self, plugin: str, system: str, external_keys: Sequence[str]) -> list[Link]:
+        """`plugin`'s links in `system` for those of `external_keys` that have one (a page's
+        worth of `get_link` in one read), in no particular order."""
         ...
 
     def links_for_task(self, plugin: str, task_id: str) -> list[Link]:
