@@ -119,3 +119,10 @@ def run_plugin_tests(project: Path) -> str:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     return done.stdout
+
+
+def public_name(name: str) -> bool:
+    """A module attribute a user could import by name. Installed Corral registers a pytest
+    plugin, so pytest rewrites the asserts of the whole package, adding `@py_builtins` and
+    `@pytest_ar` to each module's namespace: not names anyone imports."""
+    return name.isidentifier() and not name.startswith("_")

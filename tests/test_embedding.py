@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import corral
+from conftest import public_name
 from corral import HostNotReady, PluginError, PluginHost
 
 HostFactory = Callable[..., PluginHost]
@@ -18,7 +19,7 @@ GRANT = {"hello": {"grant": ["config.read"], "config": {"greeting": "Ahoy"}}}
 
 
 def test_public_names_match_all() -> None:
-    public = {name for name in dir(corral) if not name.startswith("_")}
+    public = {name for name in dir(corral) if public_name(name)}
     modules = {
         *("bundle", "capabilities", "config", "host", "host_services", "manifest"),
         *("permissions", "registry", "runtime", "tasks", "kvstore", "build", "cli", "testing"),

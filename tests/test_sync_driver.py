@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import corral.sync
+from conftest import public_name
 from corral import PluginError, PluginHost, PluginTimeout, ProtocolError
 from corral.sync import SyncProgress, slice_budget_ms
 from corral.tasks import TaskFilter
@@ -33,7 +34,7 @@ def synccount(**config: Any) -> dict[str, Any]:
 
 
 def test_public_names_match_all() -> None:
-    public = {name for name in dir(corral.sync) if not name.startswith("_")}
+    public = {name for name in dir(corral.sync) if public_name(name)}
     assert public - {"cli"} == set(corral.sync.__all__)
 
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from conftest import BUILD_DIR, PLUGIN_SOURCES, ROOT
+from conftest import BUILD_DIR, PLUGIN_SOURCES, ROOT, public_name
 from corral import ConfigError, PluginError, PluginUnavailable
 from corral.build import source_digest
 from corral.bundle import Bundle
@@ -229,6 +229,6 @@ def test_guest_output_is_kept_apart_from_log_lines_and_escaped(corral_plugin: Ma
 def test_the_public_names_of_corral_testing_are_its_all() -> None:
     import corral.testing
 
-    public = {name for name in vars(corral.testing) if not name.startswith("_")}
+    public = {name for name in vars(corral.testing) if public_name(name)}
     modules = {name for name in public if isinstance(getattr(corral.testing, name), ModuleType)}
     assert public - modules == set(corral.testing.__all__)

@@ -39,6 +39,7 @@ from ._errors import BuildError, BundleError, ManifestError
 from ._regular_file import read_regular_file
 from ._validation import load_yaml_mapping, validate_model
 from .bundle import Bundle, BundleLimits, check_component_header, sha256_hex
+from .config import default_cache_dir
 from .manifest import MANIFEST_FILENAME, Manifest
 from .signing import SIGNATURE_FILENAME
 
@@ -342,13 +343,16 @@ def _is_source(path: Path) -> bool:
     )
 
 
-def build_cached(source: Path, cache_root: Path) -> Bundle:
+def build_cached(source: Path, cache_root: Path | None = None) -> Bundle:
     """Build `source` into ``cache_root/<dir>-<digest>/`` unless that bundle already exists.
 
-    Builds take tens of seconds; tests and demos call this so each source is built once.
+    Builds take tens of seconds; `corral run`, `corral.testing`, tests and demos call this so
+    each source is built once. `cache_root` defaults to ``bundles/`` beside the compiled cache
+    (``~/.cache/corral/bundles`` on Linux).
     """
     source = Path(source)
-    out = Path(cache_root) / f"{source.name}-{source_digest(source)}"
+    root = Path(cache_root) if cache_root is not None else default_cache_dir().parent / "bundles"
+    out = root / f"{source.name}-{source_digest(source)}"
     if (out / MANIFEST_FILENAME).is_file():
         try:
             return Bundle.open(out)

@@ -8,13 +8,12 @@ limits.
 
 from ._recorder import CallRecorder, Output
 from ._report import RunLimits, RunReport
-from ._runner import default_build_cache, run_plugin
+from ._runner import run_plugin
 
 __all__ = [
     "CallRecorder",
     "Output",
     "RunLimits",
     "RunReport",
-    "default_build_cache",
     "run_plugin",
 ]

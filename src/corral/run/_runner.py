@@ -18,7 +18,7 @@ from ..build import APP_MODULE, build_cached
 from ..bundle import Bundle
 from ..capabilities.http._policy import HttpOptions
 from ..capabilities.log import LogOptions
-from ..config import PluginSettings, default_cache_dir
+from ..config import PluginSettings
 from ..host import PluginHost
 from ..manifest import MANIFEST_FILENAME
 from ..permissions import expand_permissions
@@ -26,12 +26,7 @@ from ..registry import effective_limits
 from ._recorder import CallRecorder
 from ._report import RunLimits, RunReport
 
-__all__ = ["default_build_cache", "run_plugin"]
-
-
-def default_build_cache() -> Path:
-    """Where `run_plugin` keeps the bundles it builds: ``bundles/`` beside the compiled cache."""
-    return default_cache_dir().parent / "bundles"
+__all__ = ["run_plugin"]
 
 
 def _is_source(directory: Path) -> bool:
@@ -70,7 +65,7 @@ def run_plugin(
     built_now = False
     if _is_source(directory):
         started, stamp = time.monotonic(), time.time()
-        bundle = build_cached(directory, build_cache or default_build_cache())
+        bundle = build_cached(directory, build_cache)
         build_s = time.monotonic() - started
         # A bundle found in the cache was written before this run started.
         built_now = (bundle.directory / MANIFEST_FILENAME).stat().st_mtime >= stamp

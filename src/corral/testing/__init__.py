@@ -6,7 +6,7 @@
 - `corral.testing.jira`: a local Jira Cloud emulator (`corral jira-emulator`).
 """
 
-from ._harness import KvView, PluginHarness, default_build_dir
+from ._harness import KvView, PluginHarness
 from ._logs import LogLine
 from ._network import PUBLIC_ADDRESS, ASGIApp, Handler
 
@@ -17,5 +17,4 @@ __all__ = [
     "KvView",
     "LogLine",
     "PluginHarness",
-    "default_build_dir",
 ]

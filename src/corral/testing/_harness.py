@@ -14,7 +14,6 @@ import httpx
 
 from .._errors import NotFound, PluginUnavailable
 from ..build import build_cached
-from ..config import default_cache_dir
 from ..host import PluginHost
 from ..kvstore import SQLiteKVStore
 from ..sync import SyncReport
@@ -22,13 +21,7 @@ from ..tasks import TaskStore
 from ._logs import LogCapture, LogLine
 from ._network import ASGIApp, Handler, TestNetwork
 
-__all__ = ["KvView", "PluginHarness", "default_build_dir"]
-
-
-def default_build_dir() -> Path:
-    """Where built bundles are kept between test sessions: beside the compiled-component cache
-    (``~/.cache/corral/bundles`` on Linux, or next to ``$CORRAL_CACHE_DIR``)."""
-    return default_cache_dir().parent / "bundles"
+__all__ = ["KvView", "PluginHarness"]
 
 
 class KvView:
@@ -98,7 +91,7 @@ class PluginHarness:
         data_dir: str | Path | None = None,
         build_dir: str | Path | None = None,
     ) -> None:
-        bundle = build_cached(Path(source), Path(build_dir or default_build_dir()))
+        bundle = build_cached(Path(source), None if build_dir is None else Path(build_dir))
         self.name = bundle.manifest.name
         self._stack = ExitStack()
         try:
