@@ -113,4 +113,4 @@ def test_every_command_of_the_guide_runs(tmp_path: Path) -> None:
     assert said.count("3 passed") == 3
     assert re.search(r"^greeter-js +loaded", said, re.MULTILINE)
     assert '"message": "Howdy, Ada!"' in said and '"n": 1' in said
-    assert "greeter 0.1.0: plugin.wasm sha256 ok; signed by acme (key " in said
+    assert "greeter 0.1.0: plugin.wasm sha256 ok, a corral:plugin component; signed by acme" in said
