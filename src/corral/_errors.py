@@ -13,6 +13,8 @@ The whole tree::
     ├── PluginUnavailable            the plugin was discovered but failed to load (reason attached)
     │   └── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
     ├── PluginError                  the plugin returned an error value (kind + message)
+    │   └── InvalidCommandInput      the input breaks the command's declared input_schema; the
+    │                                plugin was not entered (kind ``invalid-input``)
     ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync)
     ├── PluginTrap                   the plugin's WebAssembly trapped; its instance was discarded
     │   ├── PluginTimeout            it ran past its execution_timeout
@@ -45,6 +47,7 @@ __all__ = [
     "CorralError",
     "HostApiError",
     "HostTimeout",
+    "InvalidCommandInput",
     "InvalidInput",
     "ManifestError",
     "NotFound",
@@ -124,6 +127,20 @@ class PluginError(CorralError):
         self.kind = kind
         self.message = message
         self.retry_after_ms = retry_after_ms
+
+
+class InvalidCommandInput(PluginError):
+    """A call's input does not match the `input_schema` its manifest declares for the command.
+
+    The host checks before entering the plugin, so the plugin never ran. It is the
+    ``invalid-input`` error the plugin itself would answer, and is handled like one; `message`
+    names the command and the field (``greet: input.name: 'name' is a required property``).
+    """
+
+    def __init__(self, plugin: str, message: str):
+        super().__init__(plugin, "invalid-input", message)
+        # Not "returned": the plugin never saw this input.
+        self.args = (f"plugin {plugin!r}: {message}",)
 
 
 class ProtocolError(CorralError):

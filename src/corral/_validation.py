@@ -18,7 +18,9 @@ __all__ = [
     "MAX_YAML_NODES",
     "FieldProblem",
     "describe_validation_error",
+    "field_path",
     "load_yaml_mapping",
+    "one_line",
     "parse_yaml_mapping",
     "validate_model",
 ]
@@ -41,7 +43,8 @@ class FieldProblem(ValueError):
         self.location = location
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """`loc` as people write it: ``plugins.hello.config.items[2]``."""
     path = ""
     for part in loc:
         if isinstance(part, int):
@@ -68,15 +71,20 @@ def describe_validation_error(source: str, error: ValidationError) -> str:
         message = "unknown key"
     elif first["type"] == "missing":
         message = "is required"
-    text = f"{source}: {_field_path(location)}: {message}"
+    text = f"{source}: {field_path(location)}: {message}"
     if len(problems) > 1:
         text += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return text.translate(_ESCAPE_CONTROL)
+    return one_line(text)
 
 
 # Messages quote the offending value; a newline in it must not split the one-line error (or
 # forge a second log line), so control characters are shown escaped, as Python writes them.
 _ESCAPE_CONTROL = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters escaped, so it stays one line."""
+    return text.translate(_ESCAPE_CONTROL)
 
 
 # libyaml's parser, where PyYAML was built with it: the pure-Python one runs at 60-200 KB/s and
