@@ -1,8 +1,8 @@
 """A plugin's declared commands, compiled into validators once per load.
 
 The host checks a call's input against the command's `input_schema` before entering the
-plugin, so a malformed call costs a schema check instead of an instance, and the caller gets
-the field that is wrong rather than whatever the plugin makes of it. Output is checked only
+plugin, so a malformed call never reaches the plugin's code, and the caller gets the field that
+is wrong rather than whatever the plugin makes of it. Output is checked only
 when asked (`check_output`): by then the plugin has run and whatever it wrote is written, so
 failing the call in production would hide a result without undoing anything; authors and tests
 ask for it.
@@ -76,11 +76,7 @@ def _problem(validator: Validator | None, value: Any, root: str) -> str | None:
 def _missing_property(error: jsonschema.ValidationError) -> str | None:
     """The property a ``required`` error is about, so the path names the field itself."""
     required = error.validator_value
-    if error.validator != "required" or not isinstance(error.instance, dict):
+    if error.validator != "required" or not isinstance(required, list):
         return None
-    if not isinstance(required, list):
-        return None
-    for name in required:
-        if isinstance(name, str) and name not in error.instance and repr(name) in error.message:
-            return name
-    return None
+    # One error per missing property; its message quotes the name.
+    return next((name for name in required if repr(name) in error.message), None)

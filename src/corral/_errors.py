@@ -15,7 +15,8 @@ The whole tree::
     ├── PluginError                  the plugin returned an error value (kind + message)
     │   └── InvalidCommandInput      the input breaks the command's declared input_schema; the
     │                                plugin was not entered (kind ``invalid-input``)
-    ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync)
+    ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync),
+    │                                or its declared output_schema when asked to check it
     ├── PluginTrap                   the plugin's WebAssembly trapped; its instance was discarded
     │   ├── PluginTimeout            it ran past its execution_timeout
     │   ├── PluginMemoryExceeded     it needed more memory than its memory_limit
@@ -144,8 +145,9 @@ class InvalidCommandInput(PluginError):
 
 
 class ProtocolError(CorralError):
-    """A plugin answered a protocol command (such as `sync`) with JSON of the wrong shape; the
-    message names the command and the field."""
+    """A plugin answered a protocol command (such as `sync`), or a command whose output a caller
+    asked to check against its `output_schema`, with JSON of the wrong shape; the message names
+    the command and the field."""
 
 
 class PluginTrap(CorralError):

@@ -33,7 +33,7 @@ from ._manifest_commands import with_declared_commands, without_generated_comman
 from ._regular_file import read_regular_file
 from ._validation import parse_yaml_mapping, validate_model
 from .bundle import Bundle, BundleLimits, check_component_header, sha256_hex
-from .manifest import MANIFEST_FILENAME, Manifest
+from .manifest import MANIFEST_FILENAME, Manifest, commands_json
 from .signing import SIGNATURE_FILENAME
 
 __all__ = [
@@ -108,8 +108,7 @@ def _declare_commands(text: str, manifest: Manifest, source: Path, app: Path) ->
     declared = with_declared_commands(text, manifest.commands, derived, path)
     if declared != text:
         rewritten = _validated(declared, path).commands
-        expected = {**derived, **{n: s.model_dump() for n, s in manifest.commands.items()}}
-        if {n: s.model_dump() for n, s in rewritten.items()} != expected:
+        if commands_json(rewritten) != {**derived, **commands_json(manifest.commands)}:
             raise BuildError(
                 f"{path}: cannot add the commands of {app.name} to `commands:`; write it as a "
                 "block mapping (one command per indented key)"

@@ -17,6 +17,7 @@ from ._validation import validate_model
 from .bundle import Bundle
 from .config import HostConfig, load_host_config
 from .host_services import HostServices
+from .manifest import commands_json
 from .registry import PluginInfo, Registry
 from .runtime import EngineSettings, Event, Runtime
 from .sync import Conflict, ProgressCallback, Resolution, SyncConnector, SyncReport
@@ -150,7 +151,7 @@ class PluginHost:
             "operator_hosts": manifest.security.operator_hosts,
             "limits": manifest.runtime.model_dump(),
             "checksum": manifest.security.checksum,
-            "commands": {name: spec.model_dump() for name, spec in manifest.commands.items()},
+            "commands": commands_json(manifest.commands),
             "imports": imports,
             "exports": exports,
         }

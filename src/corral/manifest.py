@@ -7,6 +7,7 @@ The JSON Schema in ``plugin-sdk/schema/manifest.schema.json`` is generated from 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "CommandSpec",
     "Manifest",
+    "commands_json",
     "load_manifest",
     "manifest_json_schema",
     "parse_manifest",
@@ -189,6 +191,11 @@ class CommandSpec(_Strict):
 
     _check_input_schema = field_validator("input_schema")(_checked_schema)
     _check_output_schema = field_validator("output_schema")(_checked_schema)
+
+
+def commands_json(commands: Mapping[str, CommandSpec]) -> dict[str, dict[str, Any]]:
+    """Declared commands as plain JSON, as `plugins inspect` and ``GET /plugins`` show them."""
+    return {name: spec.model_dump() for name, spec in commands.items()}
 
 
 class Manifest(_Strict):

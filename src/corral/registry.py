@@ -47,7 +47,7 @@ from .capabilities import CAPABILITIES, PluginContext
 from .capabilities.log import plugin_logger
 from .config import LIMIT_CEILINGS, HostConfig, LimitOptions
 from .host_services import HostServices
-from .manifest import MANIFEST_FILENAME, CommandSpec, Manifest
+from .manifest import MANIFEST_FILENAME, CommandSpec, Manifest, commands_json
 from .permissions import expand_permissions
 from .runtime import PluginLimits, PluginRunner, Runtime
 from .signing import Signer, TrustPolicy
@@ -90,7 +90,7 @@ class PluginInfo:
             "directory": str(self.directory) if self.directory else None,
             "permissions": sorted(self.permissions),
             "signer": None if self.signer is None else str(self.signer),
-            "commands": {name: spec.model_dump() for name, spec in self.commands.items()},
+            "commands": commands_json(self.commands),
         }
 
     concurrent_events: bool = False
