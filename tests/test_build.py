@@ -22,7 +22,7 @@ def test_built_bundle_keeps_the_manifest_layout_and_verifies(bundles: dict[str, 
     # everything but the checksum line and the declared commands is the author's text,
     # comments included
     strip = [line for line in source.splitlines() if "checksum:" not in line]
-    authors = without_generated_commands(text)
+    authors = without_generated_commands(text, bundle.directory)
     assert [line for line in authors.splitlines() if "checksum:" not in line] == strip
     assert Bundle.open(bundle.directory).wasm_sha256 == bundle.wasm_sha256
 

@@ -88,7 +88,7 @@ def _source_manifest(source: Path) -> tuple[str, Manifest]:
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     if not text:
         raise BuildError(f"{source}: no {MANIFEST_FILENAME}")
-    text = without_generated_commands(text)
+    text = without_generated_commands(text, path)
     return text, _validated(text, path)
 
 
