@@ -26,10 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import _build_js
-from ._declared_commands import declared_commands
+from . import _build_js, _declared_commands, _manifest_commands
 from ._errors import BuildError, BundleError, ManifestError
-from ._manifest_commands import with_declared_commands, without_generated_commands
 from ._regular_file import read_regular_file
 from ._validation import parse_yaml_mapping, validate_model
 from .bundle import Bundle, BundleLimits, check_component_header, sha256_hex
@@ -88,7 +86,7 @@ def _source_manifest(source: Path) -> tuple[str, Manifest]:
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     if not text:
         raise BuildError(f"{source}: no {MANIFEST_FILENAME}")
-    text = without_generated_commands(text, path)
+    text = _manifest_commands.without_generated_commands(text, path)
     return text, _validated(text, path)
 
 
@@ -104,8 +102,8 @@ def _validated(text: str, path: Path) -> Manifest:
 def _declare_commands(text: str, manifest: Manifest, source: Path, app: Path) -> str:
     """The manifest text declaring the commands app.py registers; checked before the build."""
     path = source / MANIFEST_FILENAME
-    derived = declared_commands(app)
-    declared = with_declared_commands(text, manifest.commands, derived, path)
+    derived = _declared_commands.declared_commands(app)
+    declared = _manifest_commands.with_declared_commands(text, manifest.commands, derived, path)
     if declared != text:
         rewritten = _validated(declared, path).commands
         if commands_json(rewritten) != {**derived, **commands_json(manifest.commands)}:
@@ -270,6 +268,8 @@ def source_digest(source: Path) -> str:
         toolchain, sdk = f"componentize-js {_build_js.TOOLCHAIN_VERSION}", [_build_js.SDK_FILE]
     else:
         toolchain, sdk = version("componentize-py"), sorted(SDK_DIR.rglob("*.py"))
+        # What writes the commands into the manifest is part of the build, too.
+        sdk += [Path(_declared_commands.__file__), Path(_manifest_commands.__file__)]
     digest.update(toolchain.encode())
     files = sorted(p for p in Path(source).rglob("*") if p.is_file() and _is_source(p))
     for path in [*files, *sorted(WIT_DIR.glob("*.wit")), *sdk]:
