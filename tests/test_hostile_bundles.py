@@ -251,7 +251,9 @@ def test_sizes_are_capped_by_stat_before_reading(
     os.truncate(sparse / "plugin.wasm", 2 << 30)  # 2 GiB, no disk blocks
     huge_manifest = copy_as(plugins, "hello", "huge-manifest")
     with (huge_manifest / "manifest.yaml").open("a") as manifest:
-        manifest.write(("# padding\n" * 1000) * 110)
+        # 50 KB past the cap, whatever the manifest's own size: "1.0 MiB" in the message
+        padding = (1 << 20) + 50_000 - manifest.tell()
+        manifest.write("# padding\n" * (padding // 10))
     reasons = assert_only_good_loaded(make_host(plugins=GRANT).plugins(), "sparse", "huge-manifest")
     assert reasons["sparse"].endswith(
         "plugin.wasm: is 2 GiB (2,147,483,648 bytes), larger than the 256 MiB allowed "
