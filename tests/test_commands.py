@@ -372,6 +372,45 @@ def test_what_cannot_be_read_is_refused_with_the_line(
         declared_commands(app(tmp_path, "from typing import TypedDict\n" + source))
 
 
+def test_inherited_fields_are_included_and_plain_classes_refused(tmp_path: Path) -> None:
+    path = app(
+        tmp_path,
+        """
+        from dataclasses import dataclass
+        from typing import TypedDict
+
+        class Plain:
+            a: int
+
+        class NotATypedDict(Plain):
+            b: int
+
+        @dataclass
+        class Base:
+            a: int
+
+        @dataclass
+        class Child(Base):
+            b: str = ""
+
+        @plugin.command("child")
+        def child(args: Child): ...
+
+        @plugin.command("plain")
+        def plain(args: NotATypedDict): ...
+        """,
+    )
+    with pytest.raises(BuildError, match="NotATypedDict is neither a TypedDict nor a dataclass"):
+        declared_commands(path)
+    path.write_text(path.read_text().replace("def plain(args: NotATypedDict)", "def plain(args)"))
+    assert declared_commands(path)["child"]["input_schema"] == {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+
+
 def test_other_decorators_named_command_are_not_plugin_commands(tmp_path: Path) -> None:
     path = app(tmp_path, "import click\n@click.command('x')\ndef x(): ...\n")
     assert declared_commands(path) == {}

@@ -256,9 +256,7 @@ class _Hints:
         try:
             if _is_dataclass(node):
                 return self._dataclass(module, node)
-            if any(
-                _simple_name(base) == "TypedDict" for base in node.bases
-            ) or self._typed_dict_bases(module, node):
+            if self._is_typed_dict(module, node):
                 return self._typed_dict(module, node)
         finally:
             self._expanding.pop()
@@ -266,20 +264,15 @@ class _Hints:
             hint, f"{self._where}: {node.name} is neither a TypedDict nor a dataclass"
         )
 
-    def _typed_dict_bases(
-        self, module: _Module, node: ast.ClassDef
-    ) -> list[tuple[_Module, ast.ClassDef]]:
-        bases = []
-        for base in node.bases:
-            found = module.class_named(base.id) if isinstance(base, ast.Name) else None
-            if found is not None:
-                bases.append(found)
-        return bases
+    def _is_typed_dict(self, module: _Module, node: ast.ClassDef) -> bool:
+        return any(_simple_name(base) == "TypedDict" for base in node.bases) or any(
+            self._is_typed_dict(*base) for base in _local_bases(module, node)
+        )
 
     def _typed_dict(self, module: _Module, node: ast.ClassDef) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
-        for base_module, base in self._typed_dict_bases(module, node):
+        for base_module, base in _local_bases(module, node):
             inherited = self._typed_dict(base_module, base)
             properties.update(inherited["properties"])
             required += inherited.get("required", [])
@@ -306,6 +299,11 @@ class _Hints:
         # would fail there, so the schema refuses it first.
         properties: dict[str, Any] = {}
         required: list[str] = []
+        for base_module, base in _local_bases(module, node):
+            if _is_dataclass(base):
+                inherited = self._dataclass(base_module, base)
+                properties.update(inherited["properties"])
+                required += inherited.get("required", [])
         for name, annotation, has_default in _fields(node):
             properties[name] = self.schema(annotation, module)
             if not has_default:
@@ -335,6 +333,16 @@ def _simple_name(node: ast.expr) -> str | None:
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         return node.attr
     return None
+
+
+def _local_bases(module: _Module, node: ast.ClassDef) -> list[tuple[_Module, ast.ClassDef]]:
+    """The base classes of `node` defined in the plugin (where each one is)."""
+    bases = []
+    for base in node.bases:
+        found = module.class_named(base.id) if isinstance(base, ast.Name) else None
+        if found is not None:
+            bases.append(found)
+    return bases
 
 
 def _is_dataclass(node: ast.ClassDef) -> bool:
