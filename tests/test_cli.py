@@ -118,7 +118,7 @@ def test_call_prints_json_and_maps_errors_to_exit_codes(config_file: Path) -> No
     assert (
         done.stderr.strip()
         == "corral: plugin 'hello' returned invalid-input: unknown command 'nope' "
-        "(known: config, echo, greet)"
+        "(known: config, echo, greet, repeat)"
     )
 
     done = corral_cli("call", "misbehave", "loop", "--config", str(config_file))

@@ -43,7 +43,7 @@ def test_plugin_error_values_become_plugin_error(make_host: HostFactory) -> None
     with pytest.raises(PluginError) as info:
         host.call("hello", "unknown")
     assert (info.value.plugin, info.value.kind) == ("hello", "invalid-input")
-    assert info.value.message == "unknown command 'unknown' (known: config, echo, greet)"
+    assert info.value.message == "unknown command 'unknown' (known: config, echo, greet, repeat)"
 
 
 def test_acall_runs_off_the_event_loop(make_host: HostFactory) -> None:

@@ -31,7 +31,7 @@ from corral import (
     PluginUnavailable,
     load_manifest,
 )
-from corral._config_schema import MAX_SCHEMA_NODES, check_config_schema, config_validator
+from corral._json_schema import MAX_SCHEMA_NODES, check_schema, offline_validator
 from corral.bundle import sha256_hex
 from corral.cli import main
 from corral.config import load_host_config
@@ -156,10 +156,10 @@ def test_the_config_validator_itself_never_retrieves(
 ) -> None:
     # Defence in depth: even a schema that skipped the manifest checks resolves only locally.
     url, received = loopback_server
-    validator = config_validator({"properties": {"x": {"$ref": f"{url}/x.json"}}})
+    validator = offline_validator({"properties": {"x": {"$ref": f"{url}/x.json"}}})
     with pytest.raises(referencing.exceptions.Unresolvable):
         list(validator.iter_errors({"x": 1}))
-    local = config_validator({"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s"})
+    local = offline_validator({"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s"})
     assert [e.message for e in local.iter_errors(1)] == ["1 is not of type 'string'"]
     assert received == []
 
@@ -251,7 +251,9 @@ def test_sizes_are_capped_by_stat_before_reading(
     os.truncate(sparse / "plugin.wasm", 2 << 30)  # 2 GiB, no disk blocks
     huge_manifest = copy_as(plugins, "hello", "huge-manifest")
     with (huge_manifest / "manifest.yaml").open("a") as manifest:
-        manifest.write(("# padding\n" * 1000) * 110)
+        # 50 KB past the cap, whatever the manifest's own size: "1.0 MiB" in the message
+        padding = (1 << 20) + 50_000 - manifest.tell()
+        manifest.write("# padding\n" * (padding // 10))
     reasons = assert_only_good_loaded(make_host(plugins=GRANT).plugins(), "sparse", "huge-manifest")
     assert reasons["sparse"].endswith(
         "plugin.wasm: is 2 GiB (2,147,483,648 bytes), larger than the 256 MiB allowed "
@@ -328,8 +330,8 @@ def test_costly_config_schemas_are_refused_before_validation(
     assert f"config_schema: has more than {MAX_SCHEMA_NODES} values" in reasons["wide"]
     assert f"stands for more than {MAX_SCHEMA_NODES} values" in reasons["unevaluated"]
     # a chain within the budget is accepted and validates the operator's config as before
-    check_config_schema(doubling_chain(8))
-    errors = list(config_validator(doubling_chain(8)).iter_errors({"x": 1}))
+    check_schema(doubling_chain(8))
+    errors = list(offline_validator(doubling_chain(8)).iter_errors({"x": 1}))
     assert {e.message for e in errors} == {"1 is not of type 'string'"} and len(errors) == 2**8
 
 

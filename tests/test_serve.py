@@ -153,6 +153,15 @@ def test_endpoints_answer_and_map_errors_like_the_cli(
         return response.status_code, response.json()["error"]["kind"]
 
     assert error(server.call("hello", "nope", {})) == (422, "invalid-input")
+    # input the manifest's declaration refuses: the same kind, and the field named
+    refused = server.call("hello", "repeat", {"text": 1})
+    assert error(refused) == (422, "invalid-input")
+    assert refused.json()["error"]["message"].endswith(
+        "repeat: input.text: 1 is not of type 'string'"
+    )
+    assert (
+        hello["commands"]["repeat"]["description"] == "Say `text` `times` times (twice by default)."
+    )
     assert error(server.call("ghost", "echo")) == (404, "plugin-not-found")
     bad_json = client.post("/plugins/hello/call/echo", content=b"{not json")
     assert error(bad_json) == (400, "bad-request")
@@ -163,7 +172,7 @@ def test_endpoints_answer_and_map_errors_like_the_cli(
 
     metrics = client.get("/metrics").text
     assert 'corral_plugin_calls_total{entry="invoke",outcome="ok",plugin="hello"} 2.0' in metrics
-    assert 'corral_plugin_errors_total{kind="invalid-input",plugin="hello"} 1.0' in metrics
+    assert 'corral_plugin_errors_total{kind="invalid-input",plugin="hello"} 2.0' in metrics
     assert 'corral_plugin_traps_total{plugin="misbehave",trap="timeout"} 1.0' in metrics
     assert 'corral_host_function_calls_total{function="config.get",plugin="hello"}' in metrics
     assert "corral_plugin_call_duration_seconds_bucket" in metrics

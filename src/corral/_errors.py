@@ -14,7 +14,10 @@ The whole tree::
     │   ├── CircuitOpen              it kept trapping; calls fail fast until a trial call succeeds
     │   └── HostNotReady             the PluginHost was called before `load()` or after `close()`
     ├── PluginError                  the plugin returned an error value (kind + message)
-    ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync)
+    │   └── InvalidCommandInput      the input breaks the command's declared input_schema; the
+    │                                plugin was not entered (kind ``invalid-input``)
+    ├── ProtocolError                the plugin's answer breaks the protocol it follows (sync),
+    │                                or its declared output_schema when asked to check it
     ├── PluginTrap                   the plugin's WebAssembly trapped; its instance was discarded
     │   ├── PluginTimeout            it ran past its execution_timeout
     │   ├── PluginMemoryExceeded     it needed more memory than its memory_limit
@@ -47,6 +50,7 @@ __all__ = [
     "HostApiError",
     "HostNotReady",
     "HostTimeout",
+    "InvalidCommandInput",
     "InvalidInput",
     "ManifestError",
     "NotFound",
@@ -136,9 +140,24 @@ class PluginError(CorralError):
         self.retry_after_ms = retry_after_ms
 
 
+class InvalidCommandInput(PluginError):
+    """A call's input does not match the `input_schema` its manifest declares for the command.
+
+    The host checks before entering the plugin, so the plugin never ran. It is the
+    ``invalid-input`` error the plugin itself would answer, and is handled like one; `message`
+    names the command and the field (``greet: input.name: 'name' is a required property``).
+    """
+
+    def __init__(self, plugin: str, message: str):
+        super().__init__(plugin, "invalid-input", message)
+        # Not "returned": the plugin never saw this input.
+        self.args = (f"plugin {plugin!r}: {message}",)
+
+
 class ProtocolError(CorralError):
-    """A plugin answered a protocol command (such as `sync`) with JSON of the wrong shape; the
-    message names the command and the field."""
+    """A plugin answered a protocol command (such as `sync`), or a command whose output a caller
+    asked to check against its `output_schema`, with JSON of the wrong shape; the message names
+    the command and the field."""
 
 
 class PluginTrap(CorralError):

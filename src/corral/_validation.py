@@ -23,8 +23,10 @@ __all__ = [
     "check_type",
     "describe_validation_error",
     "did_you_mean",
+    "field_path",
     "first_problem",
     "load_yaml_mapping",
+    "one_line",
     "parse_yaml_mapping",
     "unknown_key",
     "validate_model",
@@ -48,7 +50,8 @@ class FieldProblem(ValueError):
         self.location = location
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """`loc` as people write it: ``plugins.hello.config.items[2]``."""
     path = ""
     for part in loc:
         if isinstance(part, int):
@@ -68,11 +71,11 @@ def describe_validation_error(source: str, error: ValidationError, schema: Any =
     listed with the keys known in its place.
     """
     problem = first_problem(error, schema)
-    text = f"{source}: {_field_path(problem.location)}: {problem}"
+    text = f"{source}: {field_path(problem.location)}: {problem}"
     count = error.error_count()
     if count > 1:
         text += f" (and {count - 1} more problem{'s' if count > 2 else ''})"
-    return text.translate(_ESCAPE_CONTROL)
+    return one_line(text)
 
 
 def first_problem(error: ValidationError, schema: Any = None) -> FieldProblem:
@@ -146,6 +149,11 @@ def check_type(schema: Any, value: Any) -> None:
 # Messages quote the offending value; a newline in it must not split the one-line error (or
 # forge a second log line), so control characters are shown escaped, as Python writes them.
 _ESCAPE_CONTROL = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters escaped, so it stays one line."""
+    return text.translate(_ESCAPE_CONTROL)
 
 
 # libyaml's parser, where PyYAML was built with it: the pure-Python one runs at 60-200 KB/s and

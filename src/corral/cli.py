@@ -163,7 +163,12 @@ def cmd_plugins_inspect(args: argparse.Namespace) -> int:
         _print_json(report)
         return EXIT_OK
     for key, value in report.items():
-        if isinstance(value, list) and value:
+        if key == "commands":
+            print("commands:" + ("" if value else " none declared"))
+            for name, spec in value.items():
+                summary = spec["description"].strip().partition("\n")[0]
+                print(f"  - {name}" + (f": {summary}" if summary else ""))
+        elif isinstance(value, list) and value:
             print(f"{key}:")
             for item in value:
                 print(f"  - {item}")

@@ -20,6 +20,7 @@ from .capabilities.http import SimulatedNetwork
 from .config import HostConfig, load_host_config
 from .host_services import HostServices
 from .kvstore import SQLiteKVStore
+from .manifest import commands_json
 from .registry import PluginInfo, Registry
 from .runtime import EngineSettings, Event, PluginRunner, Runtime
 from .sync import Conflict, ProgressCallback, Resolution, SyncConnector, SyncReport
@@ -181,11 +182,14 @@ class PluginHost:
             "operator_hosts": manifest.security.operator_hosts,
             "limits": manifest.runtime.model_dump(),
             "checksum": manifest.security.checksum,
+            "commands": commands_json(manifest.commands),
             "imports": imports,
             "exports": exports,
         }
 
-    def call(self, plugin: str, command: str, input: Any = None) -> Any:
+    def call(
+        self, plugin: str, command: str, input: Any = None, *, check_output: bool = False
+    ) -> Any:
         """Run `command` in `plugin` with a JSON-able `input`; returns the decoded JSON result.
 
         Raises `PluginError` for an error value, `PluginTrap` (or `PluginTimeout`,
@@ -194,19 +198,28 @@ class PluginHost:
         `load()` or after `close()`; `ConfigError` naming the first value of `input` that is not
         JSON-able (a set, a datetime, NaN), and `PluginError` (``internal``) for a result the
         host cannot decode. Nothing else: every failure is a `CorralError`.
+
+        A command the manifest declares has its input checked against its `input_schema`
+        first: `InvalidCommandInput` (a `PluginError` of kind ``invalid-input``) names the
+        field, and the plugin is not entered. `check_output` checks the result against the
+        `output_schema` too (`ProtocolError`), for authors and tests.
         """
         runner = self._runner(plugin)
-        output = runner.invoke(
-            command, _to_json(input, "input", f"the input of {plugin} {command!r}")
-        )
+        input_json = _to_json(input, "input", f"the input of {plugin} {command!r}")
+        runner.commands.check_input(command, input)
+        output = runner.invoke(command, input_json)
         try:
-            return json.loads(output)
+            result = json.loads(output)
         except json.JSONDecodeError as exc:
             reason = f"invalid JSON: {exc.msg}"
         except RecursionError:
             reason = "JSON nested deeper than Python's recursion limit"
         except ValueError as exc:  # e.g. an integer with more digits than Python converts
             reason = f"JSON the host cannot decode: {exc}"
+        else:
+            if check_output:
+                runner.commands.check_output(command, result)
+            return result
         raise PluginError(plugin, "internal", f"{command!r} returned {reason}")
 
     async def acall(self, plugin: str, command: str, input: Any = None) -> Any:

@@ -7,22 +7,26 @@ The JSON Schema in ``plugin-sdk/schema/manifest.schema.json`` is generated from 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._config_schema import check_config_schema
 from ._errors import ManifestError
+from ._json_schema import check_schema
 from ._regular_file import read_regular_file
 from ._units import parse_duration, parse_size
-from ._validation import parse_yaml_mapping, validate_model
+from ._validation import FieldProblem, parse_yaml_mapping, validate_model
 from .permissions import KNOWN_PERMISSIONS, check_permission_names, expand_permissions
 
 __all__ = [
+    "COMMAND_NAME_PATTERN",
     "MANIFEST_FILENAME",
     "MAX_MANIFEST_BYTES",
+    "CommandSpec",
     "Manifest",
+    "commands_json",
     "load_manifest",
     "manifest_json_schema",
     "parse_manifest",
@@ -40,6 +44,8 @@ _NAME = r"^[a-z][a-z0-9-]{0,62}$"
 _SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*([KMG]i?B|[kmg]i?b|B|b)\s*$"
 _DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ms|s|m)\s*$"
 _CHECKSUM = r"^sha256:[0-9a-f]{64}$"
+COMMAND_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+"""A declared command's name: safe in a URL path and as a tool name for AI agents."""
 
 
 class _Strict(BaseModel):
@@ -159,6 +165,39 @@ class Security(_Strict):
         return value
 
 
+def _checked_schema(value: dict[str, Any]) -> dict[str, Any]:
+    check_schema(value)
+    return value
+
+
+class CommandSpec(_Strict):
+    """One command the plugin declares: what it does and the JSON it takes and returns."""
+
+    description: str = Field(default="", description="What the command does, for people and tools.")
+    input_schema: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "JSON Schema of the command's input, checked by the host before the plugin is "
+            "entered. Self-contained like config_schema; empty accepts anything."
+        ),
+    )
+    output_schema: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "JSON Schema of the command's result: documentation for callers, checked only "
+            "where asked (`PluginHost.call(..., check_output=True)`)."
+        ),
+    )
+
+    _check_input_schema = field_validator("input_schema")(_checked_schema)
+    _check_output_schema = field_validator("output_schema")(_checked_schema)
+
+
+def commands_json(commands: Mapping[str, CommandSpec]) -> dict[str, dict[str, Any]]:
+    """Declared commands as plain JSON, as `plugins inspect` and ``GET /plugins`` show them."""
+    return {name: spec.model_dump() for name, spec in commands.items()}
+
+
 class Manifest(_Strict):
     """A plugin bundle's manifest.yaml."""
 
@@ -177,10 +216,28 @@ class Manifest(_Strict):
         ),
     )
 
-    @field_validator("config_schema")
+    commands: dict[str, CommandSpec] = Field(
+        default_factory=dict,
+        description=(
+            "The commands the plugin declares, by name. Optional: undeclared commands can still "
+            "be called, without input checks. `corral build` fills it for Python plugins from "
+            "`@plugin.command`."
+        ),
+        json_schema_extra={"propertyNames": {"pattern": COMMAND_NAME_PATTERN}},
+    )
+
+    _check_config_schema = field_validator("config_schema")(_checked_schema)
+
+    @field_validator("commands")
     @classmethod
-    def _check_config_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        check_config_schema(value)
+    def _check_command_names(cls, value: dict[str, CommandSpec]) -> dict[str, CommandSpec]:
+        for name in value:
+            if not re.fullmatch(COMMAND_NAME_PATTERN, name):
+                raise FieldProblem(
+                    (name,),
+                    'is not a command name (letters, digits, "_" and "-", starting with a '
+                    "letter, at most 64 characters)",
+                )
         return value
 
     @property

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from typing import Any, Literal
 from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from ._cache import CompiledCache
+from ._commands import CommandValidators
 from ._contract import check_world
 from ._errors import (
     BundleError,
@@ -47,7 +48,7 @@ from .capabilities import CAPABILITIES, PluginContext
 from .capabilities.log import plugin_logger
 from .config import LIMIT_CEILINGS, HostConfig, LimitOptions
 from .host_services import HostServices
-from .manifest import MANIFEST_FILENAME, Manifest
+from .manifest import MANIFEST_FILENAME, CommandSpec, Manifest, commands_json
 from .permissions import PluginPermissions, expand_permissions
 from .runtime import PluginLimits, PluginRunner, Runtime
 from .signing import Signer, TrustPolicy
@@ -90,10 +91,13 @@ class PluginInfo:
             "directory": str(self.directory) if self.directory else None,
             "permissions": sorted(self.permissions),
             "signer": None if self.signer is None else str(self.signer),
+            "commands": commands_json(self.commands),
         }
 
     concurrent_events: bool = False
     """The manifest lets `corral serve` deliver events while a scheduled job runs."""
+    commands: Mapping[str, CommandSpec] = field(default_factory=dict)
+    """The commands the manifest declares (others may exist, undeclared)."""
 
 
 @dataclass
@@ -566,7 +570,15 @@ class Registry:
         bundle = claim.bundle
         directory = bundle.directory
         version = bundle.manifest.plugin.version
-        base = PluginInfo(bundle.name, "failed", "", directory, version, signer=claim.signer)
+        base = PluginInfo(
+            bundle.name,
+            "failed",
+            "",
+            directory,
+            version,
+            signer=claim.signer,
+            commands=bundle.manifest.commands,
+        )
         settings = self._config.settings_for(bundle.name)
         source = self._source(claim)
         if not settings.enabled:
@@ -640,6 +652,7 @@ class Registry:
             permissions,
             plugin_logger(name),
             audit=self._services.audit,
+            commands=CommandValidators(name, bundle.manifest.commands),
         )
         loaded.runner.prepare()
         loaded.info = replace(

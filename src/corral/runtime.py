@@ -31,6 +31,7 @@ from wasmtime.component import Component, Instance, Linker, Variant
 
 from . import _observe
 from ._audit import AuditLog, audited_call
+from ._commands import CommandValidators
 from ._component_values import ExportFunc, add_host_func
 from ._errors import (
     BundleError,
@@ -244,7 +245,11 @@ def _close_store(store: Store, outputs: list[GuestOutput]) -> None:
 
 
 class PluginRunner:
-    """Calls into one loaded plugin: links its capabilities and pools its instances."""
+    """Calls into one loaded plugin: links its capabilities and pools its instances.
+
+    `commands` holds the validators of the commands its manifest declares; callers check input
+    with them before `invoke` (they have the input as a value, `invoke` only as JSON text).
+    """
 
     def __init__(
         self,
@@ -256,9 +261,11 @@ class PluginRunner:
         permissions: PluginPermissions,
         logger: logging.Logger,
         audit: AuditLog | None = None,
+        commands: CommandValidators | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name
+        self.commands = commands if commands is not None else CommandValidators(name, {})
         self.component = component
         self.limits = limits
         self._logger = logger

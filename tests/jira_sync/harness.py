@@ -73,7 +73,8 @@ class Bench:
         return self.host.sync(PLUGIN, full=full, dry_run=dry_run)
 
     def call(self, command: str, input: Any = None) -> Any:
-        return self.host.call(PLUGIN, command, input)
+        # The answer must match the output_schema the manifest declares, too.
+        return self.host.call(PLUGIN, command, input, check_output=True)
 
     # --- the local side ----------------------------------------------------------------------
 

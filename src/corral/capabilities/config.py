@@ -8,8 +8,8 @@ from typing import Any
 
 import jsonschema
 
-from .._config_schema import config_validator
 from .._errors import ConfigError, NotFound
+from .._json_schema import offline_validator
 from ._base import CallContext, Capability, HostFunction, PluginContext
 
 __all__ = ["ConfigCapability", "validate_plugin_config"]
@@ -23,7 +23,7 @@ def validate_plugin_config(
     """Check the operator's config against the plugin's schema; errors name the path."""
     if not schema:
         return
-    validator = config_validator(schema)
+    validator = offline_validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(dict(config)))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path)

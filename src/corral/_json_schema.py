@@ -1,6 +1,7 @@
-"""A manifest's `config_schema`: checked to be self-contained and cheap, validated offline.
+"""JSON Schemas in a manifest (`config_schema`, each command's `input_schema` and
+`output_schema`): checked to be self-contained and cheap, validated offline.
 
-The schema comes from the bundle's author, so it is treated as hostile input:
+A schema comes from the bundle's author, so it is treated as hostile input:
 
 - Nothing is ever fetched or read for it. Only references into the schema itself (``"#"`` and
   ``"#/json/pointer"``) are allowed, and the validator's registry refuses every retrieval, so
@@ -15,7 +16,7 @@ The schema comes from the bundle's author, so it is treated as hostile input:
   minutes. References that loop back on themselves are refused too.
 
 The checks walk every dict and list, so they also flag a ``"$ref"`` string inside data (an
-``enum`` or ``default`` value): harmless over-caution for a plugin's config schema.
+``enum`` or ``default`` value): harmless over-caution for a plugin's schemas.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from jsonschema.protocols import Validator
 
 from ._validation import FieldProblem
 
-__all__ = ["MAX_SCHEMA_DEPTH", "MAX_SCHEMA_NODES", "check_config_schema", "config_validator"]
+__all__ = ["MAX_SCHEMA_DEPTH", "MAX_SCHEMA_NODES", "check_schema", "offline_validator"]
 
 MAX_SCHEMA_DEPTH = 64
 """Deepest nesting of objects and arrays, references expanded (jsonschema recurses per level)."""
@@ -60,13 +61,13 @@ _RELOCATING = ("$anchor", "$dynamicAnchor", "$dynamicRef", "$recursiveAnchor", "
 _OFFLINE: referencing.Registry[Any] = referencing.Registry()
 
 
-def config_validator(schema: Mapping[str, Any]) -> Validator:
+def offline_validator(schema: Mapping[str, Any]) -> Validator:
     """A validator for `schema` that resolves references only inside `schema` itself."""
     validator_class = _dialect(schema)
     return validator_class(dict(schema), registry=_OFFLINE)
 
 
-def check_config_schema(schema: Mapping[str, Any]) -> None:
+def check_schema(schema: Mapping[str, Any]) -> None:
     """Refuse a schema that is invalid, refers outside itself or is too costly to validate.
 
     Raises `FieldProblem` whose location is the path inside the schema.
@@ -124,9 +125,9 @@ def _check_keyword(key: str, value: object, location: _Location, id_keyword: str
     if key == "$ref":
         _pointer(value, location)
     elif key in _RELOCATING:
-        raise FieldProblem(location, 'is not supported in config_schema (use "$ref": "#/...")')
+        raise FieldProblem(location, 'is not supported in a manifest schema (use "$ref": "#/...")')
     elif key in (id_keyword, "$schema") and len(location) > 1:
-        raise FieldProblem(location, "is allowed only at the top of config_schema")
+        raise FieldProblem(location, "is allowed only at the top of the schema")
 
 
 def _pointer(ref: str, location: _Location) -> list[str]:
@@ -213,5 +214,5 @@ class _Expansion:
             elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
                 value, target = value[int(part)], (*target, int(part))
             else:
-                raise FieldProblem(location, f"{ref!r} points to nothing in config_schema")
+                raise FieldProblem(location, f"{ref!r} points to nothing in the schema")
         return value, target
