@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from conftest import BUILD_DIR, PLUGIN_SOURCES, ROOT, public_name
-from corral import ConfigError, PluginError, PluginUnavailable
+from corral import ConfigError, PluginError, PluginUnavailable, ProtocolError
 from corral.build import source_digest
 from corral.bundle import Bundle
 from corral.testing import PUBLIC_ADDRESS, LogLine, PluginHarness, pytest_plugin
@@ -232,3 +233,20 @@ def test_the_public_names_of_corral_testing_are_its_all() -> None:
     public = {name for name in vars(corral.testing) if public_name(name)}
     modules = {name for name in public if isinstance(getattr(corral.testing, name), ModuleType)}
     assert public - modules == set(corral.testing.__all__)
+
+
+def test_a_result_that_breaks_the_declared_output_schema_fails_the_call(
+    corral_plugin: MakePlugin, tmp_path: Path
+) -> None:
+    # hello as its author might get it wrong: echo declared to return a string
+    source = tmp_path / HELLO.name
+    shutil.copytree(HELLO, source, ignore=shutil.ignore_patterns("plugin.wasm", "__pycache__"))
+    manifest = source / "manifest.yaml"
+    manifest.write_text(
+        manifest.read_text()
+        + "commands:\n  echo:\n    description: Echo.\n    output_schema: {type: string}\n"
+    )
+    plugin = corral_plugin(source, config={})
+    assert plugin.call("echo", "hi") == "hi"
+    with pytest.raises(ProtocolError, match="echo"):
+        plugin.call("echo", {"not": "a string"})

@@ -129,11 +129,13 @@ class PluginHarness:
     def call(self, command: str, input: Any = None) -> Any:
         """Run `command` with `input`; returns the decoded result, raises like `PluginHost.call`.
 
+        A result is checked against the command's declared `output_schema`, if any
+        (`ProtocolError`), so a test catches a plugin that breaks its own declaration.
         If the test's HTTP handler raised during the call (other than a simulated network
         failure), that exception is raised instead: the bug is in the test, not the plugin.
         """
         try:
-            return self.host.call(self.name, command, input)
+            return self.host.call(self.name, command, input, check_output=True)
         finally:
             self._network.raise_test_error()
 
