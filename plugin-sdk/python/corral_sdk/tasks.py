@@ -32,6 +32,7 @@ def put_many(items):
 
 
 def changes(cursor=None, limit=500):
-    """One page of the change feed: (changes, next_cursor or the cursor you passed)."""
+    """One page of the change feed: (changes, next_cursor or the cursor you passed). Your
+    plugin's own changes carry no task ("task" is None)."""
     page = _tasks.changes_since(cursor, limit)
     return json.loads(page.items), page.next_cursor or cursor
