@@ -243,6 +243,13 @@ def test_tasks_through_the_boundary(hostapi: PluginHost) -> None:
     assert json.loads(got["snapshot"]) == snapshot and got["task_id"] == one["id"]
     linked = call(hostapi, "tasks.query", filter={"linked": "jira"})["ok"]["items"]
     assert [t["id"] for t in linked] == [one["id"]]
+    # a projection: only the task keys asked for
+    ids = call(hostapi, "tasks.query", filter={"linked": "jira", "fields": ["id", "version"]})
+    assert ids["ok"]["items"] == [{"id": one["id"], "version": 1}]
+    unknown = call(hostapi, "tasks.query", filter={"fields": ["id", "links"]})
+    assert (
+        unknown["error"] == "invalid-input" and '"links" is not a task field' in unknown["message"]
+    )
     # a page of external keys: the linked tasks, each with the links that matched
     keys = {"system": "jira", "external_keys": ["OPS-1", "OPS-404"]}
     [found] = call(hostapi, "tasks.query", filter={"links": keys})["ok"]["items"]

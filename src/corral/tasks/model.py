@@ -235,6 +235,8 @@ _STORED: dict[str, _Parser] = {
     "version": _version,
 }
 _TASK_KEYS = _WRITABLE | _STORED
+TASK_FIELDS = tuple(_TASK_KEYS)
+"""The keys of a task's JSON object."""
 
 
 def _upsert_link(value: object, where: str) -> UpsertLink:
