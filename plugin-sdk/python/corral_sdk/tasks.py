@@ -17,7 +17,8 @@ def query(filter=None, cursor=None, limit=100):
 
 
 def iter_query(limit=500, **filter):
-    """Every task matching the filter (status, assignee, label, updated_since, linked, unlinked)."""
+    """Every task matching the filter (status, assignee, label, updated_since, linked, unlinked;
+    fields: only those keys of each task)."""
     cursor = None
     while True:
         items, cursor = query(filter, cursor, limit)
