@@ -250,6 +250,8 @@ def test_tasks_through_the_boundary(hostapi: PluginHost) -> None:
     assert (
         unknown["error"] == "invalid-input" and '"links" is not a task field' in unknown["message"]
     )
+    not_a_list = call(hostapi, "tasks.query", filter={"fields": "id"})
+    assert not_a_list["message"] == "filter.fields: expected an array of task field names"
     # a page of external keys: the linked tasks, each with the links that matched
     keys = {"system": "jira", "external_keys": ["OPS-1", "OPS-404"]}
     [found] = call(hostapi, "tasks.query", filter={"links": keys})["ok"]["items"]

@@ -75,7 +75,7 @@ def _projection(raw: dict[str, Any]) -> tuple[str, ...] | None:
         return None
     fields = raw.pop("fields")
     if not isinstance(fields, list) or not all(isinstance(name, str) for name in fields):
-        raise InvalidInput("filter.fields must be an array of task field names")
+        raise InvalidInput("filter.fields: expected an array of task field names")
     unknown = sorted(set(fields) - set(TASK_FIELDS))
     if unknown:
         raise InvalidInput(
