@@ -233,6 +233,8 @@ def test_tasks_through_the_boundary(hostapi: PluginHost) -> None:
         ("create", "hostapi"),
         ("create", "host"),
     ]
+    # a plugin's own changes come without their task: it wrote them
+    assert [c["task"] and c["task"]["title"] for c in changes] == [None, None, "From the host"]
     # links with snapshots
     snapshot = {"summary": "One", "status": "To Do"}
     link = {"task_id": one["id"], "system": "jira", "external_key": "OPS-1", "snapshot": snapshot}
@@ -241,6 +243,15 @@ def test_tasks_through_the_boundary(hostapi: PluginHost) -> None:
     assert json.loads(got["snapshot"]) == snapshot and got["task_id"] == one["id"]
     linked = call(hostapi, "tasks.query", filter={"linked": "jira"})["ok"]["items"]
     assert [t["id"] for t in linked] == [one["id"]]
+    # a projection: only the task keys asked for
+    ids = call(hostapi, "tasks.query", filter={"linked": "jira", "fields": ["id", "version"]})
+    assert ids["ok"]["items"] == [{"id": one["id"], "version": 1}]
+    unknown = call(hostapi, "tasks.query", filter={"fields": ["id", "links"]})
+    assert (
+        unknown["error"] == "invalid-input" and '"links" is not a task field' in unknown["message"]
+    )
+    not_a_list = call(hostapi, "tasks.query", filter={"fields": "id"})
+    assert not_a_list["message"] == "filter.fields: expected an array of task field names"
     # a page of external keys: the linked tasks, each with the links that matched
     keys = {"system": "jira", "external_keys": ["OPS-1", "OPS-404"]}
     [found] = call(hostapi, "tasks.query", filter={"links": keys})["ok"]["items"]

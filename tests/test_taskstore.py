@@ -540,6 +540,19 @@ def test_change_feed_records_creates_updates_and_tombstones(store: SQLiteTaskSto
     }
 
 
+def test_change_feed_leaves_the_readers_own_changes_bare(store: SQLiteTaskStore) -> None:
+    [task] = store.put_many([{"title": "t"}], actor="host")
+    [updated] = store.put_many([{"id": task.id, "status": "done"}], actor="jira-sync")
+    changes = store.changes_since(None, 10, bare_actor="jira-sync").items
+    assert [(c.actor, c.version, c.task_id) for c in changes] == [
+        ("host", 1, task.id),
+        ("jira-sync", 2, task.id),
+    ]
+    assert changes[0].task == task.to_json()
+    assert changes[1].task is None
+    assert store.changes_since(None, 10, bare_actor="host").items[1].task == updated.to_json()
+
+
 def test_change_cursor_resumes_and_survives_reopening(tmp_path: Path) -> None:
     store = SQLiteTaskStore(tmp_path / "tasks.db")
     store.put_many([{"title": str(i)} for i in range(5)], actor="host")

@@ -45,25 +45,31 @@ def page(ctx, seen):
     A page out of time is read again by the next slice, which skips the tasks already checked
     (`gone_done`): nothing is counted or reported twice."""
     run = ctx.run
-    items, cursor = sdk_tasks.query({"linked": engine.SYSTEM}, run.get("gone_cursor"), PAGE)
+    # Ids alone: nearly every task is answered by them, and the few left are read whole.
+    wanted = {"linked": engine.SYSTEM, "fields": ["id"]}
+    items, cursor = sdk_tasks.query(wanted, run.get("gone_cursor"), PAGE)
     checked = run.setdefault("gone_done", [])
     done = set(checked)
-    for task in items:
-        if engine.issue_of_task(task["id"]) in seen or task["id"] in done:
+    for item in items:
+        task_id = item["id"]
+        if engine.issue_of_task(task_id) in seen or task_id in done:
             continue  # the common case, answered without reading the link
         if ctx.jira.budget.spent(0.6):
             return True
-        _check(ctx, task, seen)
-        checked.append(task["id"])
+        _check(ctx, task_id, seen)
+        checked.append(task_id)
     run["gone_cursor"] = cursor
     run["gone_done"] = []
     return cursor is not None
 
 
-def _check(ctx, task, seen):
-    link = engine.link_of_task(task["id"])
+def _check(ctx, task_id, seen):
+    link = engine.link_of_task(task_id)
     if link is None or link[0] in seen or link[1].get("gone"):
         return
+    task = engine.get_task(task_id)
+    if task is None:
+        return  # deleted since the page was read; its link went with it
     issue_id, snapshot = link
     key = snapshot.get("key", issue_id)
     try:
@@ -77,4 +83,4 @@ def _check(ctx, task, seen):
     ctx.count("pull", "deleted")
     engine.mark_gone(ctx, "pull", task, key, reason)
     if not ctx.dry_run:
-        engine.put_link(task["id"], issue_id, {**snapshot, "gone": True})
+        engine.put_link(task_id, issue_id, {**snapshot, "gone": True})

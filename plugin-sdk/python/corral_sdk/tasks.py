@@ -17,7 +17,8 @@ def query(filter=None, cursor=None, limit=100):
 
 
 def iter_query(limit=500, **filter):
-    """Every task matching the filter (status, assignee, label, updated_since, linked, unlinked)."""
+    """Every task matching the filter (status, assignee, label, updated_since, linked, unlinked;
+    fields: only those keys of each task)."""
     cursor = None
     while True:
         items, cursor = query(filter, cursor, limit)
@@ -32,6 +33,7 @@ def put_many(items):
 
 
 def changes(cursor=None, limit=500):
-    """One page of the change feed: (changes, next_cursor or the cursor you passed)."""
+    """One page of the change feed: (changes, next_cursor or the cursor you passed). Your
+    plugin's own changes carry no task ("task" is None)."""
     page = _tasks.changes_since(cursor, limit)
     return json.loads(page.items), page.next_cursor or cursor

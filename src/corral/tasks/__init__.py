@@ -7,6 +7,7 @@ Plugins reach tasks through the ``tasks`` host functions; a host application eit
 from __future__ import annotations
 
 from .model import (
+    TASK_FIELDS,
     Change,
     ChangeOp,
     JSONValue,
@@ -23,6 +24,7 @@ from .store import MAX_LIMIT, TaskStore, WriteBounds, clamp_limit
 
 __all__ = [
     "MAX_LIMIT",
+    "TASK_FIELDS",
     "Change",
     "ChangeOp",
     "JSONValue",

@@ -235,6 +235,8 @@ _STORED: dict[str, _Parser] = {
     "version": _version,
 }
 _TASK_KEYS = _WRITABLE | _STORED
+TASK_FIELDS = tuple(_TASK_KEYS)
+"""The keys of a task's JSON object."""
 
 
 def _upsert_link(value: object, where: str) -> UpsertLink:
@@ -443,7 +445,8 @@ class Change:
     version: int
     """The version the change produced; for a delete, the version that was deleted."""
     task: dict[str, Any] | None
-    """The task's JSON object after the change; None for a delete."""
+    """The task's JSON object after the change; None for a delete, and for a change by the
+    reader's own actor when it asked for those bare (`TaskStore.changes_since`)."""
 
     def to_json(self) -> dict[str, Any]:
         """The change as a JSON object."""

@@ -454,7 +454,9 @@ class SQLiteTaskStore(TaskStore):
             conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
             _append_changes(conn, actor, _now(), [("delete", _tombstone_row(task_id, row[0]))])
 
-    def changes_since(self, cursor: str | None, limit: int) -> Page[Change]:
+    def changes_since(
+        self, cursor: str | None, limit: int, *, bare_actor: str | None = None
+    ) -> Page[Change]:
         after = 0 if cursor is None else _decode_cursor(cursor, "changes_since", int)[0]
         with self._db.reading() as conn:
             rows = conn.execute(
@@ -468,7 +470,9 @@ class SQLiteTaskStore(TaskStore):
                 at=at,
                 task_id=task[0],
                 version=task[-1],
-                task=None if op == "delete" else _task_from_row(task).to_json(),
+                task=None
+                if op == "delete" or actor == bare_actor
+                else _task_from_row(task).to_json(),
             )
             for seq, op, actor, at, *task in rows
         ]

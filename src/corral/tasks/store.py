@@ -98,12 +98,17 @@ class TaskStore(Protocol):
         """
         ...
 
-    def changes_since(self, cursor: str | None, limit: int) -> Page[Change]:
+    def changes_since(
+        self, cursor: str | None, limit: int, *, bare_actor: str | None = None
+    ) -> Page[Change]:
         """Up to `limit` changes after `cursor` (None: from the start), oldest first.
 
         `next_cursor` is where to resume, and stays valid across restarts; it is None only when
         there was nothing new, in which case keep the cursor you passed. Every create, update
         and delete appears exactly once, in commit order.
+
+        Changes written by `bare_actor` come without their task (`task` None): a plugin reading
+        the feed skips its own writes, and after a full sync those are most of it.
         """
         ...
 
