@@ -178,6 +178,7 @@ def test_errors_and_conflicts_exit_1_and_json_reports_them(
     ("args", "message"),
     [
         (["conflicts", "synccount", "resolve", "c-1", "--value", "{oops"], "--value is not JSON"),
+        (["conflicts", "synccount", "resolve", "c-1", "--value", "NaN"], "NaN is not a JSON value"),
         (["sync", "synccount", "--config", "missing.yaml"], "missing.yaml: file not found"),
     ],
 )

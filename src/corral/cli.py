@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._cli_input import json_option
 from ._cli_logging import add_global_flags, apply_plugin_levels, logging_configured
 from ._cli_output import print_table, silence_stdout
 from ._errors import (
@@ -184,22 +185,8 @@ def cmd_plugins_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _json_option(flag: str, text: str) -> Any:
-    """The JSON value of a command-line option, refused (UsageError) unless it is strict JSON."""
-
-    def refuse_constant(name: str) -> Any:
-        # Python's json reads NaN and Infinity, which are not JSON: a plugin's parser would
-        # refuse them (or read something else) after the host had accepted them.
-        raise UsageError(f"{flag} is not JSON: {name} is not a JSON value")
-
-    try:
-        return json.loads(text, parse_constant=refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{flag} is not JSON: {exc.msg} at position {exc.pos}") from None
-
-
 def cmd_call(args: argparse.Namespace) -> int:
-    payload = _json_option("--input", args.input)
+    payload = json_option("--input", args.input)
     with PluginHost(config=_host_config(args, creates_data=True)) as host:
         host.load()
         _check_settings_match(host, args.strict)
@@ -218,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--settings", args.settings),
     )
     for flag, text in flags:
-        options[flag] = _json_option(flag, text)
+        options[flag] = json_option(flag, text)
     for flag in ("--config", "--settings"):
         if not isinstance(options[flag], dict):
             raise UsageError(f"{flag} must be a JSON object")

@@ -25,9 +25,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from .._cli_input import json_option
 from .._cli_output import print_table
 from .._errors import ConfigError, PluginError
-from .._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from .._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ._model import Conflict, Counts, SyncProgress, SyncReport
 
 if TYPE_CHECKING:
@@ -240,10 +241,7 @@ def _show(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _resolve(args: argparse.Namespace, host: PluginHost) -> int:
     if args.value is not None:
-        try:
-            value = json.loads(args.value)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--value is not JSON: {exc.msg} at position {exc.pos}") from None
+        value = json_option("--value", args.value)
         result = host.resolve(args.name, args.id, take="value", value=value)
     else:
         result = host.resolve(args.name, args.id, take=args.take)
