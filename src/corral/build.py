@@ -51,6 +51,7 @@ __all__ = [
     "build_cached",
     "build_plugin",
     "bundle_component",
+    "link_bundle",
     "source_digest",
 ]
 
@@ -370,6 +371,21 @@ def _is_source(path: Path) -> bool:
         and path.name != Path("plugin.wasm").name
         and not path.name.startswith(".")
     )
+
+
+def link_bundle(bundle: Bundle, plugin_dir: Path) -> Path:
+    """Put `bundle` into `plugin_dir` as ``plugin_dir/<name>/``, hard-linked where the file
+    system allows: a component is tens of MB, and a host never writes to a bundle."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system, or one without hard links
+            shutil.copy2(src, dst)
+
+    target = Path(plugin_dir) / bundle.name
+    shutil.copytree(bundle.directory, target, copy_function=link)
+    return target
 
 
 def build_cached(source: Path, cache_root: Path | None = None) -> Bundle:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -14,7 +13,7 @@ from .._build_js import is_js_plugin
 from .._errors import ConfigError, CorralError, PluginUnavailable
 from .._exit import UsageError
 from .._validation import validate_model
-from ..build import APP_MODULE, build_cached
+from ..build import APP_MODULE, build_cached, link_bundle
 from ..bundle import Bundle
 from ..capabilities.http._policy import HttpOptions
 from ..capabilities.log import LogOptions
@@ -87,7 +86,7 @@ def run_plugin(
     with tempfile.TemporaryDirectory(prefix="corral-run-") as scratch:
         plugins = Path(scratch) / "plugins"
         # A directory of its own: the bundle's may hold other bundles (a build cache does).
-        shutil.copytree(bundle.directory, plugins / bundle.name)
+        link_bundle(bundle, plugins)
         data = Path(data_dir) if data_dir is not None else Path(scratch) / "data"
         recorder = CallRecorder()
         started = time.monotonic()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -13,7 +11,7 @@ from typing import Any
 import httpx
 
 from .._errors import NotFound, PluginUnavailable
-from ..build import build_cached
+from ..build import build_cached, link_bundle
 from ..host import PluginHost
 from ..kvstore import SQLiteKVStore
 from ..sync import SyncReport
@@ -98,7 +96,7 @@ class PluginHarness:
             if data_dir is None:
                 data_dir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="corral-"))
             plugins = Path(data_dir) / "plugins"
-            _link_tree(bundle.directory, plugins / self.name)
+            link_bundle(bundle, plugins)
             self._network = TestNetwork(http, asgi, dns)
             self._stack.callback(self._network.close)
             self._capture = LogCapture(self.name)
@@ -215,16 +213,3 @@ def _operator_settings(
     if credentials:
         block["credentials"] = [dict(c) for c in credentials]
     return block
-
-
-def _link_tree(source: Path, target: Path) -> None:
-    """A copy of `source` at `target`, hard-linked where possible: a component is tens of MB,
-    and a test never writes to its bundle."""
-
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:  # another file system, or one without hard links
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, target, copy_function=link)
