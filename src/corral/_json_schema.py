@@ -29,9 +29,15 @@ import jsonschema
 import referencing
 from jsonschema.protocols import Validator
 
-from ._validation import FieldProblem
+from ._validation import FieldProblem, field_path, one_line
 
-__all__ = ["MAX_SCHEMA_DEPTH", "MAX_SCHEMA_NODES", "check_schema", "offline_validator"]
+__all__ = [
+    "MAX_SCHEMA_DEPTH",
+    "MAX_SCHEMA_NODES",
+    "check_schema",
+    "first_violation",
+    "offline_validator",
+]
 
 MAX_SCHEMA_DEPTH = 64
 """Deepest nesting of objects and arrays, references expanded (jsonschema recurses per level)."""
@@ -216,3 +222,31 @@ class _Expansion:
             else:
                 raise FieldProblem(location, f"{ref!r} points to nothing in the schema")
         return value, target
+
+
+_MAX_MESSAGE = 300
+"""jsonschema quotes the offending value whole; a huge one must not become a huge line."""
+
+
+def first_violation(validator: Validator, value: Any, root: str) -> str | None:
+    """``root.field.path: message`` for the most relevant error, or None if `value` is valid."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    location: tuple[int | str, ...] = (root, *error.absolute_path)
+    missing = _missing_property(error)
+    if missing is not None:
+        location += (missing,)
+    message = error.message
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    return one_line(f"{field_path(location)}: {message}")
+
+
+def _missing_property(error: jsonschema.ValidationError) -> str | None:
+    """The property a ``required`` error is about, so the path names the field itself."""
+    required = error.validator_value
+    if error.validator != "required" or not isinstance(required, list):
+        return None
+    # One error per missing property; its message quotes the name.
+    return next((name for name in required if repr(name) in error.message), None)

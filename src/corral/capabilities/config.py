@@ -6,10 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-
 from .._errors import ConfigError, NotFound
-from .._json_schema import offline_validator
+from .._json_schema import first_violation, offline_validator
 from ._base import CallContext, Capability, HostFunction, PluginContext
 
 __all__ = ["ConfigCapability", "validate_plugin_config"]
@@ -23,12 +21,9 @@ def validate_plugin_config(
     """Check the operator's config against the plugin's schema; errors name the path."""
     if not schema:
         return
-    validator = offline_validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(config)))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path)
-        path = f"plugins.{plugin}.config" + (f".{where}" if where else "")
-        raise ConfigError(f"{path}: {error.message}")
+    problem = first_violation(offline_validator(schema), dict(config), f"plugins.{plugin}.config")
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 class ConfigCapability(Capability):
