@@ -102,8 +102,8 @@ def test_inspect_shows_imports_and_exports(config_file: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["permissions"] == ["config.read"]
-    assert "corral:plugin/handler@0.1.0" in report["exports"]
-    assert "corral:plugin/config@0.1.0" in report["imports"]
+    assert "corral:plugin/handler@0.1.1" in report["exports"]
+    assert "corral:plugin/config@0.1.1" in report["imports"]
 
 
 def test_call_prints_json_and_maps_errors_to_exit_codes(config_file: Path) -> None:

@@ -157,7 +157,7 @@ def test_plugins_inspect_shows_hosts_and_exported_functions(
     lines = capsys.readouterr().out.splitlines()
     assert "allowed_hosts: none" in lines
     exports = lines[lines.index("exports:") + 1 :]
-    assert "  - corral:plugin/handler@0.1.0: invoke, on-event" in exports
+    assert "  - corral:plugin/handler@0.1.1: invoke, on-event" in exports
     assert not any("object at 0x" in line for line in lines)
 
     assert main(["plugins", "inspect", str(plugins / "hostapi")]) == 0

@@ -31,9 +31,10 @@ from hypothesis import strategies as st
 from corral import PluginHost
 from corral._audit import AuditLog
 from corral._errors import HostTimeout, InvalidInput, PluginTimeout
-from corral.capabilities.http._bodies import MAX_HELD, READ_CHUNK, Bodies
+from corral.capabilities.http._bodies import MAX_HELD, READ_CHUNK, TEXT_CHUNK, Bodies
 from corral.capabilities.http._client import OutboundHttp
 from corral.capabilities.http._mask import SecretMask
+from corral.capabilities.http._pending import MAX_PENDING
 from corral.capabilities.http._policy import HttpOptions, build_policy
 
 HostFactory = Callable[..., PluginHost]
@@ -43,6 +44,7 @@ SECRET = "hostile-T0ken/+=9xZ"
 TOKEN_ENV = "CORRAL_TEST_HOSTILE_TOKEN"
 PATTERN = bytes(range(256))
 BIG = 16 << 20
+TOGETHER = 3
 
 # What an echo server may do to the text it sends back; each reverses with `_decodings`.
 FORMS: dict[str, Callable[[bytes], bytes]] = {
@@ -81,6 +83,7 @@ class _Hostile(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen: list[tuple[str, list[tuple[str, str]]]]
     release: threading.Event
+    together: threading.Barrier
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -179,6 +182,28 @@ class _Hostile(BaseHTTPRequestHandler):
             if self.release.wait(float(query["every"])):
                 return
 
+    def route_text(self, query: dict[str, str], body: bytes) -> None:
+        """`n` two-byte characters, then the bytes `tail` (hex) says."""
+        data = "é".encode() * int(query["n"]) + bytes.fromhex(query.get("tail", ""))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route_together(self, query: dict[str, str], body: bytes) -> None:
+        """Answers only once `TOGETHER` requests wait here at the same time: requests sent
+        one after another get 504 after a while."""
+        try:
+            self.together.wait(timeout=5)
+            status, data = 200, f"together {query['i']}".encode()
+        except threading.BrokenBarrierError:
+            status, data = 504, b"alone"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def route_never_read(self, query: dict[str, str], body: bytes) -> None:
         """Takes the request line and headers, then reads nothing more until released."""
         self.release.wait(30)
@@ -188,7 +213,12 @@ class _Server:
     def __init__(self) -> None:
         self.seen: list[tuple[str, list[tuple[str, str]]]] = []
         self.release = threading.Event()
-        handler = type("Handler", (_Hostile,), {"seen": self.seen, "release": self.release})
+        together = threading.Barrier(TOGETHER)
+        handler = type(
+            "Handler",
+            (_Hostile,),
+            {"seen": self.seen, "release": self.release, "together": together},
+        )
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -491,6 +521,84 @@ def test_body_handles() -> None:
     bodies.drop(held[0])
     bodies.drop(held[0])  # twice is harmless
     bodies.new_request_body()
+
+
+def test_text_reads_end_on_whole_characters() -> None:
+    bodies = Bodies(max_request_bytes=10)
+    text = bodies.add_response_body("aé€".encode() + b"\xff" + b"z")
+    # "é" is 2 bytes, "€" 3: a read never splits one, and stops before bytes that are not UTF-8.
+    assert [bodies.read_text(text, 2), bodies.read_text(text, 4), bodies.read_text(text, 3)] == [
+        "a",
+        "é",
+        "€",
+    ]
+    with pytest.raises(InvalidInput, match="not UTF-8 at byte 6; read it with read-body"):
+        bodies.read_text(text, 100)
+    assert bodies.read(text, 100) == b"\xff" + b"z"  # nothing was consumed
+    assert bodies.read_text(text, 100) == ""
+    small = bodies.add_response_body("€".encode())
+    with pytest.raises(InvalidInput, match="max-bytes 2 is less than the next character"):
+        bodies.read_text(small, 2)
+    cut = bodies.add_response_body("€".encode()[:2])  # a body that ends inside a character
+    with pytest.raises(InvalidInput, match="not UTF-8 at byte 0"):
+        bodies.read_text(cut, 100)
+    large = bodies.add_response_body(b"x" * (TEXT_CHUNK + 5))
+    assert [len(bodies.read_text(large, 1 << 31)), len(bodies.read_text(large, 1 << 31))] == [
+        TEXT_CHUNK,
+        5,
+    ]
+
+
+def test_text_bodies_cross_as_strings_and_other_bytes_as_bytes(
+    make_host: HostFactory, servers: tuple[_Server, _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = _host(make_host, servers[0].base, monkeypatch)
+    url = f"{servers[1].base}/text?n=100"
+    answer = host.call("hostapi", "http.text", {"url": url, "max_bytes": 51})["ok"]
+    assert answer == {"pieces": [50, 50, 50, 50]}  # 51 bytes would split an "é"
+    answer = host.call("hostapi", "http.text", {"url": url + "&tail=ff00"})["ok"]
+    assert answer["pieces"] == [200]
+    assert answer["then"]["error"] == "invalid-input"
+    assert answer["rest"] == 2
+    # The SDK reads what is UTF-8 as text and the rest as bytes, and joins them exactly.
+    answer = host.call("hostapi", "http", {"url": url + "&tail=ff00", "raw": True})["ok"]
+    assert base64.b64decode(answer["body_base64"]) == "é".encode() * 100 + b"\xff\x00"
+
+
+def test_started_requests_travel_together_and_answer_as_send(
+    make_host: HostFactory, servers: tuple[_Server, _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = _host(make_host, servers[0].base, monkeypatch)
+    base = servers[1].base
+    urls = [f"{base}/together?i={i}" for i in range(TOGETHER)]
+    # The server answers only when all of them wait at once: sent one by one, each would
+    # wait alone and get 504.
+    answer = host.call("hostapi", "http.started", {"urls": urls})["ok"]
+    assert answer == [[200, f"together {i}"] for i in reversed(range(TOGETHER))]
+    # Errors come from `finish`, as `send` would raise them; a handle is finished once.
+    refused = ["http://169.254.169.254/latest", f"{base}/text?n=1"]
+    answer = host.call("hostapi", "http.started", {"urls": refused, "finish_again": True})["ok"]
+    assert answer[0] == [200, "é"]
+    assert answer[1]["error"] == "permission-denied"
+    assert answer[2] == {
+        "error": "invalid-input",
+        "message": "finish: 2 is not a started request of this call",
+    }
+
+
+def test_started_requests_are_bounded_per_call(
+    make_host: HostFactory, servers: tuple[_Server, _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = _host(make_host, servers[0].base, monkeypatch)
+    url = f"{servers[1].base}/text?n=1"
+    answer = host.call("hostapi", "http.started", {"urls": [url] * (MAX_PENDING + 1)})
+    assert answer["error"] == "invalid-input"
+    assert f"already has {MAX_PENDING} requests started" in answer["message"]
+    # Left unfinished, they go with the call that started them.
+    answer = host.call("hostapi", "http.started", {"urls": [url] * MAX_PENDING, "finish": 0})
+    assert answer["ok"] == []
+    answer = host.call("hostapi", "http.started", {"urls": [url] * MAX_PENDING})
+    assert answer["ok"] == [[200, "é"]] * MAX_PENDING
 
 
 # --- deadlines -------------------------------------------------------------------------------

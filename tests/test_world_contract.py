@@ -21,7 +21,8 @@ from corral.cli import main
 
 CORPUS = Path(__file__).parent / "components"
 REFUSALS = {
-    "no-handler": "does not export corral:plugin/handler@0.1.0; see plugin-sdk/wit",
+    "no-handler": "does not export corral:plugin/handler@0.1.1 or an earlier 0.1.x; see "
+    "plugin-sdk/wit",
     "other-handler-version": "(it exports corral:plugin/handler@0.2.0)",
     "no-on-event": "corral:plugin/handler@0.1.0 lacks on-event",
     "wrong-signature": "corral:plugin/handler@0.1.0#invoke is func(u32) -> u32, "
@@ -30,7 +31,7 @@ REFUSALS = {
     "imports-unknown-interface": "imports corral:plugin/secrets@0.1.0: corral:plugin has no such "
     "interface (it has config, http, kv, log, tasks, types)",
     "imports-newer-corral": "imports corral:plugin/log@0.2.0: this host provides "
-    "corral:plugin/log@0.1.0",
+    "corral:plugin/log@0.1.1",
     "imports-wasi-preview": "imports wasi:cli/environment@0.2.0-rc-2023-11-10: this host provides "
     "wasi:cli/environment in WASI 0.2.x only",
 }
@@ -61,7 +62,19 @@ def compiled_wat(name: str, into: Path) -> Path:
 
 
 def test_the_corpus_is_the_one_the_tests_expect() -> None:
-    assert {p.stem for p in CORPUS.glob("*.wat")} == {*REFUSALS, "core-module"}
+    assert {p.stem for p in CORPUS.glob("*.wat")} == {*REFUSALS, "core-module", "earlier-patch"}
+
+
+def test_a_component_built_against_an_earlier_patch_of_the_contract_runs(
+    tmp_path: Path, compiled_cache_dir: Path
+) -> None:
+    """0.1.1 only added functions: a 0.1.0 component (exporting handler@0.1.0) loads and runs."""
+    plugins = tmp_path / "plugins"
+    bundle_component(compiled_wat("earlier-patch", tmp_path), new_bundle_dir(plugins, "older"))
+    with PluginHost([plugins], data_dir=tmp_path / "data", cache_dir=compiled_cache_dir) as host:
+        (info,) = host.load()
+        assert (info.state, info.reason) == ("loaded", "")
+        assert host.call("older", "echo", {"a": [1, "two"]}) == {"a": [1, "two"]}
 
 
 def test_each_mismatched_component_fails_to_load_naming_what_is_wrong(

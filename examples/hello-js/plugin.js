@@ -4,7 +4,7 @@
 // returning JSON-able values; `corral-sdk.js` (put beside this file by the build) turns them
 // into the exported `handler`.
 
-import { get as configGet, getAll as configGetAll } from "corral:plugin/config@0.1.0";
+import { get as configGet, getAll as configGetAll } from "corral:plugin/config@0.1.1";
 import { Plugin, PluginError, errors, log } from "./corral-sdk.js";
 
 const plugin = new Plugin();

@@ -17,8 +17,8 @@
 // (`{ tag: "not-found", val: "..." }`); a `PluginError` carries the same `payload`, so
 // `errors.kindOf` and `errors.isNotFound` read both.
 
-import { log as hostLog } from "corral:plugin/log@0.1.0";
-import * as hostHttp from "corral:plugin/http@0.1.0";
+import { log as hostLog } from "corral:plugin/log@0.1.1";
+import * as hostHttp from "corral:plugin/http@0.1.1";
 
 const KINDS = new Set([
   "permission-denied",
@@ -149,13 +149,24 @@ function errorValue(exc, where) {
 
 // The host returns at most 64 KiB per read; writes of that size cost it little memory each.
 const CHUNK = 64 << 10;
+// Text crosses as one string, up to 1 MiB per read.
+const TEXT_CHUNK = 1 << 20;
 
-/** A response: `status`, `headers` (lower-case names) and the whole `body` as a Uint8Array. */
+/**
+ * A response: `status`, `headers` (lower-case names) and the whole body. A UTF-8 body is read
+ * as text (`readBodyText`: many times cheaper than bytes), so `text()` and `json()` decode
+ * nothing; `body` is the bytes, as a Uint8Array.
+ */
 export class Response {
   constructor(status, headers, body) {
     this.status = status;
     this.headers = headers;
-    this.body = body;
+    this._body = body;
+  }
+
+  get body() {
+    if (typeof this._body === "string") this._body = new TextEncoder().encode(this._body);
+    return this._body;
   }
 
   /** The first value of header `name` (any case), or `fallback`. */
@@ -166,7 +177,7 @@ export class Response {
   }
 
   text() {
-    return new TextDecoder().decode(this.body);
+    return typeof this._body === "string" ? this._body : new TextDecoder().decode(this._body);
   }
 
   json() {
@@ -174,10 +185,27 @@ export class Response {
   }
 }
 
-/** The rest of response body `handle` as one Uint8Array; frees the handle. */
+/** The rest of response body `handle`: a string if it is UTF-8, else a Uint8Array. */
 function readBody(handle) {
-  const chunks = [];
-  let size = 0;
+  const parts = [];
+  try {
+    for (;;) {
+      const text = hostHttp.readBodyText(handle, TEXT_CHUNK);
+      if (text.length === 0) break;
+      parts.push(text);
+    }
+  } catch (exc) {
+    if (errors.kindOf(exc) !== "invalid-input") throw exc;
+    // The UTF-8 part before the first byte that is not, then the rest as bytes.
+    return readBytes(handle, [new TextEncoder().encode(parts.join(""))]);
+  }
+  hostHttp.dropBody(handle);
+  return parts.join("");
+}
+
+/** The rest of response body `handle` after `chunks`, as one Uint8Array; frees the handle. */
+function readBytes(handle, chunks) {
+  let size = chunks.reduce((total, chunk) => total + chunk.length, 0);
   for (;;) {
     const chunk = hostHttp.readBody(handle, CHUNK);
     if (chunk.length === 0) break;

@@ -49,6 +49,10 @@ class Context:
         self.dry_run = run.get("dry_run", False)
         self.me = plugin_name
         self.held = None
+        self.longest_step = 0.0
+        """The longest page of work so far in this slice, in seconds."""
+        self.next_page = None
+        """(token, answer) of the search page fetched ahead, if one is."""
 
     def count(self, direction, what, n=1):
         counts = self.run["counts"][direction]

@@ -56,10 +56,14 @@ class Budget:
         return used < fraction * total and used + step_s < 0.9 * total
 
 
-def _send(method, url, headers, body, timeout_ms):
-    """The one call of the host's http import: (status, headers, body bytes)."""
-    response = http.send(method, url, headers=headers, body=body, timeout_ms=timeout_ms)
-    return response.status, response.headers, response.body
+def _send(method, url, headers, body, timeout_ms, started=None):
+    """The one place that sends through the host's http import: (status, headers, body text).
+    `started`: the `http.start` of this very request, whose answer is taken instead."""
+    if started is not None:
+        response = started.result()
+    else:
+        response = http.send(method, url, headers=headers, body=body, timeout_ms=timeout_ms)
+    return response.status, response.headers, response.text()
 
 
 def _retry_after(headers, attempt):
@@ -77,11 +81,23 @@ def _error_message(status, body):
     try:
         data = json.loads(body)
     except ValueError:
-        return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+        return f"HTTP {status}: {body[:200]}"
     messages = list(data.get("errorMessages") or []) if isinstance(data, dict) else []
     if isinstance(data, dict):
         messages += [f"{k}: {v}" for k, v in (data.get("errors") or {}).items()]
     return f"HTTP {status}: " + ("; ".join(messages) or "no message")
+
+
+def _search(jql, fields, page_size, token):
+    body = {"jql": jql, "fields": fields, "maxResults": page_size}
+    if token:
+        body["nextPageToken"] = token
+    return body
+
+
+def _page(found):
+    issues = found.get("issues", [])
+    return issues, (None if found.get("isLast") else found.get("nextPageToken"))
 
 
 class Jira:
@@ -101,12 +117,28 @@ class Jira:
         (connection refused or reset) is retried the same way if it is `idempotent`: a create
         whose answer was lost must not be sent twice. Other errors raise `JiraError`.
         """
+        return self._exchange(method, path, idempotent, *self._prepared(path, params, body))
+
+    def start(self, method, path, params=None, body=None):
+        """`request` of an idempotent request, sent now in the background: calling the returned
+        function waits for its answer, so the sync works while it travels."""
+        url, headers, data = self._prepared(path, params, body)
+        try:
+            started = http.start(method, url, headers=headers, body=data)
+        except Err:  # refused before it went out: sent again when waited for, which decides
+            started = None
+        return lambda: self._exchange(method, path, True, url, headers, data, started)
+
+    def _prepared(self, path, params, body):
         url = self.base + path + ("?" + urlencode(params) if params else "")
         headers = [("Accept", "application/json")]
         data = b""
         if body is not None:
             headers.append(("Content-Type", "application/json"))
             data = json.dumps(body).encode()
+        return url, headers, data
+
+    def _exchange(self, method, path, idempotent, url, headers, data, started=None):
         attempt = 0
         while True:
             left_ms = int(self.budget.left() * 1000)
@@ -114,10 +146,12 @@ class Jira:
                 raise OutOfTime(f"{method} {path}")
             self.requests += 1
             try:
-                status, response_headers, response = _send(method, url, headers, data, left_ms)
+                status, response_headers, response = _send(
+                    method, url, headers, data, left_ms, started
+                )
             except Err as exc:
                 if isinstance(exc.value, types.PluginError_RateLimited):
-                    status, response = 429, b""
+                    status, response = 429, ""
                     response_headers = [("Retry-After", str(exc.value.value.retry_after_ms / 1000))]
                 elif isinstance(exc.value, types.PluginError_Timeout):
                     raise OutOfTime(f"{method} {path}") from None
@@ -126,9 +160,11 @@ class Jira:
                     and attempt < MAX_NETWORK_RETRIES
                     and isinstance(exc.value, types.PluginError_Unavailable)
                 ):
-                    status, response, response_headers = 503, b"", []
+                    status, response, response_headers = 503, "", []
                 else:
                     raise JiraError(0, f"{errors.kind_of(exc)}: {exc.value.value}") from None
+            finally:
+                started = None  # taken: a retry sends again
             if status in RETRY_STATUSES:
                 wait = _retry_after(response_headers, attempt) * random.uniform(1.0, 1.25)
                 attempt += 1
@@ -138,17 +174,20 @@ class Jira:
                 continue
             if status >= 400:
                 raise JiraError(status, _error_message(status, response))
-            return json.loads(response) if response.strip() else None
+            return json.loads(response) if response and not response.isspace() else None
 
     # --- the operations the sync uses -----------------------------------------------------------
 
     def search(self, jql, fields, page_size, token=None):
         """One page of `/search/jql`: (issues, nextPageToken or None)."""
-        body = {"jql": jql, "fields": fields, "maxResults": page_size}
-        if token:
-            body["nextPageToken"] = token
-        page = self.request("POST", "/search/jql", body=body)
-        return page.get("issues", []), (None if page.get("isLast") else page.get("nextPageToken"))
+        return _page(
+            self.request("POST", "/search/jql", body=_search(jql, fields, page_size, token))
+        )
+
+    def start_search(self, jql, fields, page_size, token=None):
+        """`search`, sent now: calling the returned function waits for the page."""
+        answer = self.start("POST", "/search/jql", body=_search(jql, fields, page_size, token))
+        return lambda: _page(answer())
 
     def issue(self, key, fields):
         return self.request("GET", f"/issue/{quote(str(key))}", {"fields": ",".join(fields)})

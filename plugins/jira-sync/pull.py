@@ -33,14 +33,23 @@ def marker_task(issue):
 
 
 def page(ctx):
-    """Pull one page; returns False when the search is exhausted."""
+    """Pull one page; returns False when the search is exhausted.
+
+    The next page is fetched while this one is merged and written (when the slice has time
+    for it): the host sends it in the background, so Jira's time and ours overlap."""
     run = ctx.run
-    found, token = ctx.jira.search(
+    query = (
         jql(ctx.settings, run.get("since_ms")),
         ctx.fields.jira_ids(),
         ctx.settings["page_size"],
-        run.get("token"),
     )
+    ahead, ctx.next_page = ctx.next_page, None
+    if ahead is not None and ahead[0] == run.get("token"):
+        found, token = ahead[1]()
+    else:
+        found, token = ctx.jira.search(*query, run.get("token"))
+    if token is not None and ctx.jira.budget.room_for(2 * ctx.longest_step):
+        ctx.next_page = (token, ctx.jira.start_search(*query, token))
     apply_issues(ctx, found)
     if run["mode"] == "full":  # plugin state, kept in dry runs too: the deletion check needs it
         deletions.remember_seen(run, [str(i["id"]) for i in found], last=token is None)

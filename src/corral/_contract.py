@@ -1,11 +1,12 @@
 """Checking a compiled component against the ``corral:plugin`` world, before any call.
 
 A component may come from any toolchain, so nothing about it is assumed: it must export
-``corral:plugin/handler`` in the version this host calls, with `invoke` and `on-event` of the
-right types (compared structurally: record fields and variant cases by name and type, parameters
-by position), and it may import only the ``corral:plugin`` interfaces and the WASI 0.2 interfaces
-the host links. The first mismatch is one `BundleError` line naming the export, the function and
-both types, or the import and its version.
+``corral:plugin/handler`` in the version this host calls or an earlier patch of it, with `invoke`
+and `on-event` of the right types (compared structurally: record fields and variant cases by
+name and type, parameters by position), and it may import only the ``corral:plugin``
+interfaces (of such a version) and the WASI 0.2 interfaces the host links. The first mismatch
+is one `BundleError` line naming the export, the function and both types, or the import and
+its version.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ WASI_INTERFACES = frozenset(
 _WASI_VERSION = re.compile(r"0\.2\.(0|[1-9][0-9]*)")
 """Wasmtime links any WASI 0.2.x import to its 0.2 implementation; pre-releases are not 0.2."""
 
-_CORRAL_MAJOR_MINOR = WIT_VERSION.rsplit(".", 1)[0]
+_CORRAL_MAJOR_MINOR, _, _CORRAL_PATCH = WIT_VERSION.rpartition(".")
 _CORRAL_IMPORTS = frozenset(
     f"{WIT_PACKAGE}/{name}" for name in ("types", *(cap.name for cap in CAPABILITIES))
 )
@@ -82,23 +83,27 @@ def check_world(ctype: ComponentType, engine: Engine, source: str) -> None:
     for name in ctype.imports(engine):
         _check_import(name, source)
     exports = ctype.exports(engine)
-    if HANDLER not in exports:
-        others = [name for name in exports if name.startswith(f"{WIT_PACKAGE}/handler@")]
-        found = f" (it exports {', '.join(others)})" if others else ""
-        raise BundleError(f"{source} does not export {HANDLER}{found}; see plugin-sdk/wit")
-    handler = exports[HANDLER].ty
+    versions = [name for name in exports if name.startswith(f"{WIT_PACKAGE}/handler@")]
+    export = next((name for name in versions if _compatible(name.partition("@")[2])), None)
+    if export is None:
+        found = f" (it exports {', '.join(versions)})" if versions else ""
+        raise BundleError(
+            f"{source} does not export {HANDLER} or an earlier {_CORRAL_MAJOR_MINOR}.x"
+            f"{found}; see plugin-sdk/wit"
+        )
+    handler = exports[export].ty
     if not isinstance(handler, ComponentInstanceType):
-        raise BundleError(f"{source}: its export {HANDLER} is not an interface instance")
+        raise BundleError(f"{source}: its export {export} is not an interface instance")
     functions = handler.exports(engine)
     missing = [name for name in _HANDLER_FUNCTIONS if name not in functions]
     if missing:
-        raise BundleError(f"{source}: {HANDLER} lacks {' and '.join(missing)}")
+        raise BundleError(f"{source}: {export} lacks {' and '.join(missing)}")
     for name, expected in _HANDLER_FUNCTIONS.items():
         function = functions[name].ty
         actual = _describe_func(function) if isinstance(function, FuncType) else "not a function"
         if actual != expected:
             raise BundleError(
-                f"{source}: {HANDLER}#{name} is {_abbreviated(actual)}, "
+                f"{source}: {export}#{name} is {_abbreviated(actual)}, "
                 f"expected {_abbreviated(expected)}"
             )
 
@@ -106,7 +111,7 @@ def check_world(ctype: ComponentType, engine: Engine, source: str) -> None:
 def _check_import(name: str, source: str) -> None:
     interface, _, version = name.partition("@")
     if interface in _CORRAL_IMPORTS:
-        if version.rsplit(".", 1)[0] == _CORRAL_MAJOR_MINOR:
+        if _compatible(version):
             return
         reason = f"this host provides {interface}@{WIT_VERSION}"
     elif interface in WASI_INTERFACES:
@@ -121,6 +126,16 @@ def _check_import(name: str, source: str) -> None:
     else:
         reason = f"this host provides only {WIT_PACKAGE} and WASI 0.2 interfaces"
     raise BundleError(f"{source} imports {name}: {reason}")
+
+
+def _compatible(version: str) -> bool:
+    """Whether this host serves a component built against ``corral:plugin`` `version`: the
+    same 0.minor, no newer patch (a patch only adds functions, and Wasmtime links an import or
+    finds an export of an earlier patch under this host's version)."""
+    major_minor, _, patch = version.rpartition(".")
+    return (
+        major_minor == _CORRAL_MAJOR_MINOR and patch.isdigit() and int(patch) <= int(_CORRAL_PATCH)
+    )
 
 
 def _describe_func(function: FuncType) -> str:

@@ -7,6 +7,11 @@
     if response.status == 200:
         items = response.json()
 
+    # Fetch the next page while this one is stored:
+    started = http.start("GET", next_url)
+    store(page)
+    page = started.result().json()
+
 Errors from the host (not allowed, timeout, too large, ...) raise `Err` as every import does.
 """
 
@@ -14,23 +19,33 @@ import json
 
 from wit_world.imports import http as _http
 
-__all__ = ["Response", "send"]
+from .errors import Err, kind_of
+
+__all__ = ["Response", "Started", "send", "start"]
 
 # The host returns at most 64 KiB per read; writes of that size cost it little memory each.
 _CHUNK = 64 << 10
+# Text crosses as one string, up to 1 MiB per read.
+_TEXT_CHUNK = 1 << 20
 
 
 class Response:
-    """A response: `status`, `headers` (lower-case names) and the whole `body`.
+    """A response: `status`, `headers` (lower-case names) and the whole body.
 
-    `body` is a `bytearray` (it supports everything `bytes` does but hashing): filled in place,
-    so a large body takes its size once in the plugin's memory, not twice.
+    A UTF-8 body is read as text (`read-body-text`: many times cheaper than bytes), so
+    `text()` and `json()` cost no decoding; `body` is the bytes, as a `bytearray`.
     """
 
     def __init__(self, status, headers, body):
         self.status = status
         self.headers = headers
-        self.body = body
+        self._body = body
+
+    @property
+    def body(self):
+        if isinstance(self._body, str):
+            self._body = bytearray(self._body.encode())
+        return self._body
 
     def header(self, name, default=None):
         """The first value of header `name` (any case), or `default`."""
@@ -38,29 +53,70 @@ class Response:
         return next((value for key, value in self.headers if key == name), default)
 
     def text(self):
-        return self.body.decode("utf-8", "replace")
+        if isinstance(self._body, str):
+            return self._body
+        return self._body.decode("utf-8", "replace")
 
     def json(self):
-        return json.loads(self.body)
+        return json.loads(self._body)
 
 
 def send(method, url, headers=(), body=b"", timeout_ms=None):
     """Send a request through the host and return its `Response`, body read whole."""
+    return _response(_http.send(_request(method, url, headers, body, timeout_ms)))
+
+
+class Started:
+    """A request `start` sent in the background; `result()` waits for its `Response`."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def result(self):
+        """The `Response` (once), or the error `send` would have raised."""
+        return _response(_http.finish(self._handle))
+
+
+def start(method, url, headers=(), body=b"", timeout_ms=None):
+    """Send a request in the background and return a `Started` at once, to work while it
+    travels (at most four per call at a time); `send` takes the same arguments."""
+    return Started(_http.start(_request(method, url, headers, body, timeout_ms)))
+
+
+def _request(method, url, headers, body, timeout_ms):
     handle = None
     if body:
         handle = _http.new_body()
-        for start in range(0, len(body), _CHUNK):
-            _http.write_body(handle, bytes(body[start : start + _CHUNK]))
-    request = _http.Request(
+        for begin in range(0, len(body), _CHUNK):
+            _http.write_body(handle, bytes(body[begin : begin + _CHUNK]))
+    return _http.Request(
         method=method,
         url=url,
         headers=[(str(k), str(v)) for k, v in headers],
         body=handle,
         timeout_ms=timeout_ms,
     )
-    response = _http.send(request)
-    body = read_body(response.body, response.body_size)
-    return Response(response.status, response.headers, body)
+
+
+def _response(response):
+    return Response(response.status, response.headers, _read(response.body, response.body_size))
+
+
+def _read(handle, size):
+    """The rest of body `handle`: a `str` if it is UTF-8, else a `bytearray`."""
+    parts = []
+    try:
+        while text := _http.read_body_text(handle, _TEXT_CHUNK):
+            parts.append(text)
+    except Err as exc:
+        if kind_of(exc) != "invalid-input":
+            raise
+        head = "".join(parts).encode()  # the UTF-8 part before the first byte that is not
+        body = read_body(handle, size - len(head))
+        body[:0] = head
+        return body
+    _http.drop_body(handle)
+    return "".join(parts)
 
 
 def read_body(handle, size=0):

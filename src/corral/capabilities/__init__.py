@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 WIT_PACKAGE = "corral:plugin"
-WIT_VERSION = "0.1.0"
+WIT_VERSION = "0.1.1"
 
 # Order matters only for error messages: configuration problems are reported in this order.
 CAPABILITIES: tuple[Capability, ...] = (

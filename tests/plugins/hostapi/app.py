@@ -82,6 +82,37 @@ def _http_raw(a):
     return {"chunks": chunks}
 
 
+def _http_text(a):
+    """Read a body with `read-body-text` directly: the length of each piece, or the error."""
+    request = http.Request(method="GET", url=a["url"], headers=[], body=None, timeout_ms=None)
+    handle = http.send(request).body
+    pieces = []
+    try:
+        while piece := http.read_body_text(handle, a.get("max_bytes", 1 << 20)):
+            pieces.append(len(piece.encode()))
+    except Err as exc:
+        return {"pieces": pieces, "then": _error(exc), "rest": len(http.read_body(handle, 1 << 16))}
+    return {"pieces": pieces}
+
+
+def _http_started(a):
+    """Start a request to each URL, then finish them last first (`finish`: how many)."""
+    started = [sdk_http.start("GET", url) for url in a["urls"]]
+    answers = []
+    for request in reversed(started[: a.get("finish", len(started))]):
+        try:
+            response = request.result()
+            answers.append([response.status, response.text()])
+        except Err as exc:
+            answers.append(_error(exc))
+    if a.get("finish_again"):
+        try:
+            started[-1].result()
+        except Err as exc:
+            answers.append(_error(exc))
+    return answers
+
+
 def _sandbox(a):
     """What the guest can see of its environment."""
     report = {"env": dict(os.environ), "argv": sys.argv}
@@ -141,6 +172,8 @@ COMMANDS = {
     "http.big": _http_big,
     "http.raw": _http_raw,
     "http.hold": _http_hold,
+    "http.text": _http_text,
+    "http.started": _http_started,
     "http.many": lambda a: [_http({"url": a["url"]})["status"] for _ in range(a["n"])],
     "kv.get": lambda a: kv.get(a["key"]).decode(),
     "kv.set": lambda a: kv.set(a["key"], a["value"].encode()),

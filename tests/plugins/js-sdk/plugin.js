@@ -1,6 +1,6 @@
 // Exercises corral-sdk.js: http.send over body handles, kv with bytes, error values.
 
-import * as kv from "corral:plugin/kv@0.1.0";
+import * as kv from "corral:plugin/kv@0.1.1";
 import { Plugin, http } from "./corral-sdk.js";
 
 const plugin = new Plugin();

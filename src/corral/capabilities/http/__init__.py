@@ -4,13 +4,15 @@ The plugin names a URL; the host decides whether it may go there (manifest allow
 the operator, then the resolved address against the network policy), adds the credentials the
 operator bound to that host, enforces size, time and rate limits, audits every hop and masks
 the credentials in what comes back (`_client`, `_mask`). Bodies stay in the host, read and
-written in chunks (`_bodies`).
+written in chunks (`_bodies`). A request can also be started and finished later, so the plugin
+works while it travels (`_pending`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from ..._errors import ConfigError, RateLimited
@@ -18,7 +20,8 @@ from ..._validation import validate_model
 from .._base import CallContext, Capability, HostFunction, PluginContext
 from .._wit import record
 from ._bodies import Bodies
-from ._client import OutboundHttp, SimulatedNetwork
+from ._client import HttpResponse, OutboundHttp, SimulatedNetwork
+from ._pending import Pending, Workers
 from ._policy import CredentialOptions, HttpOptions, HttpPolicy, build_policy
 from ._secrets import install_redaction
 
@@ -26,12 +29,14 @@ __all__ = ["HttpCapability", "SimulatedNetwork"]
 
 PERMISSION = "network.http.outbound"
 _BODIES = "http.bodies"
+_PENDING = "http.pending"
 
 
 @dataclass
 class _HttpState:
     client: OutboundHttp
     policy: HttpPolicy
+    workers: Workers
 
     def bodies(self, call: CallContext) -> Bodies:
         """The bodies `call` holds (they go when it ends)."""
@@ -39,6 +44,13 @@ class _HttpState:
         if not isinstance(bodies, Bodies):
             bodies = call.state[_BODIES] = Bodies(self.policy.max_request_bytes)
         return bodies
+
+    def pending(self, call: CallContext) -> Pending:
+        """The requests `call` started and has not finished."""
+        pending = call.state.get(_PENDING)
+        if not isinstance(pending, Pending):
+            pending = call.state[_PENDING] = Pending(self.workers)
+        return pending
 
 
 class HttpCapability(Capability):
@@ -83,19 +95,21 @@ class HttpCapability(Capability):
             network=plugin.services.network,
             origin=plugin.origin,
         )
-        return _HttpState(client, policy)
+        return _HttpState(client, policy, Workers(plugin.name))
 
     def host_functions(self, state: _HttpState) -> list[HostFunction]:
         limit = state.policy.max_requests_per_call
 
-        def send(call: CallContext, request: Any) -> object:
+        def exchange(call: CallContext, request: Any) -> Callable[[], HttpResponse]:
+            """What sending `request` will do, after the checks made before anything is sent."""
             if call.count("http.requests") > limit:
                 raise RateLimited(f"more than {limit} HTTP requests in one call", retry_after_ms=0)
             bodies = state.bodies(call)
             body = b"" if request.body is None else bodies.take_request_body(request.body)
             bodies.ensure_room()
             timeout_ms = getattr(request, "timeout-ms")
-            response = state.client.send(
+            return partial(
+                state.client.send,
                 request.method,
                 request.url,
                 list(request.headers),
@@ -103,12 +117,23 @@ class HttpCapability(Capability):
                 timeout_s=None if timeout_ms is None else timeout_ms / 1000,
                 deadline=call.deadline,
             )
+
+        def answer(call: CallContext, response: HttpResponse) -> object:
             return record(
                 status=response.status,
                 headers=response.headers,
-                body=bodies.add_response_body(response.body),
+                body=state.bodies(call).add_response_body(response.body),
                 body_size=len(response.body),
             )
+
+        def send(call: CallContext, request: Any) -> object:
+            return answer(call, exchange(call, request)())
+
+        def start(call: CallContext, request: Any) -> int:
+            return state.pending(call).start(exchange(call, request))
+
+        def finish(call: CallContext, handle: int) -> object:
+            return answer(call, state.pending(call).finish(handle, call.remaining()))
 
         def new_body(call: CallContext) -> int:
             return state.bodies(call).new_request_body()
@@ -119,16 +144,23 @@ class HttpCapability(Capability):
         def read_body(call: CallContext, handle: int, max_bytes: int) -> bytes:
             return state.bodies(call).read(handle, max_bytes)
 
+        def read_body_text(call: CallContext, handle: int, max_bytes: int) -> str:
+            return state.bodies(call).read_text(handle, max_bytes)
+
         def drop_body(call: CallContext, handle: int) -> None:
             state.bodies(call).drop(handle)
 
         return [
             HostFunction("send", send, PERMISSION),
+            HostFunction("start", start, PERMISSION),
+            HostFunction("finish", finish, PERMISSION),
             HostFunction("new-body", new_body, PERMISSION),
             HostFunction("write-body", write_body, PERMISSION),
             HostFunction("read-body", read_body, PERMISSION),
+            HostFunction("read-body-text", read_body_text, PERMISSION),
             HostFunction("drop-body", drop_body, PERMISSION),
         ]
 
     def close(self, state: _HttpState) -> None:
+        state.workers.close()
         state.client.close()

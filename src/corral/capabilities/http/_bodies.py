@@ -18,10 +18,13 @@ from typing import TypeVar
 from ..._errors import InvalidInput
 from ..._units import format_size
 
-__all__ = ["MAX_HELD", "READ_CHUNK", "Bodies"]
+__all__ = ["MAX_HELD", "READ_CHUNK", "TEXT_CHUNK", "Bodies"]
 
 READ_CHUNK = 64 << 10
 """The most bytes one `read-body` returns."""
+TEXT_CHUNK = 1 << 20
+"""The most bytes one `read-body-text` returns: a string crosses as one copy, so a chunk can
+be large (and a body of a few pages crosses in one call)."""
 MAX_HELD = 4
 """Bodies one call may hold bytes in at once (being written, or not yet read to the end)."""
 
@@ -83,6 +86,35 @@ class Bodies:
         if body.position >= len(body.data):
             body.data, body.position = b"", 0  # read to the end: free it, keep the handle
         return chunk
+
+    def read_text(self, handle: int, max_bytes: int) -> str:
+        """Up to `max_bytes` (and `TEXT_CHUNK`) more bytes of response body `handle` as text,
+        ending on a whole UTF-8 character; "" at the end. Bytes that are not UTF-8 raise
+        `InvalidInput` once they are next, with nothing consumed."""
+        body = self._get(handle, _Incoming, "read-body-text")
+        start = body.position
+        chunk = body.data[start : start + min(max_bytes, TEXT_CHUNK)]
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            cut_character = exc.reason == "unexpected end of data"
+            if exc.start == 0:
+                if cut_character and start + len(chunk) < len(body.data):
+                    raise InvalidInput(
+                        f"read-body-text: max-bytes {max_bytes} is less than the next character"
+                    ) from None
+                raise InvalidInput(
+                    f"read-body-text: the response body is not UTF-8 at byte {start}; "
+                    "read it with read-body"
+                ) from None
+            # The text before: a character cut by the chunk's end (or bytes that are not
+            # UTF-8) come next time.
+            text = chunk[: exc.start].decode("utf-8")
+            chunk = chunk[: exc.start]
+        body.position += len(chunk)
+        if body.position >= len(body.data):
+            body.data, body.position = b"", 0
+        return text
 
     def drop(self, handle: int) -> None:
         """Forget `handle` (unknown handles are ignored: dropping twice is harmless)."""
