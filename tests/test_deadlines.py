@@ -112,6 +112,30 @@ def test_put_many_is_capped_in_items_and_bytes(make_host: HostFactory) -> None:
     assert "ok" in host.call("hostapi", "tasks.put-many", {"tasks": _tasks(1000)})
 
 
+def test_started_batches_are_written_in_order_and_answer_as_put_many(
+    make_host: HostFactory,
+) -> None:
+    host = make_host("hostapi", plugins={"hostapi": {"grant": ALL}})
+    first, second = _tasks(3, "a-"), [{"id": "a-0", "title": "again", "expected_version": 1}]
+    answer = host.call("hostapi", "tasks.put-many-started", {"batches": [first, second]})
+    assert answer["ok"] == [["a-0", "a-1", "a-2"], ["a-0"]]  # the second saw the first
+    assert host.task_store.get("a-0").title == "again"
+    # A batch's own errors come from its finish; the size is checked at start.
+    stale = [{"id": "a-1", "title": "stale", "expected_version": 7}]
+    answer = host.call("hostapi", "tasks.put-many-started", {"batches": [stale, _tasks(1, "b-")]})
+    assert answer["ok"][0]["error"] == "conflict" and answer["ok"][1] == ["b-0"]
+    big = [{"title": "x" * (1 << 20)} for _ in range(9)]
+    answer = host.call("hostapi", "tasks.put-many-started", {"batches": [big]})
+    assert answer["error"] == "invalid-input" and "max_batch_bytes" in answer["message"]
+    # At most two unfinished; those left unfinished are written before the call ends.
+    three = [_tasks(1, f"c{i}-") for i in range(3)]
+    answer = host.call("hostapi", "tasks.put-many-started", {"batches": three, "finish": 0})
+    assert answer["error"] == "invalid-input"
+    assert "already has 2 batches started" in answer["message"]
+    stored = {task.id for task in host.task_store.query(TaskFilter(), None, 100).items}
+    assert {"c0-0", "c1-0"} <= stored and "c2-0" not in stored
+
+
 def test_the_operator_sets_a_task_quota_per_plugin(make_host: HostFactory) -> None:
     host = make_host("hostapi", plugins={"hostapi": {"grant": ALL, "tasks": {"max_tasks": 5}}})
     host.task_store.put_many(_tasks(10, "host-"), actor="host")  # the host's own don't count

@@ -31,10 +31,10 @@ from hypothesis import strategies as st
 from corral import PluginHost
 from corral._audit import AuditLog
 from corral._errors import HostTimeout, InvalidInput, PluginTimeout
+from corral.capabilities.http import MAX_STARTED
 from corral.capabilities.http._bodies import MAX_HELD, READ_CHUNK, TEXT_CHUNK, Bodies
 from corral.capabilities.http._client import OutboundHttp
 from corral.capabilities.http._mask import SecretMask
-from corral.capabilities.http._pending import MAX_PENDING
 from corral.capabilities.http._policy import HttpOptions, build_policy
 
 HostFactory = Callable[..., PluginHost]
@@ -582,7 +582,7 @@ def test_started_requests_travel_together_and_answer_as_send(
     assert answer[1]["error"] == "permission-denied"
     assert answer[2] == {
         "error": "invalid-input",
-        "message": "finish: 2 is not a started request of this call",
+        "message": "finish: 2 is not one of the requests this call started",
     }
 
 
@@ -591,14 +591,14 @@ def test_started_requests_are_bounded_per_call(
 ) -> None:
     host = _host(make_host, servers[0].base, monkeypatch)
     url = f"{servers[1].base}/text?n=1"
-    answer = host.call("hostapi", "http.started", {"urls": [url] * (MAX_PENDING + 1)})
+    answer = host.call("hostapi", "http.started", {"urls": [url] * (MAX_STARTED + 1)})
     assert answer["error"] == "invalid-input"
-    assert f"already has {MAX_PENDING} requests started" in answer["message"]
+    assert f"already has {MAX_STARTED} requests started" in answer["message"]
     # Left unfinished, they go with the call that started them.
-    answer = host.call("hostapi", "http.started", {"urls": [url] * MAX_PENDING, "finish": 0})
+    answer = host.call("hostapi", "http.started", {"urls": [url] * MAX_STARTED, "finish": 0})
     assert answer["ok"] == []
-    answer = host.call("hostapi", "http.started", {"urls": [url] * MAX_PENDING})
-    assert answer["ok"] == [[200, "é"]] * MAX_PENDING
+    answer = host.call("hostapi", "http.started", {"urls": [url] * MAX_STARTED})
+    assert answer["ok"] == [[200, "é"]] * MAX_STARTED
 
 
 # --- deadlines -------------------------------------------------------------------------------

@@ -133,8 +133,10 @@ def _step(ctx):
         if phase == "pull":
             with _collector_paused():
                 more = pull.page(ctx)
-            if not more:
-                run["phase"] = "gone" if run["mode"] == "full" else "push"
+            ctx.longest_step = max(ctx.longest_step, time.monotonic() - started)
+            if more:
+                continue  # the run was saved when the page before was written
+            run["phase"] = "gone" if run["mode"] == "full" else "push"
         elif phase == "gone":
             seen = deletions.seen_ids(run) if seen is None else seen
             if not deletions.page(ctx, seen):
@@ -146,7 +148,16 @@ def _step(ctx):
                 return _finish(run)
         state.put("run", run)
         ctx.longest_step = max(ctx.longest_step, time.monotonic() - started)
+    _save(ctx)
     return None
+
+
+def _save(ctx):
+    """Save the run once the page in flight is written: the next slice goes on from there."""
+    if ctx.unsettled is not None:
+        pull.settle(ctx)
+    else:
+        state.put("run", ctx.run)
 
 
 def _phase(run):
@@ -178,9 +189,9 @@ def sync(args):
     try:
         report = _step(ctx)
     except OutOfTime:
-        state.put("run", run)  # pages already written are kept; the next call goes on
+        _save(ctx)  # pages already written are kept; the next call goes on
     except JiraError as exc:
-        state.put("run", run)
+        _save(ctx)
         raise errors.unavailable(f"Jira: {exc.message}") from None
     slice_errors = run.pop("slice_errors")
     return {

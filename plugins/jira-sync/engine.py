@@ -53,12 +53,23 @@ class Context:
         """The longest page of work so far in this slice, in seconds."""
         self.next_page = None
         """(token, answer) of the search page fetched ahead, if one is."""
+        self.unsettled = None
+        """The pulled page whose tasks are being written (`pull.settle` records it)."""
+        self.deferred = None
+        """While a list: `count` and `error` calls wait there, for the page being merged to
+        be written before the run records them."""
 
     def count(self, direction, what, n=1):
+        if self.deferred is not None:
+            self.deferred.append((self.count, (direction, what, n)))
+            return
         counts = self.run["counts"][direction]
         counts[what] = counts.get(what, 0) + n
 
     def error(self, direction, reason, key=None, task_id=None):
+        if self.deferred is not None:
+            self.deferred.append((self.error, (direction, reason, key, task_id)))
+            return
         self.count(direction, "errors")
         entry = {"key": key, "task_id": task_id, "direction": direction, "reason": reason}
         self.run.setdefault("slice_errors", []).append(entry)
@@ -141,6 +152,13 @@ def put_tasks(items):
     # The stored tasks the host answers with are not needed: not parsing them saves the guest
     # a JSON document as large as the batch.
     tasks.put_many(json.dumps(items, separators=(",", ":")))
+
+
+def start_put_tasks(items):
+    """`put_tasks`, written by the host while the sync works on; returns the function that
+    waits for it (and raises what `put_tasks` would have)."""
+    batch = tasks.start_put_many(json.dumps(items, separators=(",", ":")))
+    return lambda: tasks.finish_put_many(batch)
 
 
 # --- applying a merge ---------------------------------------------------------------------------

@@ -33,30 +33,74 @@ def marker_task(issue):
 
 
 def page(ctx):
-    """Pull one page; returns False when the search is exhausted.
+    """Pull one page; returns False when the search is exhausted and all of it is written.
 
-    The next page is fetched while this one is merged and written (when the slice has time
-    for it): the host sends it in the background, so Jira's time and ours overlap."""
+    Three things overlap: the next page is fetched while this one is merged, and this page's
+    tasks are written while the next is fetched and parsed (the host does both on its own
+    threads while the plugin works). The run counts a page only once its tasks are written
+    (`settle`), so a slice that ends, or a process that dies, does at most that page again."""
     run = ctx.run
     query = (
         jql(ctx.settings, run.get("since_ms")),
         ctx.fields.jira_ids(),
         ctx.settings["page_size"],
     )
+    wanted = ctx.unsettled.token if ctx.unsettled is not None else run.get("token")
     ahead, ctx.next_page = ctx.next_page, None
-    if ahead is not None and ahead[0] == run.get("token"):
+    if ahead is not None and ahead[0] == wanted:
         found, token = ahead[1]()
     else:
-        found, token = ctx.jira.search(*query, run.get("token"))
+        found, token = ctx.jira.search(*query, wanted)
     if token is not None and ctx.jira.budget.room_for(2 * ctx.longest_step):
         ctx.next_page = (token, ctx.jira.start_search(*query, token))
-    apply_issues(ctx, found)
-    if run["mode"] == "full":  # plugin state, kept in dry runs too: the deletion check needs it
-        deletions.remember_seen(run, [str(i["id"]) for i in found], last=token is None)
-    run["pages"] = run.get("pages", 0) + 1
-    run["token"] = token
-    run["seen"] = run.get("seen", 0) + len(found)
+    settle(ctx)
+    ctx.unsettled = _merge_page(ctx, found, token)
+    if token is None:
+        settle(ctx)
     return token is not None
+
+
+class _Unsettled:
+    """A merged page whose tasks the host is writing: what the run records once they are."""
+
+    def __init__(self, issues, token, write, writes, links, conflicts, deferred):
+        self.ids = [str(issue["id"]) for issue in issues]
+        self.token = token
+        self.write = write
+        self.writes = writes
+        self.links = links
+        self.conflicts = conflicts
+        self.deferred = deferred
+
+
+def _merge_page(ctx, issues, token):
+    ctx.deferred = []
+    try:
+        writes, links, conflicts = _merged(ctx, issues, "pull", respect_leases=True)
+    finally:
+        deferred, ctx.deferred = ctx.deferred, None
+    write = None
+    if links and not ctx.dry_run:
+        write = engine.start_put_tasks(_batch(writes, links))
+    return _Unsettled(issues, token, write, writes, links, conflicts, deferred)
+
+
+def settle(ctx):
+    """Wait for the page in flight to be written, then record it in the run and save the run
+    (before the next write starts: a host call made while the host writes waits for it)."""
+    page, ctx.unsettled = ctx.unsettled, None
+    if page is None:
+        return
+    for count, args in page.deferred:
+        count(*args)
+    _record(ctx, page.writes, page.links, page.conflicts, "pull", page.write)
+    run = ctx.run
+    if run["mode"] == "full":  # plugin state, kept in dry runs too: the deletion check needs it
+        deletions.remember_seen(run, page.ids, last=page.token is None)
+    run["pages"] = run.get("pages", 0) + 1
+    run["token"] = page.token
+    run["seen"] = run.get("seen", 0) + len(page.ids)
+    state.put("run", run)
 
 
 def newest_update(ctx, issue):
@@ -67,9 +111,15 @@ def newest_update(ctx, issue):
 
 
 def apply_issues(ctx, issues, direction="pull", respect_leases=True):
-    """Merge issues into tasks: one batched task write, then one link write per changed pair.
+    """Merge issues into tasks and write them: one batch of tasks with their links.
 
     `respect_leases` False: the caller holds the lease of the (one) issue itself."""
+    writes, links, conflicts = _merged(ctx, issues, direction, respect_leases)
+    _record(ctx, writes, links, conflicts, direction)
+
+
+def _merged(ctx, issues, direction, respect_leases):
+    """(task writes, links, conflicts) of merging `issues` into their tasks."""
     changed = []
     linked = engine.linked_tasks([issue["id"] for issue in issues])
     for issue in issues:
@@ -82,7 +132,7 @@ def apply_issues(ctx, issues, direction="pull", respect_leases=True):
             continue
         changed.append((issue, remote, digest, link))
     if not changed:
-        return
+        return [], [], []
     tombstones = set(state.get("tombstones", []))
     writes, links, conflicts = [], [], []
     for issue, remote, digest, link in changed:
@@ -94,11 +144,17 @@ def apply_issues(ctx, issues, direction="pull", respect_leases=True):
         _merge_one(
             ctx, issue, remote, digest, link, tombstones, writes, links, conflicts, direction
         )
+    return writes, links, conflicts
+
+
+def _record(ctx, writes, links, conflicts, direction, started=None):
+    """Write (or finish writing, `started`) a merge's tasks and links, and count them."""
     if ctx.dry_run:
         for *_, what in links:
             ctx.count(direction, what)
         return
-    _write(ctx, writes, links, direction)
+    if links:
+        _write(ctx, writes, links, direction, started)
     state.record_conflicts(conflicts)
 
 
@@ -141,9 +197,12 @@ def _batch(writes, links):
     return list(by_task.values())
 
 
-def _write(ctx, writes, links, direction):
+def _write(ctx, writes, links, direction, started=None):
     try:
-        engine.put_tasks(_batch(writes, links))
+        if started is not None:
+            started()
+        else:
+            engine.put_tasks(_batch(writes, links))
     except Err as exc:
         if errors.kind_of(exc) != "conflict":
             raise

@@ -456,11 +456,13 @@ class PluginRunner:
     @contextmanager
     def _call_scope(self, deadline: float) -> Iterator[float]:
         """What host functions and the epoch ticker need while guest code runs."""
-        token = _current_call.set(CallContext(plugin=self.name, deadline=deadline))
+        context = CallContext(plugin=self.name, deadline=deadline)
+        token = _current_call.set(context)
         self.runtime.call_started()
         try:
             yield deadline
         finally:
+            context.end()
             self.runtime.call_finished()
             _current_call.reset(token)
 

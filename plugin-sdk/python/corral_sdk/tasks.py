@@ -32,6 +32,23 @@ def put_many(items):
     return json.loads(_tasks.put_many(json.dumps(list(items))))
 
 
+class StartedBatch:
+    """A batch `start_put_many` is writing; `result()` waits for the stored tasks."""
+
+    def __init__(self, batch):
+        self._batch = batch
+
+    def result(self):
+        """The stored tasks (once), or the error `put_many` would have raised."""
+        return json.loads(_tasks.finish_put_many(self._batch))
+
+
+def start_put_many(items):
+    """`put_many`, written on a host thread while the plugin works on: returns a
+    `StartedBatch` at once (at most two unfinished per call, written in the order started)."""
+    return StartedBatch(_tasks.start_put_many(json.dumps(list(items))))
+
+
 def changes(cursor=None, limit=500):
     """One page of the change feed: (changes, next_cursor or the cursor you passed). Your
     plugin's own changes carry no task ("task" is None)."""

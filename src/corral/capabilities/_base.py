@@ -43,9 +43,20 @@ class CallContext:
     when the call ends."""
     call_id: str = field(default_factory=lambda: current_call_id() or new_call_id())
     """The id tying this call's audit entries together."""
+    _at_end: list[Callable[[], None]] = field(default_factory=list)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def at_end(self, action: Callable[[], None]) -> None:
+        """Run `action` when the call's guest code is done, before the call answers (e.g. to
+        wait for work the call started). It must not raise."""
+        self._at_end.append(action)
+
+    def end(self) -> None:
+        """The call's guest code is done: run what `at_end` registered."""
+        while self._at_end:
+            self._at_end.pop(0)()
 
     def count(self, name: str) -> int:
         """Increment and return the per-call counter `name`."""

@@ -5,6 +5,8 @@ object at a time, which for 10,000 task records is over ten times slower than on
 
 A `put-many` is bounded in items and bytes, so one host call stays short; it is stored only if
 it commits before the call's deadline, and only within the plugin's task quota.
+`start-put-many`/`finish-put-many` write the same batch on a host thread while the plugin
+prepares the next one (`._started`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -21,6 +24,7 @@ from .._units import format_size, parse_size, positive_size
 from .._validation import validate_model
 from ..tasks import TASK_FIELDS, Link, Task, TaskFilter, WriteBounds
 from ._base import CallContext, Capability, HostFunction, PluginContext
+from ._started import Started, Workers
 from ._wit import record
 
 __all__ = ["TasksCapability", "TasksOptions"]
@@ -46,11 +50,27 @@ class TasksOptions(BaseModel):
     """The most tasks the plugin may have created (and not deleted); unset: no quota."""
 
 
+MAX_STARTED = 2
+"""Batches one call may have started with `start-put-many` and not yet finished: one being
+written while the next is prepared is all the overlap there is."""
+_STARTED = "tasks.started"
+
+
 @dataclass(frozen=True)
 class _TasksState:
     context: PluginContext
     options: TasksOptions
     max_batch_bytes: int
+    workers: Workers
+
+    def started(self, call: CallContext) -> Started[str]:
+        """The batches `call` started and has not finished; the call ends only once they are
+        written (or refused), so none outlives it."""
+        started = call.state.get(_STARTED)
+        if not isinstance(started, Started):
+            started = call.state[_STARTED] = Started(self.workers, MAX_STARTED, "batches")
+            call.at_end(lambda: started.wait_all(call.remaining()))
+        return started
 
     def setting(self, key: str) -> str:
         """Where the operator sets ``plugins.<name>.tasks.<key>``."""
@@ -131,7 +151,9 @@ class TasksCapability(Capability):
             f"plugins.{plugin.name}.tasks",
             ConfigError,
         )
-        return _TasksState(plugin, options, parse_size(options.max_batch_bytes))
+        # One worker: started batches are written in the order they were started.
+        workers = Workers(f"corral-tasks-{plugin.name}", max_workers=1)
+        return _TasksState(plugin, options, parse_size(options.max_batch_bytes), workers)
 
     def host_functions(self, state: _TasksState) -> list[HostFunction]:
         services = state.context.services
@@ -155,13 +177,26 @@ class TasksCapability(Capability):
                 _attach_links(items, services.task_store.get_links(plugin, system, keys))
             return record(items=json.dumps(items), next_cursor=page.next_cursor)
 
-        def put_many(call: CallContext, tasks_json: str) -> str:
+        def check_size(tasks_json: str) -> None:
             size = len(tasks_json.encode("utf-8", "surrogatepass"))
             if size > state.max_batch_bytes:
                 raise InvalidInput(
                     f"the task batch is {format_size(size)} of JSON; the most per put-many is "
                     f"{format_size(state.max_batch_bytes)} ({state.setting('max_batch_bytes')})"
                 )
+
+        def put_many(call: CallContext, tasks_json: str) -> str:
+            check_size(tasks_json)
+            return write(call, tasks_json)
+
+        def start_put_many(call: CallContext, tasks_json: str) -> int:
+            check_size(tasks_json)
+            return state.started(call).start(partial(write, call, tasks_json))
+
+        def finish_put_many(call: CallContext, handle: int) -> str:
+            return state.started(call).finish(handle, call.remaining(), "finish-put-many")
+
+        def write(call: CallContext, tasks_json: str) -> str:
             items = _parse_json(tasks_json, "the task batch")
             if not isinstance(items, list):
                 raise InvalidInput("the task batch must be a JSON array of task objects")
@@ -224,6 +259,8 @@ class TasksCapability(Capability):
             HostFunction("get", get, READ),
             HostFunction("query", query, READ),
             HostFunction("put-many", put_many, WRITE),
+            HostFunction("start-put-many", start_put_many, WRITE),
+            HostFunction("finish-put-many", finish_put_many, WRITE),
             HostFunction("delete", delete, WRITE),
             HostFunction("changes-since", changes_since, READ),
             HostFunction("get-link", get_link, READ),
@@ -231,3 +268,6 @@ class TasksCapability(Capability):
             HostFunction("put-link", put_link, WRITE),
             HostFunction("delete-link", delete_link, WRITE),
         ]
+
+    def close(self, state: _TasksState) -> None:
+        state.workers.close()

@@ -113,6 +113,18 @@ def _http_started(a):
     return answers
 
 
+def _tasks_started(a):
+    """Start a `put-many` of each batch, then finish the first `finish` of them in order."""
+    started = [tasks.start_put_many(json.dumps(batch)) for batch in a["batches"]]
+    answers = []
+    for batch in started[: a.get("finish", len(started))]:
+        try:
+            answers.append([task["id"] for task in json.loads(tasks.finish_put_many(batch))])
+        except Err as exc:
+            answers.append(_error(exc))
+    return answers
+
+
 def _sandbox(a):
     """What the guest can see of its environment."""
     report = {"env": dict(os.environ), "argv": sys.argv}
@@ -194,6 +206,7 @@ COMMANDS = {
     ),
     "tasks.put-many": lambda a: json.loads(tasks.put_many(json.dumps(a["tasks"]))),
     "tasks.upsert-generated": lambda a: _upsert_generated(a),
+    "tasks.put-many-started": _tasks_started,
     "tasks.delete": lambda a: tasks.delete(a["id"], a.get("expected_version")),
     "tasks.changes": lambda a: _page(tasks.changes_since(a.get("cursor"), a.get("limit", 100))),
     "tasks.all": lambda a: [t["id"] for t in sdk_tasks.iter_query(limit=a["page"], **a["filter"])],

@@ -5,7 +5,7 @@ the operator, then the resolved address against the network policy), adds the cr
 operator bound to that host, enforces size, time and rate limits, audits every hop and masks
 the credentials in what comes back (`_client`, `_mask`). Bodies stay in the host, read and
 written in chunks (`_bodies`). A request can also be started and finished later, so the plugin
-works while it travels (`_pending`).
+works while it travels (`.._started`).
 """
 
 from __future__ import annotations
@@ -18,18 +18,20 @@ from typing import Any, ClassVar
 from ..._errors import ConfigError, RateLimited
 from ..._validation import validate_model
 from .._base import CallContext, Capability, HostFunction, PluginContext
+from .._started import Started, Workers
 from .._wit import record
 from ._bodies import Bodies
 from ._client import HttpResponse, OutboundHttp, SimulatedNetwork
-from ._pending import Pending, Workers
 from ._policy import CredentialOptions, HttpOptions, HttpPolicy, build_policy
 from ._secrets import install_redaction
 
 __all__ = ["HttpCapability", "SimulatedNetwork"]
 
 PERMISSION = "network.http.outbound"
+MAX_STARTED = 4
+"""Requests one call may have started and not yet finished."""
 _BODIES = "http.bodies"
-_PENDING = "http.pending"
+_STARTED = "http.started"
 
 
 @dataclass
@@ -45,12 +47,14 @@ class _HttpState:
             bodies = call.state[_BODIES] = Bodies(self.policy.max_request_bytes)
         return bodies
 
-    def pending(self, call: CallContext) -> Pending:
-        """The requests `call` started and has not finished."""
-        pending = call.state.get(_PENDING)
-        if not isinstance(pending, Pending):
-            pending = call.state[_PENDING] = Pending(self.workers)
-        return pending
+    def started(self, call: CallContext) -> Started[HttpResponse]:
+        """The requests `call` started and has not finished. One still running when the call
+        ends runs to its end (by the call's deadline, as any request) and its answer is
+        dropped: waiting would hold the call's answer for a request nobody reads."""
+        started = call.state.get(_STARTED)
+        if not isinstance(started, Started):
+            started = call.state[_STARTED] = Started(self.workers, MAX_STARTED, "requests")
+        return started
 
 
 class HttpCapability(Capability):
@@ -95,7 +99,9 @@ class HttpCapability(Capability):
             network=plugin.services.network,
             origin=plugin.origin,
         )
-        return _HttpState(client, policy, Workers(plugin.name))
+        # Calls of one plugin may run at once (serve), each with up to MAX_STARTED requests.
+        workers = Workers(f"corral-http-{plugin.name}", max_workers=2 * MAX_STARTED)
+        return _HttpState(client, policy, workers)
 
     def host_functions(self, state: _HttpState) -> list[HostFunction]:
         limit = state.policy.max_requests_per_call
@@ -130,10 +136,11 @@ class HttpCapability(Capability):
             return answer(call, exchange(call, request)())
 
         def start(call: CallContext, request: Any) -> int:
-            return state.pending(call).start(exchange(call, request))
+            return state.started(call).start(exchange(call, request))
 
         def finish(call: CallContext, handle: int) -> object:
-            return answer(call, state.pending(call).finish(handle, call.remaining()))
+            response = state.started(call).finish(handle, call.remaining(), "finish")
+            return answer(call, response)
 
         def new_body(call: CallContext) -> int:
             return state.bodies(call).new_request_body()
