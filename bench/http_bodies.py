@@ -11,6 +11,8 @@ Baseline, in the same run: bytes as one `list<u8>` value, as HTTP bodies crossed
 moved to chunked handles (kv.set and kv.get still pass values that way). Its size is smaller
 (--baseline-mib): Wasmtime traps a host call that lifts more than about 2.5 MiB of list<u8>.
 
+A text body (UTF-8) crosses as strings (`read-body-text`, since 0.1.1), any other as bytes.
+
 Target: HTTP bodies <= 3x the payload, both ways.
 """
 
@@ -38,12 +40,16 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # the body the plugin downloads
+    def do_GET(self) -> None:  # the body the plugin downloads: bytes, or text with ?text
         size = int(self.path.rpartition("=")[2])
         self.send_response(200)
         self.send_header("Content-Length", str(size))
         self.end_headers()
-        block = bytes(range(256)) * 256
+        block = (
+            b'{"key": "DEMO-1", "x": 1}, ' * 2048
+            if "text" in self.path
+            else bytes(range(256)) * 256
+        )
         for start in range(0, size, len(block)):
             self.wfile.write(block[: size - start])
 
@@ -86,6 +92,10 @@ def child(op: str, port: int, size: int, plugins: Path, data: Path) -> None:
     ops = {
         "http upload": lambda n: ("http.big", {"url": url, "size": n}),
         "http download": lambda n: ("http.big", {"url": f"{url}?n={n}", "method": "GET"}),
+        "http download, text": lambda n: (
+            "http.big",
+            {"url": f"{url}?text&n={n}", "method": "GET"},
+        ),
         "list<u8> to host": lambda n: ("kv.set-big", {"key": "k", "size": n}),
         "list<u8> to guest": lambda n: ("kv.get-size", {"key": "k"}),
     }
@@ -131,6 +141,7 @@ def main() -> None:
             ("list<u8> to guest", args.baseline_mib),
             ("http upload", args.mib),
             ("http download", args.mib),
+            ("http download, text", args.mib),
         ]:
             data = Path(tmp) / op.replace(" ", "-").replace("<", "").replace(">", "")
             command = [sys.executable, __file__, "--child", op, str(port), str(mib << 20)]
@@ -146,7 +157,7 @@ def main() -> None:
     for op, mib, figures in rows:
         growth = figures["growth"]
         print(
-            f"  {op:18} {mib:3d} MiB payload  {growth / (1 << 20):8.1f} MiB"
+            f"  {op:20} {mib:3d} MiB payload  {growth / (1 << 20):8.1f} MiB"
             f"  {growth / (mib << 20):5.1f}x  {figures['seconds']:6.2f} s"
         )
 

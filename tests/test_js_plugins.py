@@ -187,6 +187,15 @@ def test_sdk_http_send_moves_bodies_through_handles(
     assert answer["size"] > 200_000
 
 
+def test_sdk_http_start_sends_in_the_background(
+    make_host: HostFactory, echo_servers: list[str]
+) -> None:
+    host = make_host("js-sdk", plugins=SDK_GRANT)
+    urls = [f"{echo_servers[0]}/page/{n}" for n in range(3)]
+    answer = host.call("js-sdk", "http.started", {"urls": urls})
+    assert answer == ["/page/2", "/page/1", "/page/0"]
+
+
 def test_sdk_kv_and_error_values(make_host: HostFactory, caplog: pytest.LogCaptureFixture) -> None:
     host = make_host("js-sdk", plugins=SDK_GRANT)
     assert host.call("js-sdk", "kv.round-trip", {"key": "k", "value": "välue"}) == "välue"

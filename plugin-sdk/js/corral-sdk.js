@@ -222,6 +222,30 @@ function readBytes(handle, chunks) {
   return body;
 }
 
+/** The `request` record of the `http` import, its body written to a body handle. */
+function request(method, url, { headers = [], body = undefined, timeoutMs = undefined } = {}) {
+  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  let handle;
+  if (bytes !== undefined && bytes.length > 0) {
+    handle = hostHttp.newBody();
+    for (let start = 0; start < bytes.length; start += CHUNK) {
+      hostHttp.writeBody(handle, bytes.subarray(start, start + CHUNK));
+    }
+  }
+  const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
+  return {
+    method,
+    url,
+    headers: pairs.map(([key, value]) => [String(key), String(value)]),
+    body: handle,
+    timeoutMs,
+  };
+}
+
+function response(answer) {
+  return new Response(answer.status, answer.headers, readBody(answer.body));
+}
+
 /** Outbound HTTP with whole bodies, over the `http` import's chunked body handles. */
 export const http = {
   /**
@@ -229,23 +253,17 @@ export const http = {
    * `body` is a string (sent as UTF-8) or a Uint8Array. Errors from the host (not allowed,
    * timeout, too large, ...) throw as every import does.
    */
-  send(method, url, { headers = [], body = undefined, timeoutMs = undefined } = {}) {
-    const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
-    let handle;
-    if (bytes !== undefined && bytes.length > 0) {
-      handle = hostHttp.newBody();
-      for (let start = 0; start < bytes.length; start += CHUNK) {
-        hostHttp.writeBody(handle, bytes.subarray(start, start + CHUNK));
-      }
-    }
-    const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
-    const response = hostHttp.send({
-      method,
-      url,
-      headers: pairs.map(([key, value]) => [String(key), String(value)]),
-      body: handle,
-      timeoutMs,
-    });
-    return new Response(response.status, response.headers, readBody(response.body));
+  send(method, url, options = {}) {
+    return response(hostHttp.send(request(method, url, options)));
+  },
+
+  /**
+   * Send a request in the background and return at once, to work while it travels (at most
+   * four per call at a time); `result()` waits for its `Response` (or throws what `send`
+   * would have). Takes the same arguments as `send`.
+   */
+  start(method, url, options = {}) {
+    const pending = hostHttp.start(request(method, url, options));
+    return { result: () => response(hostHttp.finish(pending)) };
   },
 };

@@ -66,19 +66,18 @@ class Field:
         self.user_map = user_map or {}
         self.accounts = {account: name for name, account in self.user_map.items()}
         self.api_version = api_version
-
-    @property
-    def pulls(self):
-        return self.direction in ("pull", "both")
-
-    @property
-    def pushes(self):
-        return self.direction in ("push", "both")
+        self.pulls = direction in ("pull", "both")
+        self.pushes = direction in ("push", "both")
+        custom = local.startswith("custom_fields.")
+        self._custom_key = local[len("custom_fields.") :] if custom else None
+        # Chosen once: a sync converts every mapped field of every issue it reads.
+        self.to_local = self._converter()
+        """A Jira field value in the local form."""
 
     def read_local(self, task):
         """The field's value in a task's JSON object, normalized."""
-        if self.local.startswith("custom_fields."):
-            return (task.get("custom_fields") or {}).get(self.local[len("custom_fields.") :])
+        if self._custom_key is not None:
+            return (task.get("custom_fields") or {}).get(self._custom_key)
         value = task.get(self.local)
         if self.local == "labels":
             return sorted(v for v in value or () if not v.startswith(MARKER_PREFIX))
@@ -88,31 +87,40 @@ class Field:
 
     def write_local(self, task, value):
         """Set the value in a task's JSON object (in place)."""
-        if self.local.startswith("custom_fields."):
-            task.setdefault("custom_fields", {})[self.local[len("custom_fields.") :]] = value
+        if self._custom_key is not None:
+            task.setdefault("custom_fields", {})[self._custom_key] = value
         else:
             task[self.local] = value
 
-    def to_local(self, raw):
-        """A Jira field value in the local form."""
+    def _converter(self):
         jira = self.jira
         if jira == "description":
-            return (adf.to_text(raw) if self.api_version == 3 else raw) or ""
+            if self.api_version == 3:
+                return lambda raw: adf.to_text(raw) or ""
+            return lambda raw: raw or ""
         if jira == "summary":
-            return raw or ""
+            return lambda raw: raw or ""
         if jira in ("status", "priority"):
-            name = raw.get("name") if isinstance(raw, dict) else raw
-            return None if name is None else self.values.to_local(name)
+            to_local = self.values.to_local
+
+            def named(raw):
+                name = raw.get("name") if isinstance(raw, dict) else raw
+                return None if name is None else to_local(name)
+
+            return named
         if jira == "assignee":
-            if not raw:
-                return None
-            account = raw.get("accountId") or raw.get("name")
-            return self.accounts.get(account, account)
+            accounts = self.accounts
+
+            def person(raw):
+                if not raw:
+                    return None
+                account = raw.get("accountId") or raw.get("name")
+                return accounts.get(account, account)
+
+            return person
         if jira == "labels":
-            return sorted(v for v in raw or () if not v.startswith(MARKER_PREFIX))
-        if isinstance(raw, dict) and "value" in raw:
-            return raw["value"]
-        return raw
+            return lambda raw: sorted(v for v in raw or () if not v.startswith(MARKER_PREFIX))
+        return lambda raw: raw["value"] if isinstance(raw, dict) and "value" in raw else raw
 
     def to_remote(self, value, current_raw=None):
         """The Jira field value for a local value (`current_raw`: the issue's value now)."""
@@ -139,6 +147,7 @@ class FieldMap:
     def __init__(self, fields):
         self.fields = fields
         self.by_local = {f.local: f for f in fields}
+        self._conversions = [(f.local, f.jira, f.to_local) for f in fields]
 
     def jira_ids(self):
         return sorted({f.jira for f in self.fields} | {"updated", "labels"})
@@ -148,7 +157,7 @@ class FieldMap:
 
     def remote_values(self, issue):
         raw = issue.get("fields") or {}
-        return {f.local: f.to_local(raw.get(f.jira)) for f in self.fields}
+        return {local: to_local(raw.get(jira)) for local, jira, to_local in self._conversions}
 
 
 def build(settings, custom_ids):

@@ -44,7 +44,7 @@ class Response:
     @property
     def body(self):
         if isinstance(self._body, str):
-            self._body = bytearray(self._body.encode())
+            self._body = bytearray(self._body, "utf-8")
         return self._body
 
     def header(self, name, default=None):
@@ -111,10 +111,8 @@ def _read(handle, size):
     except Err as exc:
         if kind_of(exc) != "invalid-input":
             raise
-        head = "".join(parts).encode()  # the UTF-8 part before the first byte that is not
-        body = read_body(handle, size - len(head))
-        body[:0] = head
-        return body
+        # The UTF-8 part before the first byte that is not, then the rest as bytes.
+        return _read_bytes(handle, size, "".join(parts).encode())
     _http.drop_body(handle)
     return "".join(parts)
 
@@ -122,8 +120,13 @@ def _read(handle, size):
 def read_body(handle, size=0):
     """The rest of response body `handle` as a `bytearray` (for code that calls `http.send`
     itself); `size`, the response's `body-size`, lets it be filled in place."""
-    body = bytearray(size)
-    filled = 0
+    return _read_bytes(handle, size, b"")
+
+
+def _read_bytes(handle, size, head):
+    body = bytearray(max(size, len(head)))
+    body[: len(head)] = head
+    filled = len(head)
     while True:
         chunk = _http.read_body(handle, _CHUNK)
         if not chunk:

@@ -1,4 +1,5 @@
-// Exercises corral-sdk.js: http.send over body handles, kv with bytes, error values.
+// Exercises corral-sdk.js: http.send and http.start over body handles, kv with bytes, error
+// values.
 
 import * as kv from "corral:plugin/kv@0.1.1";
 import { Plugin, http } from "./corral-sdk.js";
@@ -13,6 +14,12 @@ plugin.command("http", ({ method, url, body, headers }) => {
     size: response.body.length,
     json: response.json(),
   };
+});
+
+// Started together, finished last first.
+plugin.command("http.started", ({ urls }) => {
+  const started = urls.map((url) => http.start("GET", url));
+  return started.reverse().map((request) => request.result().json().path);
 });
 
 plugin.command("kv.round-trip", ({ key, value }) => {
