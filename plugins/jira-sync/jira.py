@@ -124,7 +124,8 @@ class Jira:
         function waits for its answer, so the sync works while it travels."""
         url, headers, data = self._prepared(path, params, body)
         try:
-            started = http.start(method, url, headers=headers, body=data)
+            left_ms = max(1, int(self.budget.left() * 1000))
+            started = http.start(method, url, headers=headers, body=data, timeout_ms=left_ms)
         except Err:  # refused before it went out: sent again when waited for, which decides
             started = None
         return lambda: self._exchange(method, path, True, url, headers, data, started)

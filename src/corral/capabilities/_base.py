@@ -43,7 +43,7 @@ class CallContext:
     when the call ends."""
     call_id: str = field(default_factory=lambda: current_call_id() or new_call_id())
     """The id tying this call's audit entries together."""
-    _at_end: list[Callable[[], None]] = field(default_factory=list)
+    _at_end: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
