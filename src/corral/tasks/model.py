@@ -172,6 +172,10 @@ def _json_object(value: object, where: str) -> dict[str, JSONValue]:
     return {key: _json_value(item, f"{where}.{key}") for key, item in value.items()}
 
 
+# One encoder for every snapshot: `json.dumps` with options builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _plain_json_text(value: dict[Any, Any] | list[Any]) -> str | None:
     """`value` as compact JSON text if it is plain JSON data, else None.
 
@@ -180,7 +184,7 @@ def _plain_json_text(value: dict[Any, Any] | list[Any]) -> str | None:
     not enough: it quietly turns tuples into arrays and number keys into strings, so the
     containers are checked as well, by exact type (a subclass goes the slow way)."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _COMPACT.encode(value)
     except (TypeError, ValueError):
         return None
     if _plain_containers(value):
@@ -220,7 +224,7 @@ def _snapshot(value: object, where: str) -> str:
         text = _plain_json_text(value)
         if text is not None:
             return text
-    return json.dumps(_json_value(value, where), separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(_json_value(value, where))
 
 
 _Parser = Callable[[object, str], Any]

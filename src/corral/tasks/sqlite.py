@@ -174,13 +174,22 @@ def _task_row(task: Task) -> _Row:
         task.status,
         task.priority,
         task.assignee,
-        json.dumps(task.labels),
+        _json_text(task.labels),
         task.due_date,
-        json.dumps(task.custom_fields),
+        _json_text(task.custom_fields),
         task.created_at,
         task.updated_at,
         task.version,
     )
+
+
+def _json_text(value: list[str] | dict[str, Any]) -> str:
+    # Most tasks have no labels or custom fields: "[]" and "{}" need no encoder.
+    return json.dumps(value) if value else "[]" if isinstance(value, list) else "{}"
+
+
+def _from_json_text(text: str) -> Any:
+    return [] if text == "[]" else {} if text == "{}" else json.loads(text)
 
 
 def _tombstone_row(task_id: str, version: int) -> _Row:
@@ -198,9 +207,9 @@ def _task_from_row(row: _Row) -> Task:
         status=status,
         priority=priority,
         assignee=assignee,
-        labels=json.loads(labels),
+        labels=_from_json_text(labels),
         due_date=due,
-        custom_fields=json.loads(custom),
+        custom_fields=_from_json_text(custom),
         created_at=created_at,
         updated_at=updated_at,
         version=version,
