@@ -197,15 +197,20 @@ def _plain_containers(value: object) -> bool:
 
     Walking it is a few times faster than reading the text back. False is no verdict: a
     subclass of one of these types may still be plain JSON, which the read-back decides."""
-    kind = type(value)
-    if kind is dict:
-        for key, item in value.items():  # type: ignore[attr-defined]
-            if type(key) is not str or not _plain_containers(item):
+    # Scalars are checked in the loops, not in a call each: most values are scalars.
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in _JSON_SCALARS and not _plain_containers(item):
                 return False
         return True
-    if kind is list:
-        return all(map(_plain_containers, value))  # type: ignore[call-overload]
-    return kind in _JSON_SCALARS
+    if type(value) is list:
+        for item in value:
+            if type(item) not in _JSON_SCALARS and not _plain_containers(item):
+                return False
+        return True
+    return type(value) in _JSON_SCALARS
 
 
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
