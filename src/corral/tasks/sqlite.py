@@ -405,7 +405,7 @@ class SQLiteTaskStore(TaskStore):
             written: list[tuple[ChangeOp, Task]] = []
             relabeled: list[Task] = []
             results: list[Task] = []
-            links: list[Link] = []
+            links: list[tuple[str, ...]] = []  # rows of _LINK_COLUMNS
             for i, upsert in enumerate(upserts):
                 if i % 1000 == 0:
                     bounds.check_time()
@@ -423,15 +423,9 @@ class SQLiteTaskStore(TaskStore):
                         relabeled.append(task)
                 results.append(task)
                 if upsert.link is not None:
+                    link = upsert.link
                     links.append(
-                        Link(
-                            plugin=actor,
-                            task_id=task.id,
-                            updated_at=now,
-                            system=upsert.link.system,
-                            external_key=upsert.link.external_key,
-                            snapshot=upsert.link.snapshot,
-                        )
+                        (actor, link.system, link.external_key, task.id, link.snapshot, now)
                     )
             rows = [(op, _task_row(task)) for op, task in written]
             created = [task for op, task in written if op == "create"]
@@ -446,7 +440,7 @@ class SQLiteTaskStore(TaskStore):
                 "INSERT INTO task_labels (task_id, label) VALUES (?, ?)",
                 [(task.id, label) for task in created + relabeled for label in task.labels],
             )
-            conn.executemany(_UPSERT_LINK, [_link_row(link) for link in links])
+            conn.executemany(_UPSERT_LINK, links)
             if rows:
                 _append_changes(conn, actor, now, rows)
             if bounds.max_created is not None:
