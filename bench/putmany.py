@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from corral.capabilities import TasksCapability
 from corral.capabilities._base import CallContext, PluginContext
+from corral.capabilities.tasks import TasksCapability
 from corral.host_services import HostServices
 from corral.manifest import parse_manifest
 
