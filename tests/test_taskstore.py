@@ -72,6 +72,10 @@ def link(task_id: str, key: str = "J-1", plugin: str = "jira-sync", **snapshot: 
 # --- model validation ----------------------------------------------------------------------------
 
 
+class _Fields(dict[Any, Any]):
+    """A dict subclass, as a host application might pass."""
+
+
 @pytest.mark.parametrize(
     ("item", "message"),
     [
@@ -112,6 +116,21 @@ def link(task_id: str, key: str = "J-1", plugin: str = "jira-sync", **snapshot: 
             "tasks[3].expected_version: expected a version number (0 or more), got true",
         ),
         ({"title": "t", "colour": "red"}, "tasks[3].colour: unknown field"),
+        ({"title": " \t"}, "tasks[3].title: must not be empty"),
+        ({"title": "t", "assignee": ""}, "tasks[3].assignee: must not be empty"),
+        # What `json.dumps` would quietly turn into JSON, however deep, and in a dict subclass.
+        (
+            {"id": "t", "link": {"system": "j", "external_key": "J-1", "snapshot": {"a": (1,)}}},
+            "tasks[3].link.snapshot.a: tuple is not a JSON value",
+        ),
+        (
+            {"id": "t", "link": {"system": "j", "external_key": "J-1", "snapshot": [{2: 0}]}},
+            "tasks[3].link.snapshot[0]: key 2 is not a string",
+        ),
+        (
+            {"title": "t", "custom_fields": {"a": _Fields({3: 0})}},
+            "tasks[3].custom_fields.a: key 3 is not a string",
+        ),
         ("just a title", "tasks[3]: expected an object, got a string"),
     ],
 )

@@ -160,6 +160,8 @@ def _json_value(value: object, where: str) -> JSONValue:
 def _json_object(value: object, where: str) -> dict[str, JSONValue]:
     if not isinstance(value, dict):
         raise _invalid(where, f"expected an object, got {_type_name(value)}")
+    if not value:
+        return {}
     text = _plain_json_text(value)
     if text is not None:
         copy: dict[str, JSONValue] = json.loads(text)
@@ -170,18 +172,48 @@ def _json_object(value: object, where: str) -> dict[str, JSONValue]:
     return {key: _json_value(item, f"{where}.{key}") for key, item in value.items()}
 
 
+# One encoder for every snapshot: `json.dumps` with options builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _plain_json_text(value: dict[Any, Any] | list[Any]) -> str | None:
     """`value` as compact JSON text if it is plain JSON data, else None.
 
-    The C encoder and decoder check a batch's snapshots many times faster than walking them in
-    Python, which the callers do only for data that fails here, to name the bad part. `dumps`
-    alone is not enough: it quietly turns tuples into arrays and number keys into strings, so
-    the text must also read back equal."""
+    The C encoder checks a batch's snapshots many times faster than `_json_value` walks them,
+    which the callers do only for data that fails here, to name the bad part. `dumps` alone is
+    not enough: it quietly turns tuples into arrays and number keys into strings, so the
+    containers are checked as well, by exact type (a subclass goes the slow way)."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _COMPACT.encode(value)
     except (TypeError, ValueError):
         return None
+    if _plain_containers(value):
+        return text
     return text if json.loads(text) == value else None
+
+
+def _plain_containers(value: object) -> bool:
+    """Whether `value` is built of exactly lists, dicts with string keys, and JSON scalars.
+
+    Walking it is a few times faster than reading the text back. False is no verdict: a
+    subclass of one of these types may still be plain JSON, which the read-back decides."""
+    # Scalars are checked in the loops, not in a call each: most values are scalars.
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in _JSON_SCALARS and not _plain_containers(item):
+                return False
+        return True
+    if type(value) is list:
+        for item in value:
+            if type(item) not in _JSON_SCALARS and not _plain_containers(item):
+                return False
+        return True
+    return type(value) in _JSON_SCALARS
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _snapshot(value: object, where: str) -> str:
@@ -197,7 +229,7 @@ def _snapshot(value: object, where: str) -> str:
         text = _plain_json_text(value)
         if text is not None:
             return text
-    return json.dumps(_json_value(value, where), separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(_json_value(value, where))
 
 
 _Parser = Callable[[object, str], Any]
@@ -212,8 +244,28 @@ def _fields_of(data: object, where: str, parsers: dict[str, _Parser]) -> dict[st
         parser = parsers.get(key)
         if parser is None:
             raise _invalid(f"{where}.{key}", "unknown field")
-        values[key] = parser(value, f"{where}.{key}")
+        well_formed = _WELL_FORMED.get(parser)
+        if well_formed is not None and well_formed(value):
+            values[key] = value
+        else:
+            values[key] = parser(value, f"{where}.{key}")
     return values
+
+
+def _is_name(value: object) -> bool:
+    # `isspace` and `strip` agree on what whitespace is; "" is not all whitespace.
+    return type(value) is str and value != "" and not value.isspace()
+
+
+# For the parsers that return a good value unchanged: a check of that value without the field's
+# path, which a batch would otherwise format for every field of every item.
+_WELL_FORMED: dict[_Parser, Callable[[object], bool]] = {
+    _text: lambda value: type(value) is str,
+    _name: _is_name,
+    _optional_name: lambda value: value is None or _is_name(value),
+    _version: lambda value: type(value) is int and value >= 0,
+    _due_date: lambda value: value is None,
+}
 
 
 # Fields a writer sets.
@@ -239,10 +291,11 @@ TASK_FIELDS = tuple(_TASK_KEYS)
 """The keys of a task's JSON object."""
 
 
+_LINK_KEYS: dict[str, _Parser] = {"system": _name, "external_key": _name, "snapshot": _snapshot}
+
+
 def _upsert_link(value: object, where: str) -> UpsertLink:
-    values = _fields_of(
-        value, where, {"system": _name, "external_key": _name, "snapshot": _snapshot}
-    )
+    values = _fields_of(value, where, _LINK_KEYS)
     for key in ("system", "external_key", "snapshot"):
         if key not in values:
             raise _invalid(f"{where}.{key}", "required")

@@ -174,13 +174,22 @@ def _task_row(task: Task) -> _Row:
         task.status,
         task.priority,
         task.assignee,
-        json.dumps(task.labels),
+        _json_text(task.labels),
         task.due_date,
-        json.dumps(task.custom_fields),
+        _json_text(task.custom_fields),
         task.created_at,
         task.updated_at,
         task.version,
     )
+
+
+def _json_text(value: list[str] | dict[str, Any]) -> str:
+    # Most tasks have no labels or custom fields: "[]" and "{}" need no encoder.
+    return json.dumps(value) if value else "[]" if isinstance(value, list) else "{}"
+
+
+def _from_json_text(text: str) -> Any:
+    return [] if text == "[]" else {} if text == "{}" else json.loads(text)
 
 
 def _tombstone_row(task_id: str, version: int) -> _Row:
@@ -198,9 +207,9 @@ def _task_from_row(row: _Row) -> Task:
         status=status,
         priority=priority,
         assignee=assignee,
-        labels=json.loads(labels),
+        labels=_from_json_text(labels),
         due_date=due,
-        custom_fields=json.loads(custom),
+        custom_fields=_from_json_text(custom),
         created_at=created_at,
         updated_at=updated_at,
         version=version,
@@ -396,7 +405,7 @@ class SQLiteTaskStore(TaskStore):
             written: list[tuple[ChangeOp, Task]] = []
             relabeled: list[Task] = []
             results: list[Task] = []
-            links: list[Link] = []
+            links: list[tuple[str, ...]] = []  # rows of _LINK_COLUMNS
             for i, upsert in enumerate(upserts):
                 if i % 1000 == 0:
                     bounds.check_time()
@@ -414,15 +423,9 @@ class SQLiteTaskStore(TaskStore):
                         relabeled.append(task)
                 results.append(task)
                 if upsert.link is not None:
+                    link = upsert.link
                     links.append(
-                        Link(
-                            plugin=actor,
-                            task_id=task.id,
-                            updated_at=now,
-                            system=upsert.link.system,
-                            external_key=upsert.link.external_key,
-                            snapshot=upsert.link.snapshot,
-                        )
+                        (actor, link.system, link.external_key, task.id, link.snapshot, now)
                     )
             rows = [(op, _task_row(task)) for op, task in written]
             created = [task for op, task in written if op == "create"]
@@ -437,7 +440,7 @@ class SQLiteTaskStore(TaskStore):
                 "INSERT INTO task_labels (task_id, label) VALUES (?, ?)",
                 [(task.id, label) for task in created + relabeled for label in task.labels],
             )
-            conn.executemany(_UPSERT_LINK, [_link_row(link) for link in links])
+            conn.executemany(_UPSERT_LINK, links)
             if rows:
                 _append_changes(conn, actor, now, rows)
             if bounds.max_created is not None:
