@@ -148,13 +148,17 @@ class _Hostile(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def route_bomb(self, query: dict[str, str], body: bytes) -> None:
-        data = gzip.compress(bytes(int(query["n"])))
-        self.send_response(200)
-        self.send_header("Content-Encoding", "gzip")
+    def reply(self, status: int, data: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Answer with `data` whole, its length announced."""
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def route_bomb(self, query: dict[str, str], body: bytes) -> None:
+        self.reply(200, gzip.compress(bytes(int(query["n"]))), (("Content-Encoding", "gzip"),))
 
     def route_bytes(self, query: dict[str, str], body: bytes) -> None:
         size = int(query["n"])
@@ -185,11 +189,7 @@ class _Hostile(BaseHTTPRequestHandler):
     def route_text(self, query: dict[str, str], body: bytes) -> None:
         """`n` two-byte characters, then the bytes `tail` (hex) says."""
         data = "é".encode() * int(query["n"]) + bytes.fromhex(query.get("tail", ""))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(200, data, (("Content-Type", "text/plain; charset=utf-8"),))
 
     def route_together(self, query: dict[str, str], body: bytes) -> None:
         """Answers only once `TOGETHER` requests wait here at the same time: requests sent
@@ -199,10 +199,7 @@ class _Hostile(BaseHTTPRequestHandler):
             status, data = 200, f"together {query['i']}".encode()
         except threading.BrokenBarrierError:
             status, data = 504, b"alone"
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(status, data)
 
     def route_never_read(self, query: dict[str, str], body: bytes) -> None:
         """Takes the request line and headers, then reads nothing more until released."""

@@ -148,7 +148,7 @@ def _step(ctx):
                 return _finish(run)
         state.put("run", run)
         ctx.longest_step = max(ctx.longest_step, time.monotonic() - started)
-    _save(ctx)
+    pull.settle(ctx)  # the page in flight, if any; every other step saved the run already
     return None
 
 

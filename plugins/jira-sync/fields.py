@@ -70,9 +70,6 @@ class Field:
         self.pushes = direction in ("push", "both")
         custom = local.startswith("custom_fields.")
         self._custom_key = local[len("custom_fields.") :] if custom else None
-        # Chosen once: a sync converts every mapped field of every issue it reads.
-        self.to_local = self._converter()
-        """A Jira field value in the local form."""
 
     def read_local(self, task):
         """The field's value in a task's JSON object, normalized."""
@@ -92,35 +89,26 @@ class Field:
         else:
             task[self.local] = value
 
-    def _converter(self):
+    def to_local(self, raw):
+        """A Jira field value in the local form."""
         jira = self.jira
         if jira == "description":
-            if self.api_version == 3:
-                return lambda raw: adf.to_text(raw) or ""
-            return lambda raw: raw or ""
+            return (adf.to_text(raw) if self.api_version == 3 else raw) or ""
         if jira == "summary":
-            return lambda raw: raw or ""
+            return raw or ""
         if jira in ("status", "priority"):
-            to_local = self.values.to_local
-
-            def named(raw):
-                name = raw.get("name") if isinstance(raw, dict) else raw
-                return None if name is None else to_local(name)
-
-            return named
+            name = raw.get("name") if isinstance(raw, dict) else raw
+            return None if name is None else self.values.to_local(name)
         if jira == "assignee":
-            accounts = self.accounts
-
-            def person(raw):
-                if not raw:
-                    return None
-                account = raw.get("accountId") or raw.get("name")
-                return accounts.get(account, account)
-
-            return person
+            if not raw:
+                return None
+            account = raw.get("accountId") or raw.get("name")
+            return self.accounts.get(account, account)
         if jira == "labels":
-            return lambda raw: sorted(v for v in raw or () if not v.startswith(MARKER_PREFIX))
-        return lambda raw: raw["value"] if isinstance(raw, dict) and "value" in raw else raw
+            return sorted(v for v in raw or () if not v.startswith(MARKER_PREFIX))
+        if isinstance(raw, dict) and "value" in raw:
+            return raw["value"]
+        return raw
 
     def to_remote(self, value, current_raw=None):
         """The Jira field value for a local value (`current_raw`: the issue's value now)."""
@@ -147,7 +135,6 @@ class FieldMap:
     def __init__(self, fields):
         self.fields = fields
         self.by_local = {f.local: f for f in fields}
-        self._conversions = [(f.local, f.jira, f.to_local) for f in fields]
 
     def jira_ids(self):
         return sorted({f.jira for f in self.fields} | {"updated", "labels"})
@@ -157,7 +144,7 @@ class FieldMap:
 
     def remote_values(self, issue):
         raw = issue.get("fields") or {}
-        return {local: to_local(raw.get(jira)) for local, jira, to_local in self._conversions}
+        return {f.local: f.to_local(raw.get(f.jira)) for f in self.fields}
 
 
 def build(settings, custom_ids):

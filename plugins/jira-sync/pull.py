@@ -63,10 +63,10 @@ def page(ctx):
 class _Unsettled:
     """A merged page whose tasks the host is writing: what the run records once they are."""
 
-    def __init__(self, issues, token, write, writes, links, conflicts, deferred):
+    def __init__(self, issues, token, started, writes, links, conflicts, deferred):
         self.ids = [str(issue["id"]) for issue in issues]
         self.token = token
-        self.write = write
+        self.started = started
         self.writes = writes
         self.links = links
         self.conflicts = conflicts
@@ -79,10 +79,10 @@ def _merge_page(ctx, issues, token):
         writes, links, conflicts = _merged(ctx, issues, "pull", respect_leases=True)
     finally:
         deferred, ctx.deferred = ctx.deferred, None
-    write = None
+    started = None
     if links and not ctx.dry_run:
-        write = engine.start_put_tasks(_batch(writes, links))
-    return _Unsettled(issues, token, write, writes, links, conflicts, deferred)
+        started = engine.start_put_tasks(_batch(writes, links))
+    return _Unsettled(issues, token, started, writes, links, conflicts, deferred)
 
 
 def settle(ctx):
@@ -93,7 +93,7 @@ def settle(ctx):
         return
     for count, args in page.deferred:
         count(*args)
-    _record(ctx, page.writes, page.links, page.conflicts, "pull", page.write)
+    _record(ctx, page.writes, page.links, page.conflicts, "pull", page.started)
     run = ctx.run
     if run["mode"] == "full":  # plugin state, kept in dry runs too: the deletion check needs it
         deletions.remember_seen(run, page.ids, last=page.token is None)
