@@ -1,12 +1,14 @@
 """Runtime benchmark: load, instantiate and call the hello plugin, against bare wasmtime.
 
-    .venv/bin/python bench/runtime.py [--calls 2000]
+    .venv/bin/python bench/runtime.py [--calls 2000] [--loop 2000000]
 
 Prints cold load (compile), warm load (cache hit), instantiation, resident memory per live
 instance, and the `invoke("echo")` round trip through Corral and through the bare
 `wasmtime.component` API on the same engine configuration, in the same run, with the ratio.
 Corral's call is faster than the bare one because it resolves the export's component types
 once instead of on every call; the line below it separates that from Corral's own overhead.
+Last, the cost of metering fuel: the same CPU-bound guest loop (the test plugin `misbehave`'s
+`count`) in a plugin without a fuel limit and in one with a budget too large to run out.
 Targets: warm load <= 100 ms; Corral's per-call overhead <= 1.2x the bare call.
 """
 
@@ -57,7 +59,8 @@ def resident_bytes() -> int:
 
 def bare_invoke(runner: PluginRunner) -> Callable[[], Any]:
     """The same component, instantiated and called with nothing but wasmtime-py."""
-    engine = runner.runtime.engine
+    metered = runner.limits.fuel is not None
+    engine = runner.runtime.engine(metered)
     component: Component = runner.component
     linker = Linker(engine)
     linker.add_wasip2()
@@ -70,7 +73,8 @@ def bare_invoke(runner: PluginRunner) -> Callable[[], Any]:
     store = Store(engine)
     store.set_wasi(WasiConfig())
     store.set_epoch_deadline(1 << 40)
-    store.set_fuel(1 << 62)
+    if metered:
+        store.set_fuel(1 << 62)
     instance = linker.instantiate(store, component)
     handler = instance.get_export_index(store, "corral:plugin/handler@0.1.0")
     invoke = instance.get_func(store, instance.get_export_index(store, "invoke", handler))
@@ -88,6 +92,7 @@ def bare_invoke(runner: PluginRunner) -> Callable[[], Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--loop", type=int, default=2_000_000, help="guest loop iterations")
     args = parser.parse_args()
 
     bundle = build_cached(ROOT / "examples" / "hello-python", ROOT / ".corral" / "bundles")
@@ -164,6 +169,41 @@ def main() -> None:
         f"and call context add {corral_us - frozen_us:.1f} us"
     )
     print(f"host.call (+JSON)        {host_call_us:9.1f} us   ratio {host_call_us / bare_us:.2f}x")
+    unmetered_ms, metered_ms = fuel_cost(args.loop)
+    print(
+        f"guest loop, no fuel      {unmetered_ms:9.1f} ms   ({args.loop:,} iterations, best of 5)"
+    )
+    print(f"guest loop, fuel metered {metered_ms:9.1f} ms   ratio {metered_ms / unmetered_ms:.2f}x")
+
+
+def fuel_cost(iterations: int) -> tuple[float, float]:
+    """Best-of-5 milliseconds of a CPU-bound guest call, without and with fuel metering
+    (alternating, so load on the machine falls on both alike)."""
+    bundle = build_cached(ROOT / "tests" / "plugins" / "misbehave", ROOT / ".corral" / "bundles")
+    with tempfile.TemporaryDirectory() as tmp:
+        plugins = Path(tmp) / "plugins"
+        shutil.copytree(bundle.directory, plugins / "misbehave")
+        hosts = [
+            PluginHost(
+                plugin_dirs=[plugins],
+                data_dir=Path(tmp) / f"data-{fuel}",
+                cache_dir=ROOT / ".corral" / "compiled",
+                plugins={"misbehave": {"limits": {"fuel": fuel}}},
+            )
+            for fuel in (None, 1 << 60)
+        ]
+        times: list[list[float]] = [[], []]
+        for host in hosts:
+            host.load()
+            host.call("misbehave", "count", {"n": 1000})  # an instance, warm
+        for _ in range(5):
+            for host, taken in zip(hosts, times, strict=True):
+                started = time.perf_counter()
+                host.call("misbehave", "count", {"n": iterations})
+                taken.append((time.perf_counter() - started) * 1000)
+        for host in hosts:
+            host.close()
+    return min(times[0]), min(times[1])
 
 
 if __name__ == "__main__":

@@ -350,10 +350,10 @@ def test_an_exception_nobody_expected_fails_only_its_bundle(
             raise RecursionError("maximum recursion depth exceeded")
         return real_parse_manifest(data, path)
 
-    def check_contract(component: Any, runtime: Any, bundle: Any) -> None:
+    def check_contract(component: Any, engine: Any, bundle: Any) -> None:
         if bundle.name == "load-bug":
             raise RuntimeError("something\nspanning lines")
-        real_check(component, runtime, bundle)
+        real_check(component, engine, bundle)
 
     monkeypatch.setattr(corral.bundle, "parse_manifest", parse_manifest)
     monkeypatch.setattr(corral.registry, "check_contract", check_contract)

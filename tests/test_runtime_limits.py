@@ -19,6 +19,7 @@ from corral import (
     PluginTimeout,
     PluginTrap,
 )
+from corral.config import LimitOptions, PluginSettings
 
 HostFactory = Callable[..., PluginHost]
 
@@ -108,6 +109,29 @@ def test_fuel_budget_per_call(make_host: HostFactory) -> None:
     # the budget is per call, not per instance lifetime
     for _ in range(3):
         assert host.call("misbehave", "count", {"n": 100}) == 4950
+
+
+def test_a_plugin_with_a_fuel_budget_still_times_out(make_host: HostFactory) -> None:
+    """Plugins with a fuel budget run on an engine of their own, whose epoch ticks as well."""
+    limits = {"fuel": 1 << 60, "execution_timeout": "300ms"}
+    host = make_host("misbehave", plugins={"misbehave": {"limits": limits}})
+    started = time.monotonic()
+    with pytest.raises(PluginTimeout):
+        host.call("misbehave", "loop")
+    assert time.monotonic() - started < 0.4
+
+
+def test_setting_and_removing_a_fuel_budget_takes_effect_on_refresh(
+    make_host: HostFactory,
+) -> None:
+    host = make_host("misbehave")
+    assert host.call("misbehave", "count", {"n": 1_000_000}) == 499999500000  # not metered
+    budget = PluginSettings(limits=LimitOptions(fuel=50_000_000))
+    host.refresh(host.config.model_copy(update={"plugins": {"misbehave": budget}}))
+    with pytest.raises(PluginFuelExhausted):
+        host.call("misbehave", "count", {"n": 10_000_000})
+    host.refresh(host.config.model_copy(update={"plugins": {}}))
+    assert host.call("misbehave", "count", {"n": 10_000_000}) == 49999995000000
 
 
 def test_uncaught_guest_exception_is_a_trap_naming_it(misbehave: PluginHost) -> None:

@@ -34,7 +34,7 @@ CAPABILITY_OPTION_MODELS: dict[str, Any] = {
 _NOTES = {
     "plugin_dirs": "Directories searched for bundles, in order.",
     "data_dir": "SQLite stores (tasks, kv) and the audit log.",
-    "engine": "Settings of the one Wasmtime engine.",
+    "engine": "Wasmtime settings that apply to every plugin.",
     "engine.max_wasm_stack": "WebAssembly stack per call, engine-wide (at least 64KB).",
     "bundles": "Caps on reading one bundle, checked with `stat` before anything is read.",
     "bundles.max_manifest_size": "Largest manifest.yaml read.",
@@ -42,7 +42,7 @@ _NOTES = {
     "defaults": "Limits for every plugin; each applies only where tighter than the manifest's.",
     "memory_limit": "Linear memory per instance (B, KB, MB, GB).",
     "execution_timeout": "Wall time per call (ms, s, m).",
-    "fuel": "Instruction budget per call; unset: unmetered.",
+    "fuel": "Instruction budget per call; unset: not metered (which is faster).",
     "max_instances": "Instances of the plugin running at once (1-64; default 4).",
     "plugins": "Settings per plugin name.",
     "plugins.<name>.enabled": "false: listed as disabled, not loaded.",

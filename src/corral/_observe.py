@@ -93,8 +93,9 @@ class CallWatcher(Protocol):
     def output(self, stream: str, line: str) -> None:
         """The guest wrote a line to ``stdout`` or ``stderr`` (within the per-call limit)."""
 
-    def call_ended(self, fuel_consumed: int) -> None:
-        """The call's guest code is done (returned or trapped); its store is still open."""
+    def call_ended(self, fuel_consumed: int | None) -> None:
+        """The call's guest code is done (returned or trapped); its store is still open.
+        `fuel_consumed` is None where the plugin's fuel is not metered."""
 
 
 _watchers: list[CallWatcher] = []

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from wasmtime import Engine
 from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from ._cache import CompiledCache
@@ -226,13 +227,18 @@ def effective_limits(
             name, "execution_timeout", runtime.execution_timeout, ceilings.execution_timeout, origin
         )
         timeout = parse_duration(ceilings.execution_timeout)
-    fuels = [f for f in (runtime.fuel, ceilings.fuel) if f is not None]
     return PluginLimits(
         memory_bytes=memory,
         timeout_s=timeout,
-        fuel=min(fuels) if fuels else None,
+        fuel=fuel_budget(manifest, operator),
         max_instances=ceilings.max_instances or 1,
     )
+
+
+def fuel_budget(manifest: Manifest, operator: LimitOptions) -> int | None:
+    """The per-call fuel budget: the lower of the manifest's and the operator's, if any."""
+    fuels = [f for f in (manifest.runtime.fuel, operator.fuel) if f is not None]
+    return min(fuels) if fuels else None
 
 
 def _log_capped(plugin: str, field: str, asked: str, ceiling: str, origin: SettingsOrigin) -> None:
@@ -249,10 +255,10 @@ def _log_capped(plugin: str, field: str, asked: str, ceiling: str, origin: Setti
     )
 
 
-def check_contract(component: Component, runtime: Runtime, bundle: Bundle) -> None:
+def check_contract(component: Component, engine: Engine, bundle: Bundle) -> None:
     """Refuse a component that does not fit the ``corral:plugin`` world (see `_contract`)."""
     source = f"{bundle.wasm_path.name} of plugin {bundle.name!r}"
-    check_world(component.type, runtime.engine, source)
+    check_world(component.type, engine, source)
 
 
 class Registry:
@@ -262,15 +268,22 @@ class Registry:
         self._runtime = runtime
         self._config = config
         self._services = services
-        self._cache = CompiledCache(
-            config.compiled_cache_dir, runtime.engine, runtime.settings.fingerprint()
-        )
+        # A component compiles for one engine: with fuel metered or without (see `runtime`).
+        self._caches = {
+            metered: CompiledCache(
+                config.compiled_cache_dir,
+                runtime.engine(metered),
+                runtime.settings.fingerprint(metered),
+            )
+            for metered in (False, True)
+        }
         self._current = _Generation()
         self._refreshing = threading.Lock()
         self._opened: dict[Path, tuple[object, Bundle]] = {}
+        # Compiles in flight and compiled components not yet loaded, by `_compile_key`.
         self._compiling: set[str] = set()
-        self._compile_failures: dict[str, str] = {}
         self._fresh: dict[str, Component] = {}
+        self._compile_failures: dict[str, str] = {}  # by wasm sha256
         self._unmatched: list[str] = []
 
     def load_all(self) -> list[PluginInfo]:
@@ -351,11 +364,13 @@ class Registry:
                 if name not in kept:
                     _log.info("plugin %s unloaded", name)
                     self._retire(old)
-            changed.sort(key=lambda claim: not self._cache.has(claim.bundle.wasm_sha256))
+            changed.sort(key=lambda claim: not self._has_compiled(claim.bundle))
             for claim in changed:
                 self._swap_in(claim, on_compiled)
-            for unused in self._fresh.keys() - {c.bundle.wasm_sha256 for c in winners.values()}:
-                del self._fresh[unused]  # compiled for a bundle removed meanwhile
+            for unused in self._fresh.keys() - {
+                self._compile_key(c.bundle) for c in winners.values()
+            }:
+                del self._fresh[unused]  # compiled for a bundle removed (or re-limited) meanwhile
         return self.infos()
 
     def _swap_in(self, claim: _Claim, on_compiled: Callable[[], None] | None) -> None:
@@ -363,11 +378,9 @@ class Registry:
         bundle = claim.bundle
         name = bundle.name
         old = self._current.plugins.get(name)
-        sha = bundle.wasm_sha256
-        if sha in self._compiling:
+        if self._compile_key(bundle) in self._compiling:
             return  # the refresh after its compile loads it
-        compiled = self._cache.has(sha) or sha in self._fresh or sha in self._compile_failures
-        if not compiled:
+        if not self._has_compiled(bundle):
             if old is not None and old.runner is not None:
                 placeholder = old.showing(replace(old.info, state="compiling"))
             else:
@@ -390,17 +403,17 @@ class Registry:
             self._retire(old)
 
     def _compile_in_background(self, bundle: Bundle, on_compiled: Callable[[], None]) -> None:
-        sha = bundle.wasm_sha256
-        self._compiling.add(sha)
+        key = self._compile_key(bundle)
+        self._compiling.add(key)
 
         def compile_() -> None:
             try:
                 # Kept until loaded, in case the cache could not store it (a read-only disk).
-                self._fresh[sha] = self.compiled(bundle)[0]
+                self._fresh[key] = self.compiled(bundle)[0]
             except Exception as exc:  # reported when the next refresh loads the bundle
-                self._compile_failures[sha] = describe_failure(exc)
+                self._compile_failures[bundle.wasm_sha256] = describe_failure(exc)
             finally:
-                self._compiling.discard(sha)
+                self._compiling.discard(key)
                 on_compiled()
 
         threading.Thread(target=compile_, name=f"corral-compile-{bundle.name}", daemon=True).start()
@@ -667,29 +680,48 @@ class Registry:
             "plugin %s %s loaded%s", name, loaded.info.version, " (cached)" if from_cache else ""
         )
 
+    def _meters_fuel(self, bundle: Bundle) -> bool:
+        """Whether the bundle runs (and so compiles) for the engine that meters fuel."""
+        operator = self._config.settings_for(bundle.name).limits
+        return fuel_budget(bundle.manifest, operator.merged_over(self._config.defaults)) is not None
+
+    def _compile_key(self, bundle: Bundle) -> str:
+        return f"{bundle.wasm_sha256}:{'metered' if self._meters_fuel(bundle) else 'unmetered'}"
+
+    def _has_compiled(self, bundle: Bundle) -> bool:
+        """Whether loading the bundle needs no compile (or would fail at once)."""
+        sha = bundle.wasm_sha256
+        return (
+            self._caches[self._meters_fuel(bundle)].has(sha)
+            or self._compile_key(bundle) in self._fresh
+            or sha in self._compile_failures
+        )
+
     def compiled(self, bundle: Bundle) -> tuple[Component, bool]:
         """The bundle's component, compiled or from the cache; and whether it was cached."""
         failure = self._compile_failures.get(bundle.wasm_sha256)
         if failure is not None:
             raise BundleError(f"{bundle.wasm_path}: does not compile: {failure}")
-        fresh = self._fresh.pop(bundle.wasm_sha256, None)
+        fresh = self._fresh.pop(self._compile_key(bundle), None)
         if fresh is not None:
             return fresh, False
-        return self._cache.load(
-            bundle.wasm_sha256, lambda: self._runtime.compile(bundle.read_verified_wasm())
+        metered = self._meters_fuel(bundle)
+        return self._caches[metered].load(
+            bundle.wasm_sha256,
+            lambda: self._runtime.compile(bundle.read_verified_wasm(), metered),
         )
 
     def checked(self, bundle: Bundle) -> tuple[Component, bool]:
         """`compiled`, refused (`BundleError`) unless it fits the ``corral:plugin`` world."""
         component, from_cache = self.compiled(bundle)
-        check_contract(component, self._runtime, bundle)
+        check_contract(component, self._runtime.engine(self._meters_fuel(bundle)), bundle)
         return component, from_cache
 
     def interface(self, bundle: Bundle) -> tuple[list[str], dict[str, list[str]]]:
         """The interfaces a bundle's component imports, and what it exports: each exported
         interface with the names of its functions (a function exported alone: no names)."""
         ctype = self.compiled(bundle)[0].type
-        engine = self._runtime.engine
+        engine = self._runtime.engine(self._meters_fuel(bundle))
         exports: dict[str, list[str]] = {}
         for name, item in sorted(ctype.exports(engine).items()):
             kind = item.ty

@@ -1,9 +1,10 @@
 """Running components in Wasmtime: the shared engine, limits, deadlines and instance pools.
 
-One `Runtime` owns one Engine. Deadlines use epoch interruption, and the epoch counter belongs
-to the Engine: bumping it to stop one call would interrupt every other plugin's call too. So a
-single ticker thread advances the epoch at a fixed rate and each call sets its own per-store
-deadline, counted in ticks.
+One `Runtime` owns two Engines, alike but for fuel: metering fuel costs a CPU-bound plugin
+about 15% of its time, so only plugins with a fuel budget run on the metering one. Deadlines
+use epoch interruption, and the epoch counter belongs to an Engine: bumping it to stop one call
+would interrupt every other plugin's call too. So a single ticker thread advances both epochs
+at a fixed rate and each call sets its own per-store deadline, counted in ticks.
 
 A `Store` is not thread-safe. Each `PluginRunner` keeps a bounded pool of instances, each in its
 own store; a call takes an idle instance (or creates one, up to `max_instances`), or waits for
@@ -59,8 +60,8 @@ _MAX_TABLES = 1000
 _MAX_MEMORIES = 100
 _MAX_TABLE_ELEMENTS = 1_000_000
 _WASMTIME_VERSION = metadata.version("wasmtime")
-# Without a fuel budget a call still needs fuel: the engine meters every store.
-_UNMETERED_FUEL = 1 << 62
+# A store on the metering engine always needs fuel: one with no budget gets this much once.
+_ENDLESS_FUEL = 1 << 62
 _TICKER_LINGER_S = 1.0
 # Wasmtime's output threads release a closed store's streams within microseconds, unless they
 # wait for the GIL; past this, a store's close stops waiting for them.
@@ -74,11 +75,11 @@ class EngineSettings:
     max_wasm_stack: int = 1 << 20
     epoch_tick_s: float = 0.005
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, metered: bool) -> str:
         """What a compiled artifact depends on besides the component itself."""
         return (
-            f"wasmtime={_WASMTIME_VERSION};epoch=1;fuel=1;stack={self.max_wasm_stack};"
-            f"target={platform.machine()}"
+            f"wasmtime={_WASMTIME_VERSION};epoch=1;fuel={int(metered)};"
+            f"stack={self.max_wasm_stack};target={platform.machine()}"
         )
 
 
@@ -105,16 +106,20 @@ class Event:
     received_at_ms: int
 
 
+def _engine(settings: EngineSettings, metered: bool) -> Engine:
+    config = Config()
+    config.epoch_interruption = True
+    config.consume_fuel = metered
+    config.max_wasm_stack = settings.max_wasm_stack
+    return Engine(config)
+
+
 class Runtime:
-    """The shared Engine, its epoch ticker, and component compilation."""
+    """The shared Engines, their epoch ticker, and component compilation."""
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        config = Config()
-        config.epoch_interruption = True
-        config.consume_fuel = True
-        config.max_wasm_stack = self.settings.max_wasm_stack
-        self.engine = Engine(config)
+        self._engines = {metered: _engine(self.settings, metered) for metered in (False, True)}
         self._active = 0
         self._ticking = False
         self._last_call = 0.0
@@ -163,7 +168,8 @@ class Runtime:
                 # epochs (`epoch_deadline`), so a burst ends calls on time, never early.
                 due = origin_epoch + int((now - origin) / tick)
                 while self._epoch < due:
-                    self.engine.increment_epoch()
+                    for engine in self._engines.values():
+                        engine.increment_epoch()
                     self._epoch += 1
                 with self._wake:
                     # Waking this thread costs a call tens of microseconds, so it keeps ticking
@@ -187,10 +193,15 @@ class Runtime:
             )
             return max(0, target - self._epoch)
 
-    def compile(self, wasm: bytes) -> Component:
-        """Compile a component (seconds for a Python plugin: callers cache the result)."""
+    def engine(self, metered: bool) -> Engine:
+        """The engine that meters fuel, or the one that does not."""
+        return self._engines[metered]
+
+    def compile(self, wasm: bytes, metered: bool) -> Component:
+        """Compile a component for one engine (seconds for a Python plugin: callers cache the
+        result)."""
         try:
-            return Component(self.engine, wasm)
+            return Component(self._engines[metered], wasm)
         except WasmtimeError as exc:
             first = str(exc).splitlines()[0] if str(exc) else "invalid"
             raise BundleError(f"not a valid WebAssembly component: {first}") from None
@@ -268,6 +279,8 @@ class PluginRunner:
         self.commands = commands if commands is not None else CommandValidators(name, {})
         self.component = component
         self.limits = limits
+        self._metered = limits.fuel is not None
+        self._engine = runtime.engine(self._metered)
         self._logger = logger
         self._audit = audit if audit is not None else AuditLog()
         self._linker = self._link(interfaces, permissions)
@@ -281,7 +294,7 @@ class PluginRunner:
     def _link(
         self, interfaces: dict[str, list[HostFunction]], permissions: PluginPermissions
     ) -> Linker:
-        linker = Linker(self.runtime.engine)
+        linker = Linker(self._engine)
         # WASI is linked for what language runtimes need (clocks, random, stdio); the store's
         # WasiConfig grants no files, no environment and no network (Wasmtime's WASI context
         # denies every socket address and name lookup by default). wasi:http is never linked:
@@ -360,7 +373,7 @@ class PluginRunner:
     # -- instances -------------------------------------------------------------------------
 
     def _new_instance(self, deadline: float) -> _Instance:
-        store = Store(self.runtime.engine)
+        store = Store(self._engine)
         wasi = WasiConfig()
         outputs = [
             GuestOutput(self._logger, "stdout", self.limits.max_output_bytes),
@@ -376,9 +389,10 @@ class PluginRunner:
             tables=_MAX_TABLES,
             memories=_MAX_MEMORIES,
         )
-        # The engine meters fuel for every store; without a budget a store gets a practically
-        # endless supply once, rather than a refill on every call.
-        store.set_fuel(_UNMETERED_FUEL)
+        if self._metered:
+            # A metered store without a budget gets a practically endless supply once, rather
+            # than a refill on every call.
+            store.set_fuel(_ENDLESS_FUEL)
         self._arm(store, deadline)
         start = time.monotonic()
         try:
@@ -477,9 +491,8 @@ class PluginRunner:
             try:
                 store = instance.store
                 self._arm(store, deadline)
-                # Every store meters fuel (see `_UNMETERED_FUEL`), so what a call burns can be
-                # read whether or not the plugin has a fuel budget.
-                fuel = store.get_fuel() if watcher is not None else 0
+                # What a call burns can be read on a metered store, budget or not.
+                fuel = store.get_fuel() if watcher is not None and self._metered else None
                 for output in instance.outputs:
                     output.watcher = watcher
                 func = instance.invoke if export == "invoke" else instance.on_event
@@ -495,7 +508,7 @@ class PluginRunner:
                         output.end_call()
                         output.watcher = None
                     if watcher is not None:
-                        watcher.call_ended(fuel - store.get_fuel())
+                        watcher.call_ended(None if fuel is None else fuel - store.get_fuel())
                 healthy = True
                 return result
             finally:

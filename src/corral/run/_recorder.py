@@ -58,7 +58,7 @@ class CallRecorder:
         with self._lock:
             self.lines.append(Output(stream, line))
 
-    def call_ended(self, fuel_consumed: int) -> None:
+    def call_ended(self, fuel_consumed: int | None) -> None:
         # Measured now: the store of a call that trapped closes right after this returns.
         self.fuel_consumed = fuel_consumed
         self.memories = self.memory_now()

@@ -192,7 +192,9 @@ class RunReport:
         row(
             "fuel",
             "-" if fuel is None else f"{fuel:,}",
-            "no fuel limit" if limits.fuel is None else _share(fuel or 0, limits.fuel, ""),
+            "not metered: no fuel limit"
+            if limits.fuel is None
+            else _share(fuel or 0, limits.fuel, ""),
         )
         row(*self._memory_row())
         functions = self._functions()
