@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import wasmtime
 import yaml
+from wasmtime.component import Component
 
 from conftest import copy_as
 from corral import (
@@ -25,11 +27,13 @@ from corral import (
     PluginNotFound,
     PluginUnavailable,
 )
+from corral._cache import CompiledCache
 from corral._errors import PermissionDenied
 from corral._settings_origin import SettingsOrigin
 from corral.bundle import sha256_hex
 from corral.config import PluginSettings, default_cache_dir, load_host_config
 from corral.permissions import PluginPermissions
+from corral.runtime import Runtime
 
 HostFactory = Callable[..., PluginHost]
 
@@ -367,3 +371,70 @@ def test_two_processes_sharing_an_empty_cache_compile_once(
     # one compiled and wrote the entry; the other waited for it and read it back
     assert sorted(out.strip() for out, _ in outputs) == ["loaded False", "loaded True"], outputs
     assert len(list(cache.glob("*.cwasm"))) == 1
+
+
+# -- the compiled cache's size -------------------------------------------------------------------
+
+
+def _small_component(runtime: Runtime) -> Component:
+    wat = (Path(__file__).parent / "components" / "earlier-patch.wat").read_text()
+    return runtime.compile(wasmtime.wat2wasm(wat), False)
+
+
+def test_the_compiled_cache_keeps_the_most_recently_used_entries_within_its_size(
+    tmp_path: Path,
+) -> None:
+    with Runtime() as runtime:
+        component = _small_component(runtime)
+        entry_size = len(component.serialize())
+        cache = CompiledCache(
+            tmp_path, runtime.engine(False), "test", max_bytes=int(entry_size * 3.5)
+        )
+        compiles: list[str] = []
+
+        def load(key: str) -> bool:
+            def compile_() -> Component:
+                compiles.append(key)
+                return component
+
+            return cache.load(key, compile_)[1]
+
+        for key in "abc":
+            assert load(key) is False
+        assert all(cache.has(key) for key in "abc")
+        time.sleep(0.05)  # mtimes apart
+        assert load("a") is True  # a hit marks "a" as used: "b" is now the least recent
+        time.sleep(0.05)
+        assert load("d") is False
+        assert [key for key in "abcd" if cache.has(key)] == ["a", "c", "d"]
+        assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= entry_size * 3.5
+        assert load("b") is False and compiles == ["a", "b", "c", "d", "b"]  # compiled again
+
+
+def test_pruning_the_compiled_cache_removes_what_crashed_writes_left(tmp_path: Path) -> None:
+    with Runtime() as runtime:
+        cache = CompiledCache(tmp_path, runtime.engine(False), "test", max_bytes=1 << 30)
+        cache.load("kept", lambda: _small_component(runtime))
+        old, recent = time.time() - 7200, time.time()
+        a, b = "a" * 40, "b" * 40
+        leftovers = {
+            f".{a}.cwasm.x1.tmp": old,  # a write that died
+            f"{b}.cwasm": old,  # an artifact whose metadata was never written
+            f".{b}.json.x2.tmp": recent,  # a write in progress elsewhere
+            f"{a}.cwasm": recent,
+            "notes.json": old,  # not the cache's: the dir may be shared
+            "old.tmp": old,
+        }
+        for name, mtime in leftovers.items():
+            (tmp_path / name).write_bytes(b"x")
+            os.utime(tmp_path / name, (mtime, mtime))
+        cache.prune()
+        left = {p.name for p in tmp_path.iterdir()}
+        assert {f".{b}.json.x2.tmp", f"{a}.cwasm", "notes.json", "old.tmp"} <= left
+        assert not {f".{a}.cwasm.x1.tmp", f"{b}.cwasm"} & left
+        assert cache.has("kept")
+
+
+def test_the_compiled_cache_size_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cache_max_size"):
+        PluginHost(plugin_dirs=[tmp_path], data_dir=tmp_path / "d", cache_max_size="0")

@@ -11,16 +11,25 @@ One cache serves every host of a user, so several processes may fill the same en
 Each file is written to a temporary name and renamed into place, so a reader sees a whole file
 or none; and a miss is compiled under an advisory lock on the entry (POSIX), so processes that
 start together compile a component once: the second waits, then finds the first one's entry.
+
+Every rebuild of a plugin is a new entry (about 40 MB for a Python plugin), so the cache is
+bounded: after storing an entry, the least recently used ones are removed until the total is
+within `max_bytes`. A hit marks its entry used (the metadata file's mtime). An entry removed
+while another process reads it costs that process a recompile, never a crash: the metadata
+goes first, and an artifact is only trusted with its metadata.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import mmap
 import os
+import re
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +41,12 @@ from wasmtime.component import Component
 __all__ = ["CompiledCache"]
 
 _log = logging.getLogger("corral.cache")
+
+# A temporary file or an artifact without metadata this old is left from a crash, not a write
+# in progress.
+_ABANDONED_S = 3600.0
+# The files of entries (`_paths`) and their temporary names (`_write_atomically`).
+_OURS = re.compile(r"[0-9a-f]{40}\.(json|cwasm|lock)|\.[0-9a-f]{40}\.(json|cwasm)\..+\.tmp")
 
 
 def _checksum_file(path: Path) -> tuple[int, int]:
@@ -80,12 +95,14 @@ def _entry_lock(path: Path) -> Iterator[None]:
 
 
 class CompiledCache:
-    """Compiled components under `directory`, keyed by wasm sha256 and engine fingerprint."""
+    """Compiled components under `directory`, keyed by wasm sha256 and engine fingerprint,
+    within `max_bytes` in all (entries of any engine)."""
 
-    def __init__(self, directory: Path, engine: Engine, fingerprint: str) -> None:
+    def __init__(self, directory: Path, engine: Engine, fingerprint: str, max_bytes: int) -> None:
         self.directory = directory
         self._engine = engine
         self._fingerprint = fingerprint
+        self._max_bytes = max_bytes
 
     def _paths(self, wasm_sha256: str) -> tuple[Path, Path]:
         key = hashlib.sha256(f"{wasm_sha256}:{self._fingerprint}".encode()).hexdigest()[:40]
@@ -122,7 +139,9 @@ class CompiledCache:
             if _checksum_file(artifact) != expected:
                 _log.warning("compiled cache entry %s is corrupted; recompiling", artifact.name)
                 return None
-            return Component.deserialize_file(self._engine, str(artifact))
+            component = Component.deserialize_file(self._engine, str(artifact))
+            _mark_used(meta)
+            return component
         except (OSError, ValueError, KeyError, TypeError) as exc:
             _log.warning("compiled cache entry %s is unreadable (%s); recompiling", artifact, exc)
         except WasmtimeError as exc:
@@ -146,3 +165,69 @@ class CompiledCache:
         except OSError as exc:
             # A read-only or full disk costs the next start a recompile, nothing more.
             _log.warning("cannot write compiled cache entry %s: %s", artifact, exc)
+            return
+        self.prune(keep=meta)
+
+    def prune(self, keep: Path | None = None) -> None:
+        """Remove the least recently used entries (never `keep`, a metadata file) until the
+        cache is within its size, and what crashed writes left behind."""
+        entries, total, now = [], 0, time.time()
+        try:
+            paths = list(self.directory.iterdir())
+        except OSError:
+            return
+        for path in paths:
+            try:
+                stat = path.stat()
+            except OSError:  # removed meanwhile, by another host's prune
+                continue
+            if not _OURS.fullmatch(path.name):
+                continue  # a cache_dir may be shared with other files: they are not ours
+            if path.suffix == ".json":
+                try:
+                    size = stat.st_size + path.with_suffix(".cwasm").stat().st_size
+                except OSError:
+                    size = stat.st_size
+                entries.append((stat.st_mtime, path, size))
+                total += size
+            elif now - stat.st_mtime > _ABANDONED_S and _left_by_a_crash(path):
+                _remove(path)
+        removed, freed = 0, 0
+        for _used, meta, size in sorted(entries):  # least recently used first
+            if total <= self._max_bytes:
+                break
+            if meta == keep:
+                continue
+            _remove(meta)  # first: an artifact without metadata is never trusted
+            _remove(meta.with_suffix(".cwasm"))
+            _remove(meta.with_suffix(".lock"))
+            total -= size
+            removed, freed = removed + 1, freed + size
+        if removed:
+            _log.info(
+                "compiled cache %s: removed %d least recently used entries (%d MiB) to stay "
+                "within %d MiB",
+                self.directory,
+                removed,
+                freed >> 20,
+                self._max_bytes >> 20,
+            )
+
+
+def _left_by_a_crash(path: Path) -> bool:
+    """A temporary file, or an artifact without its metadata (once they are old enough)."""
+    if path.suffix == ".tmp":
+        return True
+    return path.suffix == ".cwasm" and not path.with_suffix(".json").exists()
+
+
+def _mark_used(meta: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only cache: it cannot be pruned either
+        os.utime(meta)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:  # e.g. open elsewhere on Windows: the next prune tries again
+        _log.debug("cannot remove %s: %s", path, exc)

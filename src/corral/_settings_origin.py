@@ -20,7 +20,9 @@ _HOST_KEYWORDS = {
     "bundles.max_manifest_size": "max_manifest_size",
     "bundles.max_component_size": "max_component_size",
 }
-_HOST_SECTIONS = frozenset({"plugin_dirs", "data_dir", "cache_dir", "defaults", "plugins"})
+_HOST_SECTIONS = frozenset(
+    {"plugin_dirs", "data_dir", "cache_dir", "cache_max_size", "defaults", "plugins"}
+)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
 plugin_dirs: [plugins]          # searched in order
 data_dir: .corral               # SQLite stores, audit log
 cache_dir: null                 # compiled components; default: the per-user cache dir
+cache_max_size: 1GB             # least recently used compiled components go beyond it
 engine:
   max_wasm_stack: 1MB
 bundles:                        # what reading one bundle may cost
@@ -436,6 +437,11 @@ class HostConfig(_Strict):
         description="Compiled-component cache; default $CORRAL_CACHE_DIR, else the per-user "
         "cache dir (e.g. ~/.cache/corral/compiled on Linux).",
     )
+    cache_max_size: str = Field(
+        default="1GB",
+        description="Largest total size of the compiled-component cache; the least recently "
+        "used entries go first (a Python plugin takes about 40MB).",
+    )
     engine: EngineOptions = Field(default_factory=EngineOptions)
     bundles: BundleOptions = Field(default_factory=BundleOptions)
     defaults: LimitOptions = Field(default_factory=LimitOptions)
@@ -455,6 +461,8 @@ class HostConfig(_Strict):
         copy = self.model_copy()
         copy._origin = origin
         return copy
+
+    _cache_size = field_validator("cache_max_size")(_positive_size)
 
     @model_validator(mode="after")
     def _pinned_signers_are_trusted(self) -> HostConfig:

@@ -53,6 +53,7 @@ class PluginHost:
         plugins: Mapping[str, Mapping[str, Any]] | None = None,
         defaults: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
+        cache_max_size: str = "1GB",
         max_wasm_stack: str = "1MB",
         max_manifest_size: str | None = None,
         max_component_size: str | None = None,
@@ -67,6 +68,7 @@ class PluginHost:
                 "plugin_dirs": [str(p) for p in plugin_dirs],
                 "data_dir": str(data_dir),
                 "cache_dir": None if cache_dir is None else str(cache_dir),
+                "cache_max_size": cache_max_size,
                 "engine": {"max_wasm_stack": max_wasm_stack},
                 "bundles": {
                     key: value

@@ -274,6 +274,7 @@ class Registry:
                 config.compiled_cache_dir,
                 runtime.engine(metered),
                 runtime.settings.fingerprint(metered),
+                parse_size(config.cache_max_size),
             )
             for metered in (False, True)
         }
