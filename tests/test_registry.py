@@ -212,6 +212,10 @@ def test_host_config_errors_name_the_field(tmp_path: Path) -> None:
         PluginHost(plugins={"hello": {"grants": ["kv"]}})
     with pytest.raises(ConfigError, match=r"defaults.memory_limit: \"lots\" is not a size"):
         PluginHost(defaults={"memory_limit": "lots"})
+    # Plugin names that look like the validator steps pydantic puts in a location stay named.
+    for name in ("function-runner", "constrained-int-check"):
+        with pytest.raises(ConfigError, match=rf"plugins.{name}.grant: \"x\" is not a permission"):
+            PluginHost(plugins={name: {"grant": ["x"]}})
 
 
 @pytest.mark.parametrize(

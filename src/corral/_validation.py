@@ -8,6 +8,7 @@ few hundred bytes stand for billions of nodes once anything walks the result ("b
 from __future__ import annotations
 
 import difflib
+import re
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -56,7 +57,7 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif str(part).startswith(("function-", "constrained-")):
+        elif _VALIDATOR_STEP.fullmatch(str(part)):
             # pydantic adds validator names to the location; they mean nothing to an operator
             continue
         else:
@@ -148,6 +149,10 @@ def check_type(schema: Any, value: Any) -> None:
 
 # Messages quote the offending value; a newline in it must not split the one-line error (or
 # forge a second log line), so control characters are shown escaped, as Python writes them.
+# The steps pydantic-core names in a location: validator functions and constrained types.
+_VALIDATOR_STEP = re.compile(
+    r"function-(after|before|plain|wrap)\[.*\]|constrained-(bytes|float|int|str)"
+)
 _ESCAPE_CONTROL = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
 
 
