@@ -386,7 +386,8 @@ def test_a_bundle_being_compiled_shows_compiling_while_others_serve(
     shutil.copytree(compiled_cache_dir, cache)
     config = layout("misbehave", cache_dir=str(cache))
     with PluginHost(plugin_dirs=[], cache_dir=cache, data_dir=tmp_path / "probe") as probe:
-        artifact, meta = probe._registry._cache._paths(bundles["hello"].wasm_sha256)
+        unmetered = probe._registry._caches[False]  # hello has no fuel budget
+        artifact, meta = unmetered._paths(bundles["hello"].wasm_sha256)
     artifact.unlink(missing_ok=True)
     meta.unlink(missing_ok=True)
     server = serve(config)
