@@ -182,6 +182,34 @@ def test_kv_round_trip_cas_and_listing(hostapi: PluginHost) -> None:
     assert call(hostapi, "kv.delete", key="cursor") == {"ok": False}
 
 
+def test_the_sdk_keeps_json_values_in_kv(hostapi: PluginHost) -> None:
+    assert call(hostapi, "sdk.kv.get", key="cursor") == {"ok": None}
+    assert call(hostapi, "sdk.kv.get", key="cursor", default={"page": 0}) == {"ok": {"page": 0}}
+    cursor = {"updated": "2026-11-23T10:00:00Z", "page": 3, "done": ["a", "b"]}
+    assert call(hostapi, "sdk.kv.set", key="cursor", value=cursor) == {"ok": None}
+    assert call(hostapi, "sdk.kv.get", key="cursor") == {"ok": cursor}
+    # Stored as compact JSON with sorted keys: what the raw import reads back.
+    raw = call(hostapi, "kv.get", key="cursor")["ok"]
+    assert raw == '{"done":["a","b"],"page":3,"updated":"2026-11-23T10:00:00Z"}'
+    # compare_and_set matches the stored value whatever the order of the expected one's keys
+    reordered = {"page": 3, "done": ["a", "b"], "updated": "2026-11-23T10:00:00Z"}
+    moved = {**cursor, "page": 4}
+    assert (
+        call(hostapi, "sdk.kv.cas", key="cursor", expected={**cursor, "page": 2}, value=moved)["ok"]
+        is False
+    )
+    assert call(hostapi, "sdk.kv.cas", key="cursor", expected=reordered, value=moved)["ok"] is True
+    assert call(hostapi, "sdk.kv.get", key="cursor") == {"ok": moved}
+    assert call(hostapi, "sdk.kv.cas", key="lease", expected=None, value=1)["ok"] is True
+    assert call(hostapi, "sdk.kv.cas", key="lease", expected=None, value=2)["ok"] is False
+    for i in range(5):
+        call(hostapi, "sdk.kv.set", key=f"seen/{i}", value=[i])
+    keys = call(hostapi, "sdk.kv.keys", prefix="seen/", page=2)["ok"]
+    assert keys == [f"seen/{i}" for i in range(5)]  # three pages of at most two
+    assert call(hostapi, "sdk.kv.delete", key="seen/0") == {"ok": True}
+    assert call(hostapi, "sdk.kv.delete", key="seen/0") == {"ok": False}
+
+
 def test_kv_limits_are_set_per_plugin(make_host: HostFactory) -> None:
     kv = {"max_value": "1KB", "max_total": "4KB"}
     host = make_host("hostapi", plugins={"hostapi": {"grant": ALL, "kv": kv}})

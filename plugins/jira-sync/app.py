@@ -18,7 +18,7 @@ import pull
 import push
 import settings as settings_module
 import state
-from corral_sdk import Plugin, errors
+from corral_sdk import Plugin, errors, kv
 from jira import Budget, Jira, JiraError, OutOfTime
 from state import Busy, Lease
 from wit_world.imports import log
@@ -35,7 +35,7 @@ plugin = Plugin()
 def _custom_ids(settings, jira):
     """Ids of custom fields the mapping names, from `GET /field` once (then kept in kv)."""
     names = fields.custom_field_names(settings)
-    cached = state.get("custom_ids", {})
+    cached = kv.get("custom_ids", {})
     if all(name in cached for name in names):
         return cached
     table = {}
@@ -48,7 +48,7 @@ def _custom_ids(settings, jira):
                 f"config.field_mapping.{local}: Jira has no field named {jira_name!r}"
             )
     found = {name: table[name] for name in names}
-    state.put("custom_ids", found)
+    kv.set("custom_ids", found)
     return found
 
 
@@ -65,7 +65,7 @@ def _empty_counts():
 
 
 def _new_run(mode, dry_run, search_lag_seconds):
-    cursor = state.get("cursor", {})
+    cursor = kv.get("cursor", {})
     since = None
     if mode == "incremental" and cursor.get("newest_ms"):
         since = cursor["newest_ms"] - search_lag_seconds * 1000
@@ -104,9 +104,9 @@ def _finish(run):
     if run["mode"] == "full":
         deletions.forget_seen(run)
     if not run["dry_run"]:
-        state.put("cursor", {"newest_ms": run.get("newest_ms"), "feed": run.get("feed")})
+        kv.set("cursor", {"newest_ms": run.get("newest_ms"), "feed": run.get("feed")})
     state.append_report(report)
-    state.delete("run")
+    kv.delete("run")
     run["phase"] = "finished"
     return report
 
@@ -146,7 +146,7 @@ def _step(ctx):
                 run["intents_settled"] = push.settle_intents(ctx)
             elif not push.page(ctx):
                 return _finish(run)
-        state.put("run", run)
+        kv.set("run", run)
         ctx.longest_step = max(ctx.longest_step, time.monotonic() - started)
     pull.settle(ctx)  # the page in flight, if any; every other step saved the run already
     return None
@@ -157,7 +157,7 @@ def _save(ctx):
     if ctx.unsettled is not None:
         pull.settle(ctx)
     else:
-        state.put("run", ctx.run)
+        kv.set("run", ctx.run)
 
 
 def _phase(run):
@@ -176,7 +176,7 @@ def sync(args):
     if not isinstance(budget_ms, int) or budget_ms < 100:
         raise errors.invalid_input("sync.budget_ms: a whole number of milliseconds, 100 or more")
     settings = settings_module.load()
-    run = state.get("run")
+    run = kv.get("run")
     if run is not None and args.get("restart"):  # else resumed, whatever mode this call names
         if run["mode"] == "full":
             deletions.forget_seen(run)
@@ -210,15 +210,15 @@ def sync(args):
 
 @plugin.command("status")
 def status(args):
-    run = state.get("run")
+    run = kv.get("run")
     running = None
     if run is not None:
         running = {k: run.get(k) for k in ("run_id", "mode", "started_at", "counts")}
         running["phase"] = _phase(run)
-    cursor = state.get("cursor", {})
+    cursor = kv.get("cursor", {})
     return {
         "running": running,
-        "last_runs": state.get("log", []),
+        "last_runs": kv.get("log", []),
         "open_conflicts": len(state.conflicts()),
         "cursor": {"newest_ms": cursor.get("newest_ms"), "feed": bool(cursor.get("feed"))},
     }
@@ -281,7 +281,7 @@ def resolve(args):
         snapshot["hash"] = engine.content_hash(remote)
         engine.put_link(task["id"], issue_id, snapshot)
         del table[args["id"]]
-        state.put("conflicts", table)
+        kv.set("conflicts", table)
     return {
         "resolved": args["id"],
         "field": field.local,

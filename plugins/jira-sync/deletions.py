@@ -2,7 +2,7 @@
 with a direct GET (search lags; a GET does not) before its task is flagged as gone."""
 
 import engine
-import state
+from corral_sdk import kv
 from corral_sdk import tasks as sdk_tasks
 from jira import JiraError
 
@@ -23,20 +23,20 @@ def remember_seen(run, ids, last):
     pending.extend(ids)
     page = run.get("pages", 0)
     if last or page % SEEN_PAGES == SEEN_PAGES - 1:
-        state.put(f"seen/{run['run_id']}/b{page // SEEN_PAGES}", pending)
+        kv.set(f"seen/{run['run_id']}/b{page // SEEN_PAGES}", pending)
         run["seen_pending"] = []
 
 
 def seen_ids(run):
     seen = set()
-    for key in state.keys(f"seen/{run['run_id']}/"):
-        seen.update(state.get(key, []))
+    for key in kv.keys(f"seen/{run['run_id']}/"):
+        seen.update(kv.get(key, []))
     return seen
 
 
 def forget_seen(run):
-    for key in state.keys(f"seen/{run['run_id']}/"):
-        state.delete(key)
+    for key in kv.keys(f"seen/{run['run_id']}/"):
+        kv.delete(key)
 
 
 def page(ctx, seen):

@@ -14,7 +14,7 @@ import merge
 import state
 import transitions
 from componentize_py_types import Err
-from corral_sdk import errors
+from corral_sdk import errors, kv
 from corral_sdk import tasks as sdk_tasks
 from jira import JiraError
 from wit_world.imports import tasks
@@ -255,12 +255,12 @@ def issue_of_task(task_id):
     are deleted), or None."""
     if task_id.startswith("jira-"):
         return task_id[len("jira-") :]
-    return state.get(f"created/{task_id}")
+    return kv.get(f"created/{task_id}")
 
 
 def remember_created(task_id, issue_id):
     """Which issue a task created: its link goes when the task is deleted, this stays."""
-    state.put(f"created/{task_id}", str(issue_id))
+    kv.set(f"created/{task_id}", str(issue_id))
 
 
 def new_task_from(ctx, issue, remote, digest, task_id):

@@ -12,7 +12,7 @@ import engine
 import fields
 import state
 from componentize_py_types import Err
-from corral_sdk import errors
+from corral_sdk import errors, kv
 
 
 def jql(settings, since_ms=None):
@@ -100,7 +100,7 @@ def settle(ctx):
     run["pages"] = run.get("pages", 0) + 1
     run["token"] = page.token
     run["seen"] = run.get("seen", 0) + len(page.ids)
-    state.put("run", run)
+    kv.set("run", run)
 
 
 def newest_update(ctx, issue):
@@ -133,7 +133,7 @@ def _merged(ctx, issues, direction, respect_leases):
         changed.append((issue, remote, digest, link))
     if not changed:
         return [], [], []
-    tombstones = set(state.get("tombstones", []))
+    tombstones = set(kv.get("tombstones", []))
     writes, links, conflicts = [], [], []
     for issue, remote, digest, link in changed:
         if respect_leases and link is not None and state.leased(issue["id"]):

@@ -11,6 +11,7 @@ issue cannot be found yet is kept (and retried by every sync) until the lag wind
 import engine
 import fields
 import state
+from corral_sdk import kv
 from corral_sdk import tasks as sdk_tasks
 from jira import JiraError
 from state import Busy, Lease
@@ -122,9 +123,9 @@ def deleted_locally(ctx, task_id):
     ctx.count("push", "deleted")
     if ctx.dry_run:
         return
-    tombstones = state.get("tombstones", [])
+    tombstones = kv.get("tombstones", [])
     if issue_id not in tombstones:
-        state.put("tombstones", [*tombstones, issue_id])
+        kv.set("tombstones", [*tombstones, issue_id])
     if not ctx.settings["delete_remote"]:
         ctx.error(
             "push",
@@ -164,21 +165,21 @@ def create_fields(ctx, task):
 def create(ctx, task):
     task_id = task["id"]
     intent_key = f"intent/{task_id}"
-    if state.get(intent_key) is not None:
+    if kv.get(intent_key) is not None:
         settle_intent(ctx, task_id)
         return
     if ctx.dry_run:
         ctx.count("push", "created")
         return
-    state.put(intent_key, {"at": state.now_ms()})
+    kv.set(intent_key, {"at": state.now_ms()})
     try:
         created = ctx.jira.create(create_fields(ctx, task))
     except JiraError as exc:
         if 400 <= exc.status < 500:  # refused, so certainly not created
-            state.delete(intent_key)
+            kv.delete(intent_key)
         raise
     link_created(ctx, task, str(created["id"]), created.get("key", ""))
-    state.delete(intent_key)
+    kv.delete(intent_key)
 
 
 def link_created(ctx, task, issue_id, key):
@@ -197,17 +198,17 @@ def settle_intent(ctx, task_id):
     """Finish a create whose outcome is unknown: find its issue by marker, or create again once
     search has had time to show it."""
     intent_key = f"intent/{task_id}"
-    intent = state.get(intent_key)
+    intent = kv.get(intent_key)
     task = engine.get_task(task_id)
     if intent is None:
         return
     if task is None or engine.link_of_task(task_id) is not None:
-        state.delete(intent_key)
+        kv.delete(intent_key)
         return
     found, _ = ctx.jira.search(f'labels = "{marker(task_id)}"', ctx.fields.jira_ids(), 2)
     if found:
         link_created(ctx, task, str(found[0]["id"]), found[0]["key"])
-        state.delete(intent_key)
+        kv.delete(intent_key)
         return
     lag_ms = ctx.settings["search_lag_seconds"] * 1000
     if state.now_ms() - intent["at"] < lag_ms:
@@ -217,13 +218,13 @@ def settle_intent(ctx, task_id):
             task_id=task_id,
         )
         return
-    state.delete(intent_key)
+    kv.delete(intent_key)
     create(ctx, task)
 
 
 def settle_intents(ctx):
     """Every unconfirmed create, at the start of a push phase."""
-    for key in state.keys("intent/"):
+    for key in kv.keys("intent/"):
         if ctx.jira.budget.spent(0.6):
             return False
         settle_intent(ctx, key[len("intent/") :])

@@ -1,43 +1,15 @@
-"""The sync's persistent state in `kv`: the run in progress, cursors, conflicts, the sync log,
-create intents and per-issue leases. Every value is JSON text under one key."""
+"""The sync's persistent state in `kv` (JSON values): the run in progress, cursors, conflicts,
+the sync log, create intents and per-issue leases. This module holds what is more than one
+`kv` call: the log, the conflict table and leases."""
 
-import json
 import time
 import uuid
 
 from componentize_py_types import Err
-from corral_sdk import errors
-from wit_world.imports import kv
+from corral_sdk import kv
 
 LOG_LENGTH = 20
 LEASE_SECONDS = 30.0
-
-
-def get(key, default=None):
-    try:
-        return json.loads(kv.get(key))
-    except Err as exc:
-        if errors.is_not_found(exc):
-            return default
-        raise
-
-
-def put(key, value):
-    kv.set(key, json.dumps(value, separators=(",", ":")).encode())
-
-
-def delete(key):
-    kv.delete(key)
-
-
-def keys(prefix):
-    cursor, found = None, []
-    while True:
-        page = kv.list_keys(prefix, cursor, 500)
-        found.extend(page.keys)
-        cursor = page.next_cursor
-        if cursor is None:
-            return found
 
 
 def now_ms():
@@ -53,14 +25,14 @@ def iso_now():
 
 def append_report(report):
     """Keep the newest `LOG_LENGTH` run reports, newest first."""
-    put("log", [report, *get("log", [])[: LOG_LENGTH - 1]])
+    kv.set("log", [report, *kv.get("log", [])[: LOG_LENGTH - 1]])
 
 
 # --- conflicts ------------------------------------------------------------------------------------
 
 
 def conflicts():
-    return get("conflicts", {})
+    return kv.get("conflicts", {})
 
 
 def held_fields(task_id):
@@ -78,7 +50,7 @@ def record_conflicts(records):
             if old["task_id"] == record["task_id"] and old["field"] == record["field"]:
                 del table[cid]
         table["c-" + uuid.uuid4().hex[:12]] = record
-    put("conflicts", table)
+    kv.set("conflicts", table)
 
 
 # --- per-issue leases -----------------------------------------------------------------------------
@@ -90,7 +62,7 @@ class Busy(Exception):
 
 def leased(issue_id):
     """Whether someone holds a live lease on the issue."""
-    held = get(f"lease/{issue_id}")
+    held = kv.get(f"lease/{issue_id}")
     return held is not None and held["until"] > time.time()
 
 
@@ -102,14 +74,9 @@ class Lease:
         self.token = None
 
     def __enter__(self):
-        mine = json.dumps({"id": uuid.uuid4().hex, "until": time.time() + LEASE_SECONDS}).encode()
-        try:
-            current = kv.get(self.key)
-        except Err as exc:
-            if not errors.is_not_found(exc):
-                raise
-            current = None
-        if current is not None and json.loads(current)["until"] > time.time():
+        mine = {"id": uuid.uuid4().hex, "until": time.time() + LEASE_SECONDS}
+        current = kv.get(self.key)
+        if current is not None and current["until"] > time.time():
             raise Busy(self.key)
         if not kv.compare_and_set(self.key, current, mine):
             raise Busy(self.key)

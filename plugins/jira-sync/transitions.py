@@ -10,7 +10,7 @@ reports it.
 
 from collections import deque
 
-import state
+from corral_sdk import kv
 
 MAX_STEPS = 12
 
@@ -44,7 +44,7 @@ def _learn(jira, key, graph, status):
 
 def move(jira, key, current_raw, field, target_local):
     """Transition issue `key` until its status maps to `target_local`."""
-    graph = {k: [tuple(e) for e in v] for k, v in state.get("workflow", {}).items()}
+    graph = {k: [tuple(e) for e in v] for k, v in kv.get("workflow", {}).items()}
     status = current_raw.get("name") if isinstance(current_raw, dict) else current_raw
     origin = status
     learnt = False
@@ -73,4 +73,4 @@ def move(jira, key, current_raw, field, target_local):
         )
     finally:
         if learnt:
-            state.put("workflow", graph)
+            kv.set("workflow", graph)

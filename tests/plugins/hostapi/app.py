@@ -10,6 +10,7 @@ import time
 from componentize_py_types import Err
 from corral_sdk import errors
 from corral_sdk import http as sdk_http
+from corral_sdk import kv as sdk_kv
 from corral_sdk import tasks as sdk_tasks
 from wit_world import exports
 from wit_world.imports import config, http, kv, log, tasks, types
@@ -192,6 +193,11 @@ COMMANDS = {
     "kv.set-big": lambda a: kv.set(a["key"], bytes(range(256)) * (a["size"] // 256)),
     "kv.get-size": lambda a: len(kv.get(a["key"])),
     "kv.delete": lambda a: kv.delete(a["key"]),
+    "sdk.kv.get": lambda a: sdk_kv.get(a["key"], a.get("default")),
+    "sdk.kv.set": lambda a: sdk_kv.set(a["key"], a["value"]),
+    "sdk.kv.delete": lambda a: sdk_kv.delete(a["key"]),
+    "sdk.kv.keys": lambda a: list(sdk_kv.keys(a.get("prefix", ""), a.get("page", 500))),
+    "sdk.kv.cas": lambda a: sdk_kv.compare_and_set(a["key"], a["expected"], a["value"]),
     "kv.list": lambda a: (lambda p: {"keys": p.keys, "next_cursor": p.next_cursor})(
         kv.list_keys(a.get("prefix", ""), a.get("cursor"), a.get("limit", 100))
     ),
