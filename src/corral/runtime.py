@@ -1,4 +1,4 @@
-"""Running components in Wasmtime: the shared engine, limits, deadlines and instance pools.
+"""Running components in Wasmtime: the shared engines, limits, deadlines and instance pools.
 
 One `Runtime` owns two Engines, alike but for fuel: metering fuel costs a CPU-bound plugin
 about 15% of its time, so only plugins with a fuel budget run on the metering one. Deadlines
@@ -124,9 +124,10 @@ class Runtime:
         self._ticking = False
         self._last_call = 0.0
         self._closing = False
-        # The epoch clock: while the ticker runs, the engine's epoch is due to reach
+        # The epoch clock: while the ticker runs, each engine's epoch is due to reach
         # `_origin_epoch + n` at monotonic time `_origin + n * tick`, and never earlier.
-        # `_epoch` counts the increments made so far; only the ticker makes them.
+        # `_epoch` counts the increments made so far, to both engines alike; only the ticker
+        # makes them.
         self._epoch = 0
         self._origin = 0.0
         self._origin_epoch = 0
@@ -183,7 +184,7 @@ class Runtime:
 
         The target is absolute: the epoch the ticker reaches at `deadline` by wall clock, so a
         stale epoch (the ticker starved of the GIL) cannot bring the trap forward. `_epoch` may
-        lag the engine's epoch by the increment in progress, which only makes the deadline a
+        lag an engine's epoch by the increment in progress, which only makes the deadline a
         tick later. Call it only while a call is counted (`call_started`): the clock is fixed
         then.
         """
