@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,7 +168,12 @@ def test_a_plugin_that_does_not_build_reports_componentize_js(
     assert not (tmp_path / "out" / "plugin.wasm").exists()
 
 
-SDK_GRANT = {"js-sdk": {"grant": ["network.http.outbound", "kv"], "http": LOOPBACK}}
+SDK_GRANT = {
+    "js-sdk": {
+        "grant": ["network.http.outbound", "kv", "task.read", "task.write"],
+        "http": LOOPBACK,
+    }
+}
 
 
 def test_sdk_http_send_moves_bodies_through_handles(
@@ -211,6 +217,65 @@ def test_sdk_kv_and_error_values(make_host: HostFactory, caplog: pytest.LogCaptu
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("bug: TypeError: ") and "plugin.js:" in line for line in lines)
     assert any("printed by console.log" in line for line in lines)
+
+
+def test_sdk_kv_keeps_json_values(make_host: HostFactory) -> None:
+    host = make_host("js-sdk", plugins=SDK_GRANT)
+
+    def call(command: str, **args: Any) -> Any:
+        return host.call("js-sdk", command, args)
+
+    assert call("sdk.kv.get", key="cursor") is None
+    assert call("sdk.kv.get", key="cursor", fallback={"page": 0}) == {"page": 0}
+    cursor = {"updated": "2026-11-23T10:00:00Z", "page": 3, "done": ["a", "b"]}
+    call("sdk.kv.set", key="cursor", value=cursor)
+    assert call("sdk.kv.get", key="cursor") == cursor
+    stored = host.kv_store.get("js-sdk", "cursor")
+    assert stored == b'{"done":["a","b"],"page":3,"updated":"2026-11-23T10:00:00Z"}'  # keys sorted
+    moved = {**cursor, "page": 4}
+    assert call("sdk.kv.cas", key="cursor", expected={**cursor, "page": 2}, value=moved) is False
+    reordered = {"page": 3, "done": ["a", "b"], "updated": "2026-11-23T10:00:00Z"}
+    assert call("sdk.kv.cas", key="cursor", expected=reordered, value=moved) is True
+    assert call("sdk.kv.get", key="cursor") == moved
+    assert call("sdk.kv.cas", key="lease", expected=None, value=1) is True
+    assert call("sdk.kv.cas", key="lease", expected=None, value=2) is False
+    for i in range(5):
+        call("sdk.kv.set", key=f"seen/{i}", value=[i])
+    assert call("sdk.kv.keys", prefix="seen/", page=2) == [f"seen/{i}" for i in range(5)]
+    assert call("sdk.kv.delete", key="seen/0") is True
+    assert call("sdk.kv.delete", key="seen/0") is False
+
+
+def test_sdk_tasks_pages_writes_and_reads_the_feed(make_host: HostFactory) -> None:
+    host = make_host("js-sdk", plugins=SDK_GRANT)
+
+    def call(command: str, **args: Any) -> Any:
+        return host.call("js-sdk", command, args)
+
+    mine = call("sdk.tasks.put-many", items=[{"title": f"t{i}", "labels": ["x"]} for i in range(5)])
+    assert [task["title"] for task in mine] == [f"t{i}" for i in range(5)]
+    assert call("sdk.tasks.get", id=mine[0]["id"])["labels"] == ["x"]
+    theirs = host.task_store.put_many([{"title": "by the host"}], actor="host")
+    first = call("sdk.tasks.query", filter={"label": "x"}, limit=2)
+    ids = call("sdk.tasks.all", filter={"label": "x"}, limit=2)  # three pages, in query order
+    assert first["ids"] == ids[:2] and first["nextCursor"]
+    assert sorted(ids) == sorted(t["id"] for t in mine)
+    feed = call("sdk.tasks.changes", limit=100)
+    assert [c["task_id"] for c in feed["changes"]] == [t["id"] for t in mine] + [theirs[0].id]
+    assert [c["task"] is None for c in feed["changes"]] == [True] * 5 + [False]  # own: bare
+    again = call("sdk.tasks.changes", cursor=feed["cursor"], limit=100)
+    assert again == {"changes": [], "cursor": feed["cursor"]}  # nothing new: the same cursor
+    written = call(
+        "sdk.tasks.started",
+        batches=[[{"id": mine[0]["id"], "status": "done"}], [{"title": "second batch"}]],
+    )
+    assert written[0][0]["status"] == "done" and written[1][0]["title"] == "second batch"
+    with pytest.raises(PluginError) as stale:
+        call("sdk.tasks.started", batches=[[{"id": mine[1]["id"], "expected_version": 99}]])
+    assert stale.value.kind == "conflict"
+    with pytest.raises(PluginError) as missing:
+        call("sdk.tasks.get", id="absent")
+    assert missing.value.kind == "not-found"
 
 
 def _fake_npm(tmp_path: Path, script: str) -> Path:

@@ -2,7 +2,7 @@
 //
 // `corral build` places this file beside the plugin's `plugin.js`, so a plugin can write:
 //
-//     import { Plugin, PluginError, http, log } from "./corral-sdk.js";
+//     import { Plugin, PluginError, http, kv, log, tasks } from "./corral-sdk.js";
 //
 //     const plugin = new Plugin();
 //     plugin.command("greet", (args) => {
@@ -19,6 +19,8 @@
 
 import { log as hostLog } from "corral:plugin/log@0.1.1";
 import * as hostHttp from "corral:plugin/http@0.1.1";
+import * as hostKv from "corral:plugin/kv@0.1.1";
+import * as hostTasks from "corral:plugin/tasks@0.1.1";
 
 const KINDS = new Set([
   "permission-denied",
@@ -265,5 +267,102 @@ export const http = {
   start(method, url, options = {}) {
     const pending = hostHttp.start(request(method, url, options));
     return { result: () => response(hostHttp.finish(pending)) };
+  },
+};
+
+/** The host's tasks as JSON values (the `tasks` import carries JSON text). */
+export const tasks = {
+  /** The task `id` (throws not-found). */
+  get(id) {
+    return JSON.parse(hostTasks.get(id));
+  },
+
+  /** One page of tasks matching `filter`: `{ items, nextCursor }` (no cursor on the last). */
+  query(filter = {}, cursor = undefined, limit = 100) {
+    const page = hostTasks.query(JSON.stringify(filter), cursor, limit);
+    return { items: JSON.parse(page.items), nextCursor: page.nextCursor };
+  },
+
+  /** Every task matching `filter` (status, assignee, label, updated_since, linked, unlinked;
+   * fields: only those keys of each task), read `limit` at a time. */
+  *iterQuery(filter = {}, limit = 500) {
+    let cursor;
+    do {
+      const page = tasks.query(filter, cursor, limit);
+      yield* page.items;
+      cursor = page.nextCursor;
+    } while (cursor != null); // none crosses as undefined; null would end it too
+  },
+
+  /** Upsert an array of tasks atomically; returns the stored tasks. */
+  putMany(items) {
+    return JSON.parse(hostTasks.putMany(JSON.stringify([...items])));
+  },
+
+  /** `putMany`, written by the host while the plugin works on (at most two unfinished per call,
+   * written in the order started); `result()` waits for the stored tasks, or throws what
+   * `putMany` would have. */
+  startPutMany(items) {
+    const batch = hostTasks.startPutMany(JSON.stringify([...items]));
+    return { result: () => JSON.parse(hostTasks.finishPutMany(batch)) };
+  },
+
+  /** One page of the change feed: `{ changes, cursor }`, where `cursor` is the next one or, when
+   * nothing was new, the one you passed. Your plugin's own changes carry no task (null). */
+  changes(cursor = undefined, limit = 500) {
+    const page = hostTasks.changesSince(cursor, limit);
+    return { changes: JSON.parse(page.items), cursor: page.nextCursor ?? cursor };
+  },
+};
+
+// One encoding for every value, keys sorted, so `compareAndSet` matches a value `kv` wrote
+// whatever the order of the expected value's keys.
+function encodeValue(value) {
+  const sorted = (_key, v) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v;
+  return new TextEncoder().encode(JSON.stringify(value, sorted));
+}
+
+/** JSON values in the plugin's private `kv` state (the import itself stores bytes). */
+export const kv = {
+  /** The value at `key`, or `fallback` when it is unset. */
+  get(key, fallback = undefined) {
+    let bytes;
+    try {
+      bytes = hostKv.get(key);
+    } catch (exc) {
+      if (errors.isNotFound(exc)) return fallback;
+      throw exc;
+    }
+    return JSON.parse(new TextDecoder().decode(bytes));
+  },
+
+  /** Store a JSON-able value at `key`. */
+  set(key, value) {
+    hostKv.set(key, encodeValue(value));
+  },
+
+  /** Remove `key`; returns whether it was set. */
+  delete(key) {
+    return hostKv.delete(key);
+  },
+
+  /** Every key starting with `prefix`, in order, read `page` at a time. */
+  *keys(prefix = "", page = 500) {
+    let cursor;
+    do {
+      const found = hostKv.listKeys(prefix, cursor, page);
+      yield* found.keys;
+      cursor = found.nextCursor;
+    } while (cursor != null);
+  },
+
+  /** Set `key` to `value` only if it holds `expected` now (null or undefined: only if unset);
+   * returns whether it did. */
+  compareAndSet(key, expected, value) {
+    const current = expected === undefined || expected === null ? undefined : encodeValue(expected);
+    return hostKv.compareAndSet(key, current, encodeValue(value));
   },
 };
