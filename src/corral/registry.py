@@ -255,6 +255,11 @@ def _log_capped(plugin: str, field: str, asked: str, ceiling: str, origin: Setti
     )
 
 
+def _compile_key(bundle: Bundle, metered: bool) -> str:
+    """What compiles and compiled components not yet loaded are kept under."""
+    return f"{bundle.wasm_sha256}:{'metered' if metered else 'unmetered'}"
+
+
 def check_contract(component: Component, engine: Engine, bundle: Bundle) -> None:
     """Refuse a component that does not fit the ``corral:plugin`` world (see `_contract`)."""
     source = f"{bundle.wasm_path.name} of plugin {bundle.name!r}"
@@ -404,13 +409,15 @@ class Registry:
             self._retire(old)
 
     def _compile_in_background(self, bundle: Bundle, on_compiled: Callable[[], None]) -> None:
-        key = self._compile_key(bundle)
+        # For the engine the settings in force now choose: a refresh meanwhile may change them.
+        metered = self._meters_fuel(bundle)
+        key = _compile_key(bundle, metered)
         self._compiling.add(key)
 
         def compile_() -> None:
             try:
                 # Kept until loaded, in case the cache could not store it (a read-only disk).
-                self._fresh[key] = self.compiled(bundle)[0]
+                self._fresh[key] = self.compiled(bundle, metered)[0]
             except Exception as exc:  # reported when the next refresh loads the bundle
                 self._compile_failures[bundle.wasm_sha256] = describe_failure(exc)
             finally:
@@ -687,7 +694,7 @@ class Registry:
         return fuel_budget(bundle.manifest, operator.merged_over(self._config.defaults)) is not None
 
     def _compile_key(self, bundle: Bundle) -> str:
-        return f"{bundle.wasm_sha256}:{'metered' if self._meters_fuel(bundle) else 'unmetered'}"
+        return _compile_key(bundle, self._meters_fuel(bundle))
 
     def _has_compiled(self, bundle: Bundle) -> bool:
         """Whether loading the bundle needs no compile (or would fail at once)."""
@@ -698,15 +705,17 @@ class Registry:
             or sha in self._compile_failures
         )
 
-    def compiled(self, bundle: Bundle) -> tuple[Component, bool]:
-        """The bundle's component, compiled or from the cache; and whether it was cached."""
+    def compiled(self, bundle: Bundle, metered: bool | None = None) -> tuple[Component, bool]:
+        """The bundle's component, compiled or from the cache; and whether it was cached.
+        `metered` picks the engine; by default the one the bundle's settings choose."""
         failure = self._compile_failures.get(bundle.wasm_sha256)
         if failure is not None:
             raise BundleError(f"{bundle.wasm_path}: does not compile: {failure}")
-        fresh = self._fresh.pop(self._compile_key(bundle), None)
+        if metered is None:
+            metered = self._meters_fuel(bundle)
+        fresh = self._fresh.pop(_compile_key(bundle, metered), None)
         if fresh is not None:
             return fresh, False
-        metered = self._meters_fuel(bundle)
         return self._caches[metered].load(
             bundle.wasm_sha256,
             lambda: self._runtime.compile(bundle.read_verified_wasm(), metered),
