@@ -305,6 +305,14 @@ def test_sdk_pages_through_a_query(hostapi: PluginHost) -> None:
     assert sorted(answer["ok"]) == sorted(labelled) and len(answer["ok"]) == 3
 
 
+def test_sdk_link_helpers_decode_snapshots(hostapi: PluginHost) -> None:
+    [task] = hostapi.task_store.put_many([{"title": "linked"}], actor="host")
+    snapshot = {"key": "T-42", "base": {"title": "linked"}}
+    answer = call(hostapi, "sdk.tasks.links", task_id=task.id, snapshot=snapshot)["ok"]
+    link = {"task_id": task.id, "system": "tracker", "external_key": "42", "snapshot": snapshot}
+    assert answer == {"by_key": link, "by_task": [link], "gone": None}
+
+
 def test_bad_task_input_is_invalid_input_naming_the_field(hostapi: PluginHost) -> None:
     answer = call(
         hostapi, "tasks.put-many", tasks=[{"title": "ok"}, {"title": "x", "due_date": "soon"}]

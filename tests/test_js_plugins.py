@@ -276,6 +276,10 @@ def test_sdk_tasks_pages_writes_and_reads_the_feed(make_host: HostFactory) -> No
     with pytest.raises(PluginError) as missing:
         call("sdk.tasks.get", id="absent")
     assert missing.value.kind == "not-found"
+    snapshot = {"key": "T-42", "base": {"title": "t0"}}
+    link = {"taskId": mine[0]["id"], "system": "tracker", "externalKey": "42", "snapshot": snapshot}
+    answer = call("sdk.tasks.links", taskId=mine[0]["id"], snapshot=snapshot)
+    assert answer == {"byKey": link, "byTask": [link], "gone": None}
 
 
 def _fake_npm(tmp_path: Path, script: str) -> Path:

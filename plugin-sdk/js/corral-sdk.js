@@ -313,7 +313,42 @@ export const tasks = {
     const page = hostTasks.changesSince(cursor, limit);
     return { changes: JSON.parse(page.items), cursor: page.nextCursor ?? cursor };
   },
+
+  /** Your plugin's link to `externalKey` in `system` (`{ taskId, system, externalKey,
+   * snapshot }`, the snapshot decoded), or undefined. */
+  getLink(system, externalKey) {
+    try {
+      return decodedLink(hostTasks.getLink(system, String(externalKey)));
+    } catch (exc) {
+      if (errors.isNotFound(exc)) return undefined;
+      throw exc;
+    }
+  },
+
+  /** Your plugin's links of a task, as `getLink` returns them. */
+  linksForTask(taskId) {
+    return hostTasks.linksForTask(taskId).map(decodedLink);
+  },
+
+  /** Link a task to `externalKey` in `system` (replacing that key's link), with a JSON-able
+   * `snapshot`: the state both sides last agreed on. */
+  putLink(taskId, system, externalKey, snapshot) {
+    hostTasks.putLink({
+      taskId,
+      system,
+      externalKey: String(externalKey),
+      snapshot: JSON.stringify(snapshot),
+    });
+  },
+
+  deleteLink(system, externalKey) {
+    hostTasks.deleteLink(system, String(externalKey));
+  },
 };
+
+function decodedLink(link) {
+  return { ...link, snapshot: JSON.parse(link.snapshot) };
+}
 
 // One encoding for every value, keys sorted, so `compareAndSet` matches a value `kv` wrote
 // whatever the order of the expected value's keys.

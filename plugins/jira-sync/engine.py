@@ -91,13 +91,8 @@ class Context:
 
 def get_link(issue_id):
     """(task_id, snapshot) or None."""
-    try:
-        link = tasks.get_link(SYSTEM, str(issue_id))
-    except Err as exc:
-        if errors.is_not_found(exc):
-            return None
-        raise
-    return link.task_id, json.loads(link.snapshot)
+    link = sdk_tasks.get_link(SYSTEM, issue_id)
+    return None if link is None else (link["task_id"], link["snapshot"])
 
 
 def linked_tasks(issue_ids):
@@ -117,9 +112,9 @@ def linked_tasks(issue_ids):
 
 def link_of_task(task_id):
     """(issue_id, snapshot) of a task's Jira link, or None."""
-    for link in tasks.links_for_task(task_id):
-        if link.system == SYSTEM:
-            return link.external_key, json.loads(link.snapshot)
+    for link in sdk_tasks.links_for_task(task_id):
+        if link["system"] == SYSTEM:
+            return link["external_key"], link["snapshot"]
     return None
 
 
@@ -129,14 +124,7 @@ def link_item(issue_id, snapshot):
 
 
 def put_link(task_id, issue_id, snapshot):
-    tasks.put_link(
-        tasks.Link(
-            task_id=task_id,
-            system=SYSTEM,
-            external_key=str(issue_id),
-            snapshot=json.dumps(snapshot, separators=(",", ":")),
-        )
-    )
+    sdk_tasks.put_link(task_id, SYSTEM, issue_id, snapshot)
 
 
 def get_task(task_id):

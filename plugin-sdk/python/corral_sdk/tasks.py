@@ -2,7 +2,10 @@
 
 import json
 
+from componentize_py_types import Err
 from wit_world.imports import tasks as _tasks
+
+from . import errors
 
 
 def get(task_id):
@@ -54,3 +57,45 @@ def changes(cursor=None, limit=500):
     plugin's own changes carry no task ("task" is None)."""
     page = _tasks.changes_since(cursor, limit)
     return json.loads(page.items), page.next_cursor or cursor
+
+
+def _link(link):
+    return {
+        "task_id": link.task_id,
+        "system": link.system,
+        "external_key": link.external_key,
+        "snapshot": json.loads(link.snapshot),
+    }
+
+
+def get_link(system, external_key):
+    """Your plugin's link to `external_key` in `system` ({"task_id", "system", "external_key",
+    "snapshot"}, the snapshot decoded), or None."""
+    try:
+        return _link(_tasks.get_link(system, str(external_key)))
+    except Err as error:
+        if errors.is_not_found(error):
+            return None
+        raise
+
+
+def links_for_task(task_id):
+    """Your plugin's links of a task, as `get_link` returns them."""
+    return [_link(link) for link in _tasks.links_for_task(task_id)]
+
+
+def put_link(task_id, system, external_key, snapshot):
+    """Link a task to `external_key` in `system` (replacing that key's link), with a JSON-able
+    `snapshot`: the state both sides last agreed on."""
+    _tasks.put_link(
+        _tasks.Link(
+            task_id=task_id,
+            system=system,
+            external_key=str(external_key),
+            snapshot=json.dumps(snapshot, separators=(",", ":")),
+        )
+    )
+
+
+def delete_link(system, external_key):
+    _tasks.delete_link(system, str(external_key))

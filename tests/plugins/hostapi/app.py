@@ -193,6 +193,7 @@ COMMANDS = {
     "kv.set-big": lambda a: kv.set(a["key"], bytes(range(256)) * (a["size"] // 256)),
     "kv.get-size": lambda a: len(kv.get(a["key"])),
     "kv.delete": lambda a: kv.delete(a["key"]),
+    "sdk.tasks.links": lambda a: _sdk_links(a["task_id"], a["snapshot"]),
     "sdk.kv.get": lambda a: sdk_kv.get(a["key"], a.get("default")),
     "sdk.kv.set": lambda a: sdk_kv.set(a["key"], a["value"]),
     "sdk.kv.delete": lambda a: sdk_kv.delete(a["key"]),
@@ -233,6 +234,15 @@ COMMANDS = {
     # several commands in one call, e.g. for the audit trail of one call
     "steps": lambda a: [COMMANDS[command](args) for command, args in a["steps"]],
 }
+
+
+def _sdk_links(task_id, snapshot):
+    """Links through the helpers: put, read back by key and by task, delete, read a missing one."""
+    sdk_tasks.put_link(task_id, "tracker", 42, snapshot)
+    by_key = sdk_tasks.get_link("tracker", "42")
+    by_task = sdk_tasks.links_for_task(task_id)
+    sdk_tasks.delete_link("tracker", 42)
+    return {"by_key": by_key, "by_task": by_task, "gone": sdk_tasks.get_link("tracker", "42")}
 
 
 def _upsert_generated(a):

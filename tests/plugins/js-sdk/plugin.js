@@ -46,6 +46,14 @@ plugin.command("sdk.tasks.all", ({ filter, limit }) =>
   [...tasks.iterQuery(filter, limit)].map((task) => task.id),
 );
 plugin.command("sdk.tasks.changes", ({ cursor, limit }) => tasks.changes(cursor ?? undefined, limit));
+// Links through the helpers: put, read back by key and by task, delete, read a missing one.
+plugin.command("sdk.tasks.links", ({ taskId, snapshot }) => {
+  tasks.putLink(taskId, "tracker", 42, snapshot);
+  const byKey = tasks.getLink("tracker", "42");
+  const byTask = tasks.linksForTask(taskId);
+  tasks.deleteLink("tracker", 42);
+  return { byKey, byTask, gone: tasks.getLink("tracker", "42") ?? null };
+});
 // Batches started together, then finished in order: the stored tasks of each.
 plugin.command("sdk.tasks.started", ({ batches }) =>
   batches.map((items) => tasks.startPutMany(items)).map((batch) => batch.result()),
