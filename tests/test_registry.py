@@ -427,6 +427,7 @@ def test_pruning_the_compiled_cache_removes_what_crashed_writes_left(tmp_path: P
         leftovers = {
             f".{a}.cwasm.x1.tmp": old,  # a write that died
             f"{b}.cwasm": old,  # an artifact whose metadata was never written
+            f"{b}.lock": old,  # and its lock
             f".{b}.json.x2.tmp": recent,  # a write in progress elsewhere
             f"{a}.cwasm": recent,
             "notes.json": old,  # not the cache's: the dir may be shared
@@ -438,7 +439,7 @@ def test_pruning_the_compiled_cache_removes_what_crashed_writes_left(tmp_path: P
         cache.prune()
         left = {p.name for p in tmp_path.iterdir()}
         assert {f".{b}.json.x2.tmp", f"{a}.cwasm", "notes.json", "old.tmp"} <= left
-        assert not {f".{a}.cwasm.x1.tmp", f"{b}.cwasm"} & left
+        assert not {f".{a}.cwasm.x1.tmp", f"{b}.cwasm", f"{b}.lock"} & left
         assert cache.has("kept")
 
 

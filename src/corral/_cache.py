@@ -215,10 +215,11 @@ class CompiledCache:
 
 
 def _left_by_a_crash(path: Path) -> bool:
-    """A temporary file, or an artifact without its metadata (once they are old enough)."""
+    """A temporary file, or an artifact or lock without its metadata (a compile that failed or
+    died), once they are old enough."""
     if path.suffix == ".tmp":
         return True
-    return path.suffix == ".cwasm" and not path.with_suffix(".json").exists()
+    return path.suffix in (".cwasm", ".lock") and not path.with_suffix(".json").exists()
 
 
 def _mark_used(meta: Path) -> None:
