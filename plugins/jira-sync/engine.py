@@ -129,7 +129,7 @@ def put_link(task_id, issue_id, snapshot):
 
 def get_task(task_id):
     try:
-        return json.loads(tasks.get(task_id))
+        return sdk_tasks.get(task_id)
     except Err as exc:
         if errors.is_not_found(exc):
             return None

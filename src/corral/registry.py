@@ -698,10 +698,10 @@ class Registry:
 
     def _has_compiled(self, bundle: Bundle) -> bool:
         """Whether loading the bundle needs no compile (or would fail at once)."""
-        sha = bundle.wasm_sha256
+        sha, metered = bundle.wasm_sha256, self._meters_fuel(bundle)
         return (
-            self._caches[self._meters_fuel(bundle)].has(sha)
-            or self._compile_key(bundle) in self._fresh
+            self._caches[metered].has(sha)
+            or _compile_key(bundle, metered) in self._fresh
             or sha in self._compile_failures
         )
 
@@ -723,15 +723,17 @@ class Registry:
 
     def checked(self, bundle: Bundle) -> tuple[Component, bool]:
         """`compiled`, refused (`BundleError`) unless it fits the ``corral:plugin`` world."""
-        component, from_cache = self.compiled(bundle)
-        check_contract(component, self._runtime.engine(self._meters_fuel(bundle)), bundle)
+        metered = self._meters_fuel(bundle)
+        component, from_cache = self.compiled(bundle, metered)
+        check_contract(component, self._runtime.engine(metered), bundle)
         return component, from_cache
 
     def interface(self, bundle: Bundle) -> tuple[list[str], dict[str, list[str]]]:
         """The interfaces a bundle's component imports, and what it exports: each exported
         interface with the names of its functions (a function exported alone: no names)."""
-        ctype = self.compiled(bundle)[0].type
-        engine = self._runtime.engine(self._meters_fuel(bundle))
+        metered = self._meters_fuel(bundle)
+        ctype = self.compiled(bundle, metered)[0].type
+        engine = self._runtime.engine(metered)
         exports: dict[str, list[str]] = {}
         for name, item in sorted(ctype.exports(engine).items()):
             kind = item.ty
