@@ -469,6 +469,38 @@ def test_get_links_reads_many_keys_at_once(store: SQLiteTaskStore) -> None:
     assert store.get_links("jira-sync", "jira", []) == []
 
 
+def test_links_for_task_reads_that_tasks_links_not_all_of_the_plugins(tmp_path: Path) -> None:
+    def steps_to_read_links(links: int) -> int:
+        """SQLite VM steps of one `links_for_task`, in a store where the plugin has `links`."""
+        store = SQLiteTaskStore(tmp_path / f"{links}.db")
+        try:
+            linked = {"system": "jira", "snapshot": {}}
+            items = [
+                {"id": f"t{i}", "title": "t", "link": {**linked, "external_key": str(i)}}
+                for i in range(links)
+            ]
+            store.put_many(items, actor="jira-sync")
+            store.put_link(link("t0", "J-x", plugin="jira-sync"))
+            steps = 0
+
+            def count() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            with store._db.reading() as conn:  # this thread's connection, which the call uses
+                conn.set_progress_handler(count, 1)
+                found = store.links_for_task("jira-sync", "t0")
+                conn.set_progress_handler(None, 1)
+            assert [(x.system, x.external_key) for x in found] == [("jira", "0"), ("jira", "J-x")]
+            return steps
+        finally:
+            store.close()
+
+    # An index lookup: the same work whatever the plugin's other links (a scan grows with them).
+    assert steps_to_read_links(3000) < 2 * steps_to_read_links(30)
+
+
 def test_put_link_checks_task_and_snapshot(store: SQLiteTaskStore) -> None:
     with pytest.raises(NotFound, match='task "missing" does not exist'):
         store.put_link(link("missing"))

@@ -506,11 +506,15 @@ class SQLiteTaskStore(TaskStore):
 
     def links_for_task(self, plugin: str, task_id: str) -> list[Link]:
         with self._db.reading() as conn:
+            # Sorted here, not by an ORDER BY: that clause matches the primary key's order, and
+            # SQLite then walks every link of the plugin (`plugin = ?`) instead of this task's
+            # few in `task_links_by_task`, which cost a sync ~1 ms a call at 10,000 links.
             rows = conn.execute(
-                f"{_SELECT_LINKS} WHERE task_id = ? AND plugin = ? ORDER BY system, external_key",
-                (task_id, plugin),
+                f"{_SELECT_LINKS} WHERE task_id = ? AND plugin = ?", (task_id, plugin)
             ).fetchall()
-        return [_link_from_row(row) for row in rows]
+        return sorted(
+            (_link_from_row(row) for row in rows), key=lambda x: (x.system, x.external_key)
+        )
 
     def put_link(self, link: Link) -> Link:
         link.validate()
