@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from corral._errors import Conflict, InvalidInput, NotFound, Unavailable
-from corral.tasks import Change, Link, SQLiteTaskStore, Task, TaskFilter
+from corral.tasks import Change, Link, SQLiteTaskStore, Task, TaskFilter, WriteBounds
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -331,6 +331,67 @@ def test_delete(store: SQLiteTaskStore) -> None:
     with pytest.raises(NotFound):
         store.delete(task.id, None, actor="host")
     assert all_tasks(store, TaskFilter(label="x")) == []
+
+
+def test_quota_counts_the_actors_existing_creations(store: SQLiteTaskStore) -> None:
+    bounds = WriteBounds(max_created=3)
+    store.put_many([{"id": "h", "title": "host's"}], actor="host")
+    store.put_many([{"id": "a", "title": "a"}, {"id": "b", "title": "b"}], actor="p", bounds=bounds)
+    # Updating a task, even another actor's, creates nothing.
+    store.put_many([{"id": "h", "title": "edited"}, {"id": "a", "title": "x"}], "p", bounds)
+    with pytest.raises(InvalidInput, match="would create 2 tasks; p has 2 of its quota of 3"):
+        store.put_many([{"id": "c", "title": "c"}, {"id": "d", "title": "d"}], "p", bounds)
+    assert sorted(t.id for t in all_tasks(store)) == ["a", "b", "h"]  # the refused batch: nothing
+    store.delete("a", None, actor="host")  # whoever deletes it, its creator's place is free
+    store.put_many([{"id": "c", "title": "c"}, {"id": "d", "title": "d"}], "p", bounds)
+    # Another actor's deletions and creations are not p's.
+    store.delete("h", None, actor="p")
+    with pytest.raises(InvalidInput, match="p has 3 of its quota of 3"):
+        store.put_many([{"id": "e", "title": "e"}], "p", bounds)
+
+
+def test_quota_check_costs_the_same_however_many_tasks_the_actor_made(tmp_path: Path) -> None:
+    def steps_to_check(made: int) -> int:
+        """SQLite VM steps of a one-task batch under a quota, after `made` creations."""
+        store = SQLiteTaskStore(tmp_path / f"{made}.db")
+        try:
+            store.put_many([{"id": f"t{i}", "title": "t"} for i in range(made)], actor="p")
+            steps = 0
+
+            def count() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            with store._db.reading() as conn:  # this thread's connection, which writes too
+                conn.set_progress_handler(count, 1)
+                store.put_many([{"title": "one more"}], "p", WriteBounds(max_created=10**6))
+                conn.set_progress_handler(None, 1)
+            return steps
+        finally:
+            store.close()
+
+    assert steps_to_check(3000) < 1.5 * steps_to_check(30)
+
+
+def test_a_store_from_before_creators_were_kept_counts_its_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    store = SQLiteTaskStore(path)
+    store.put_many([{"id": f"p{i}", "title": "t"} for i in range(3)], actor="p")
+    store.put_many([{"id": "q0", "title": "t"}, {"id": "p0", "title": "edit"}], actor="q")
+    store.delete("p1", None, actor="host")
+    store.close()
+    with sqlite3.connect(path) as conn:  # as a store written by an older Corral left it
+        conn.execute("DROP TABLE task_creators")
+        conn.execute("DROP TABLE task_creator_counts")
+    store = SQLiteTaskStore(path)
+    try:
+        with pytest.raises(InvalidInput, match="p has 2 of its quota of 2"):
+            store.put_many([{"title": "t"}], "p", WriteBounds(max_created=2))
+        with pytest.raises(InvalidInput, match="q has 1 of its quota of 1"):
+            store.put_many([{"title": "t"}], "q", WriteBounds(max_created=1))
+    finally:
+        store.close()
 
 
 def test_empty_batch_writes_nothing(store: SQLiteTaskStore) -> None:

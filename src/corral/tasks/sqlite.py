@@ -93,10 +93,29 @@ _SCHEMA = (
     )""",
     # One row: the last seq handed out. See `_append_changes`.
     "CREATE TABLE IF NOT EXISTS task_change_seq (last_seq INTEGER NOT NULL)",
-    # For the per-plugin task quota: the tasks an actor created, found by their create change.
-    "CREATE INDEX IF NOT EXISTS task_changes_by_actor ON task_changes (actor, op)",
     """INSERT INTO task_change_seq (last_seq)
         SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM task_change_seq)""",
+    # For the per-plugin task quota: who created each task, and how many of the tasks each
+    # actor created still exist. A batch reads its actor's count in one row; counting the
+    # actor's create changes instead grew with every task it wrote (27 ms a batch at 50,000).
+    """CREATE TABLE IF NOT EXISTS task_creators (
+        task_id TEXT PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,
+        actor TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS task_creator_counts (
+        actor TEXT PRIMARY KEY,
+        live INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # The index that counting create changes used.
+    "DROP INDEX IF EXISTS task_changes_by_actor",
+)
+# A store made before `task_creators` existed: its creators, from the create changes.
+_BACKFILL_CREATORS = (
+    """INSERT OR REPLACE INTO task_creators (task_id, actor)
+        SELECT c.id, c.actor FROM task_changes c JOIN tasks t ON t.id = c.id
+        WHERE c.op = 'create' ORDER BY c.seq""",
+    """INSERT INTO task_creator_counts (actor, live)
+        SELECT actor, count(*) FROM task_creators GROUP BY actor""",
 )
 
 _TASK_COLUMNS = (
@@ -148,14 +167,25 @@ def _stopped_at(conn: sqlite3.Connection, bounds: WriteBounds) -> Iterator[None]
         conn.set_progress_handler(None, 0)
 
 
-def _created_by(conn: sqlite3.Connection, actor: str) -> int:
-    """How many existing tasks `actor` created."""
-    row = conn.execute(
-        """SELECT count(DISTINCT c.id) FROM task_changes c WHERE c.actor = ? AND c.op = 'create'
-        AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = c.id)""",
-        (actor,),
+def _count_created(conn: sqlite3.Connection, actor: str, created: list[Task]) -> int:
+    """Record that `actor` created `created`; returns how many existing tasks it created."""
+    conn.executemany(
+        "INSERT INTO task_creators (task_id, actor) VALUES (?, ?)",
+        [(task.id, actor) for task in created],
+    )
+    (live,) = conn.execute(
+        """INSERT INTO task_creator_counts (actor, live) VALUES (?, ?)
+        ON CONFLICT (actor) DO UPDATE SET live = live + excluded.live RETURNING live""",
+        (actor, len(created)),
     ).fetchone()
-    return int(row[0])
+    return int(live)
+
+
+def _uncount_created(conn: sqlite3.Connection, task_id: str) -> None:
+    """Take a task about to be deleted off its creator's count."""
+    row = conn.execute("SELECT actor FROM task_creators WHERE task_id = ?", (task_id,)).fetchone()
+    if row is not None:
+        conn.execute("UPDATE task_creator_counts SET live = live - 1 WHERE actor = ?", row)
 
 
 def _now() -> str:
@@ -359,8 +389,13 @@ class SQLiteTaskStore(TaskStore):
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self._db = SQLiteConnections(path, name="task store", busy_timeout=busy_timeout)
         with self._db.writing() as conn:
+            found = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task_creators'"
+            older = conn.execute(found).fetchone() is None
             for statement in _SCHEMA:
                 conn.execute(statement)
+            if older:
+                for statement in _BACKFILL_CREATORS:
+                    conn.execute(statement)
 
     def get(self, task_id: str) -> Task:
         with self._db.reading() as conn:
@@ -443,8 +478,9 @@ class SQLiteTaskStore(TaskStore):
             conn.executemany(_UPSERT_LINK, links)
             if rows:
                 _append_changes(conn, actor, now, rows)
-            if bounds.max_created is not None:
-                bounds.check_quota(actor, _created_by(conn, actor) - len(created), len(created))
+            if created:
+                live = _count_created(conn, actor, created)
+                bounds.check_quota(actor, live - len(created), len(created))
         return results
 
     def delete(self, task_id: str, expected_version: int | None, actor: str) -> None:
@@ -453,7 +489,8 @@ class SQLiteTaskStore(TaskStore):
             if row is None:
                 raise NotFound(f'task "{task_id}" does not exist')
             check_version(task_id, expected_version, row[0])
-            # Its labels and links go with it (ON DELETE CASCADE).
+            _uncount_created(conn, task_id)
+            # Its labels, links and creator go with it (ON DELETE CASCADE).
             conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
             _append_changes(conn, actor, _now(), [("delete", _tombstone_row(task_id, row[0]))])
 
