@@ -5,10 +5,17 @@
 Prints, from one run: a bare fetch of every page with plain httpx (the baseline; measured after
 a first pass, as the emulator caches each issue's rendered JSON and the sync reads it warm), the
 full sync into an empty task store, an incremental sync with no changes, one after `--changes`
-issues were edited in Jira, issues per second, and the host's peak RSS. The baseline and the
-full sync are each the best of `--runs` (on a shared 2-core machine single runs vary by a
-third), each full sync into a new host and store. Targets (2 cores): full sync <= 10 s and
-<= 2.5x the bare fetch; no-change incremental <= 1 s; 100 changes <= 2 s.
+issues were edited in Jira, issues per second, and the host's peak RSS.
+
+Between the baseline and the sync it prints the floor under any Python sync plugin, from the
+`fetch-floor` plugin (bench/plugins/): the same pages fetched and parsed inside the sandbox, then
+also written as minimal tasks with links. The floor over the baseline is the price of the
+sandbox and of a Python guest; the full sync over the floor is jira-sync's own work.
+
+The baseline, the floors and the full sync are each the best of `--runs` (on a shared 2-core
+machine single runs vary by a third), each run that writes into a new host and store.
+Targets (2 cores): full sync <= 10 s and <= 2.5x the bare fetch; no-change incremental <= 1 s;
+100 changes <= 2 s.
 
 The emulator runs in its own process (`corral jira-emulator`), as Jira runs on its own machine:
 in the host's process its threads and its 10,000 issues (walked by every full garbage
@@ -18,6 +25,7 @@ collection) would take the host's interpreter for work no real Jira puts there.
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import shutil
 import subprocess
@@ -99,20 +107,32 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="best of how many (default 3)")
     args = parser.parse_args()
 
-    bundle = build_cached(ROOT / "plugins" / "jira-sync", ROOT / ".corral-build" / "bundles")
     work = Path(tempfile.mkdtemp(prefix="corral-bench-sync-"))
     emulator, url = start_emulator(args.issues)
     user, editor = DEFAULT_USERS[0], DEFAULT_USERS[1]
     (work / "token").write_text(user.api_token)
-    shutil.copytree(bundle.directory, work / "plugins" / "jira-sync")
-    compile_elsewhere(work / "plugins" / "jira-sync", ROOT / ".corral-build" / "compiled")
+    for source in (ROOT / "plugins" / "jira-sync", ROOT / "bench" / "plugins" / "fetch-floor"):
+        bundle = build_cached(source, ROOT / ".corral-build" / "bundles")
+        shutil.copytree(bundle.directory, work / "plugins" / source.name)
+        compile_elsewhere(work / "plugins" / source.name, ROOT / ".corral-build" / "compiled")
     hosts: list[PluginHost] = []
+    stores = itertools.count()
+    http = {
+        "allowed_hosts": [url],
+        "max_requests_per_call": 100_000,
+        "rate_limit": {"requests_per_second": 100_000, "burst": 100_000},
+    }
+    credentials = [
+        {"hosts": [url], "scheme": "basic", "username": user.email,
+         "secret": f"file:{work / 'token'}"}
+    ]  # fmt: skip
+    jql = 'project = "DEMO" ORDER BY key ASC'
 
     def new_host() -> PluginHost:
-        """A host over an empty task store, for a full sync from nothing."""
+        """A host over an empty task store, for a full sync (or a floor run) from nothing."""
         host = PluginHost(
             plugin_dirs=[work / "plugins"],
-            data_dir=work / f"data-{len(hosts)}",
+            data_dir=work / f"data-{next(stores)}",
             cache_dir=ROOT / ".corral-build" / "compiled",
             plugins={
                 "jira-sync": {
@@ -120,17 +140,31 @@ def main() -> None:
                               "task.write", "kv"],
                     "config": {"base_url": url, "project_key": "DEMO",
                                "page_size": args.page_size},
-                    "http": {"allowed_hosts": [url], "max_requests_per_call": 100_000,
-                             "rate_limit": {"requests_per_second": 100_000, "burst": 100_000}},
-                    "credentials": [{"hosts": [url], "scheme": "basic",
-                                     "username": user.email,
-                                     "secret": f"file:{work / 'token'}"}],
-                }
+                    "http": http,
+                    "credentials": credentials,
+                },
+                "fetch-floor": {
+                    "grant": ["network.http.outbound", "config.read", "task.write"],
+                    "config": {"base_url": url, "jql": jql, "fields": FIELDS,
+                               "page_size": args.page_size},
+                    "http": http,
+                    "credentials": credentials,
+                },
             },
         )  # fmt: skip
         host.load()
         hosts.append(host)
         return host
+
+    def floor(write: bool) -> tuple[float, Any]:
+        host = new_host()
+        try:
+            seconds, answer = clocked(lambda: host.call("fetch-floor", "fetch", {"write": write}))
+        finally:  # closed now: the peak RSS printed is the sync's
+            hosts.remove(host)
+            host.close()
+        assert answer["issues"] == args.issues, answer  # and every batch written, or it raised
+        return seconds, answer
 
     def full_sync() -> tuple[float, Any]:
         host = new_host()  # loading (and a first compile) is not the sync's time
@@ -152,6 +186,8 @@ def main() -> None:
             lambda: clocked(lambda: bare_fetch(url, user, args.page_size)),
         )
         assert fetched == args.issues, fetched
+        parsed, _ = best("floor: fetch + parse in a plugin", args.runs, lambda: floor(False))
+        written, _ = best("floor: fetch + parse + write tasks", args.runs, lambda: floor(True))
         full, _ = best("full sync", args.runs, full_sync)
         host = hosts[-1]
         best("incremental, no changes", 1, lambda: clocked(lambda: host.sync("jira-sync")))
@@ -167,6 +203,9 @@ def main() -> None:
             lambda: clocked(lambda: host.sync("jira-sync")),
         )
         assert changed.counts["pull"].updated == args.changes, changed
+        print(f"{'floor (parse) / bare fetch':<34} {parsed / bare:8.2f} x")
+        print(f"{'floor (parse + write) / bare fetch':<34} {written / bare:8.2f} x")
+        print(f"{'full sync / floor (parse + write)':<34} {full / written:8.2f} x")
         print(f"{'full sync / bare fetch':<34} {full / bare:8.2f} x")
         print(f"{'issues per second (full sync)':<34} {args.issues / full:8.0f}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
