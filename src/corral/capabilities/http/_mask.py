@@ -55,8 +55,7 @@ class SecretMask:
         # A form with an escape in it holds one of these markers. The slow regex runs only
         # within reach of a marker: as far as the longest form (every byte as \u00XX) spans.
         spaced = [v for v in values if b" " in v]
-        markers = (b"%", b"\\") + ((b"+",) if spaced else ())
-        self._escape_markers = re.compile(b"|".join(re.escape(m) for m in markers))
+        self._escape_markers = (b"%", b"\\") + ((b"+",) if spaced else ())
         self._reach = 6 * max((len(v) for v in values), default=0)
         self._after_plus = _first_bytes_after_space(spaced)
 
@@ -111,8 +110,7 @@ class SecretMask:
         when a secret holds a space) thus costs a few short scans, not one of the whole body.
         """
         windows: list[tuple[int, int]] = []
-        for marker in self._escape_markers.finditer(data):
-            at = marker.start()
+        for at in self._marker_positions(data):
             if data[at] == _PLUS and not self._may_follow_plus(data, at + 1):
                 continue
             start, end = max(0, at - self._reach), at + 1 + self._reach
@@ -121,6 +119,18 @@ class SecretMask:
             else:
                 windows.append((start, end))
         return windows
+
+    def _marker_positions(self, data: bytes) -> list[int]:
+        # One `find` scan per marker byte: a regex alternation steps through a 200 KB body
+        # byte by byte (0.5 ms), where `find` skips to the next marker (a few microseconds).
+        positions: list[int] = []
+        for marker in self._escape_markers:
+            at = data.find(marker)
+            while at != -1:
+                positions.append(at)
+                at = data.find(marker, at + 1)
+        positions.sort()
+        return positions
 
     def _may_follow_plus(self, data: bytes, at: int) -> bool:
         # A "+" escapes a space only if the secret's next byte (in some form) comes next.
