@@ -35,21 +35,20 @@ def conflicts():
     return kv.get("conflicts", {})
 
 
-def held_fields(task_id):
-    """Fields of a task with an open conflict: the merge leaves them alone."""
-    return {c["field"] for c in conflicts().values() if c["task_id"] == task_id}
-
-
 def record_conflicts(records):
     """Add conflicts, one per (task, field): a newer one replaces the older."""
     if not records:
         return
     table = conflicts()
+    # By (task, field), so a page of conflicts is not a scan of the table per record.
+    ids = {(old["task_id"], old["field"]): cid for cid, old in table.items()}
     for record in records:
-        for cid, old in list(table.items()):
-            if old["task_id"] == record["task_id"] and old["field"] == record["field"]:
-                del table[cid]
-        table["c-" + uuid.uuid4().hex[:12]] = record
+        pair = (record["task_id"], record["field"])
+        replaced = ids.pop(pair, None)
+        if replaced is not None:
+            del table[replaced]
+        ids[pair] = "c-" + uuid.uuid4().hex[:12]
+        table[ids[pair]] = record
     kv.set("conflicts", table)
 
 
