@@ -173,10 +173,14 @@ def _count_created(conn: sqlite3.Connection, actor: str, created: list[Task]) ->
         "INSERT INTO task_creators (task_id, actor) VALUES (?, ?)",
         [(task.id, actor) for task in created],
     )
-    (live,) = conn.execute(
+    conn.execute(
         """INSERT INTO task_creator_counts (actor, live) VALUES (?, ?)
-        ON CONFLICT (actor) DO UPDATE SET live = live + excluded.live RETURNING live""",
+        ON CONFLICT (actor) DO UPDATE SET live = live + excluded.live""",
         (actor, len(created)),
+    )
+    # Read back rather than RETURNING, which the SQLite of older systems lacks (before 3.35).
+    (live,) = conn.execute(
+        "SELECT live FROM task_creator_counts WHERE actor = ?", (actor,)
     ).fetchone()
     return int(live)
 
