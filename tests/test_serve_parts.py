@@ -190,6 +190,38 @@ def test_queue_keeps_order_dedupes_and_dead_letters(tmp_path: Path) -> None:
     queue.close()
 
 
+def test_queue_heads_cost_the_same_however_long_the_backlog(tmp_path: Path) -> None:
+    def steps_to_read_heads(backlog: int) -> int:
+        """SQLite VM steps of one `heads`, with `backlog` pending events per plugin."""
+        queue = EventQueue(tmp_path / f"{backlog}.db")
+        try:
+            seqs: dict[str, list[int | None]] = {"a": [], "b": [], "c": []}
+            for i in range(backlog):
+                for plugin, queued in seqs.items():
+                    queued.append(queue.enqueue(plugin, f"d{i}", "webhook", "t", "{}"))
+            dead = seqs["b"].pop(0)
+            assert dead is not None
+            queue.mark_dead(dead, "gave up")  # b's next event becomes its head
+            steps = 0
+
+            def count() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            with queue._db.reading() as conn:  # this thread's connection, which the call uses
+                conn.set_progress_handler(count, 1)
+                heads = queue.heads()
+                conn.set_progress_handler(None, 1)
+            assert {e.plugin: e.seq for e in heads} == {p: q[0] for p, q in seqs.items()}
+            return steps
+        finally:
+            queue.close()
+
+    # Index seeks per plugin: the same work however many events wait (a scan grows with them).
+    assert steps_to_read_heads(1000) < 1.5 * steps_to_read_heads(10)
+
+
 def test_queue_commits_concurrent_events_together_and_still_deduplicates(tmp_path: Path) -> None:
     queue = EventQueue(tmp_path / "events.db")
     results: list[int | None] = []

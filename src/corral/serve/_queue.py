@@ -57,6 +57,21 @@ _COLUMNS = (
     "next_attempt_ms, last_error"
 )
 
+# Each plugin's oldest pending event, found by hopping from plugin to plugin in
+# `events_by_state`: two index seeks per plugin. `MIN(seq) ... GROUP BY plugin` read every
+# pending event instead, and the dispatcher asks after every delivery, so draining a backlog
+# of n events cost n^2 (72 ms a read at 100,000 pending).
+_HEADS = f"""WITH RECURSIVE pending (plugin) AS (
+        SELECT MIN(plugin) FROM events WHERE state = 'pending'
+        UNION ALL
+        SELECT (SELECT MIN(plugin) FROM events WHERE state = 'pending' AND plugin > p.plugin)
+        FROM pending p WHERE p.plugin IS NOT NULL
+    )
+    SELECT {_COLUMNS} FROM events WHERE seq IN (
+        SELECT (SELECT MIN(seq) FROM events WHERE state = 'pending' AND plugin = p.plugin)
+        FROM pending p
+    )"""
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -165,10 +180,7 @@ class EventQueue:
     def heads(self) -> list[QueuedEvent]:
         """Each plugin's oldest pending event: the only one that may be delivered next."""
         with self._db.reading() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE seq IN "
-                "(SELECT MIN(seq) FROM events WHERE state = 'pending' GROUP BY plugin)"
-            ).fetchall()
+            rows = conn.execute(_HEADS).fetchall()
         return [QueuedEvent(*row) for row in rows]
 
     def mark_delivered(self, seq: int) -> None:
