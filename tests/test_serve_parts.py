@@ -222,6 +222,36 @@ def test_queue_heads_cost_the_same_however_long_the_backlog(tmp_path: Path) -> N
     assert steps_to_read_heads(1000) < 1.5 * steps_to_read_heads(10)
 
 
+def test_queue_counts_of_one_plugin_do_not_read_the_others_backlog(tmp_path: Path) -> None:
+    def steps_to_count(backlog: int) -> int:
+        """SQLite VM steps of counting "a"'s events, with `backlog` events pending for "b"."""
+        queue = EventQueue(tmp_path / f"{backlog}.db")
+        try:
+            for i in range(backlog):
+                queue.enqueue("b", f"d{i}", "webhook", "t", "{}")
+            seqs = [queue.enqueue("a", f"d{i}", "webhook", "t", "{}") for i in range(3)]
+            assert seqs[0] is not None
+            queue.mark_dead(seqs[0], "gave up")
+            steps = 0
+
+            def count() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            with queue._db.reading() as conn:  # this thread's connection, which the call uses
+                conn.set_progress_handler(count, 1)
+                counts = queue.counts("a")
+                conn.set_progress_handler(None, 1)
+            assert counts == {"a": {"pending": 2, "dead": 1}}
+            return steps
+        finally:
+            queue.close()
+
+    # `/plugins` counts each plugin's events: one plugin's count must not walk every backlog.
+    assert steps_to_count(1000) < 1.5 * steps_to_count(10)
+
+
 def test_queue_commits_concurrent_events_together_and_still_deduplicates(tmp_path: Path) -> None:
     queue = EventQueue(tmp_path / "events.db")
     results: list[int | None] = []

@@ -95,7 +95,7 @@ class Background:
 
     def details(self, plugin: str) -> dict[str, Any]:
         """A plugin's queue, running jobs and breaker, for its entry in ``/plugins``."""
-        counts = self.queue.counts().get(plugin, {})
+        counts = self.queue.counts(plugin).get(plugin, {})
         breaker = self.breakers.states().get(plugin)
         return {
             "events": {"pending": counts.get("pending", 0), "dead": counts.get("dead", 0)},

@@ -248,16 +248,22 @@ class EventQueue:
             )
             return cursor.rowcount == 1
 
-    def counts(self) -> dict[str, dict[Literal["pending", "dead"], int]]:
-        """Per plugin, how many events are pending and dead (delivered ones are not counted:
-        there are many, and the index on state keeps this query to the few that are not)."""
+    def counts(self, plugin: str | None = None) -> dict[str, dict[Literal["pending", "dead"], int]]:
+        """Per plugin (or for `plugin` alone), how many events are pending and dead.
+
+        Delivered ones are not counted: there are many, and the index on state keeps this query
+        to the few that are not (and on plugin, to that plugin's: ``/plugins`` asks once per
+        plugin, and counting every plugin's backlog each time cost plugins x backlog).
+        """
+        where, args = ("", ()) if plugin is None else (" AND plugin = ?", (plugin,))
         result: dict[str, dict[Literal["pending", "dead"], int]] = {}
         with self._db.reading() as conn:
-            for plugin, state, count in conn.execute(
+            for name, state, count in conn.execute(
                 "SELECT plugin, state, COUNT(*) FROM events "
-                "WHERE state IN ('pending', 'dead') GROUP BY plugin, state"
+                f"WHERE state IN ('pending', 'dead'){where} GROUP BY plugin, state",
+                args,
             ):
-                result.setdefault(plugin, {"pending": 0, "dead": 0})[state] = count
+                result.setdefault(name, {"pending": 0, "dead": 0})[state] = count
         return result
 
     def prune_delivered(self, older_than_ms: int) -> int:
