@@ -3,6 +3,7 @@ circuit breaker, the SQLite event queue (shared by two processes) and the retry 
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -250,6 +251,73 @@ def test_queue_counts_of_one_plugin_do_not_read_the_others_backlog(tmp_path: Pat
 
     # `/plugins` counts each plugin's events: one plugin's count must not walk every backlog.
     assert steps_to_count(1000) < 1.5 * steps_to_count(10)
+
+
+def _delivered(queue: EventQueue, plugin: str, count: int) -> list[int]:
+    """Queue `count` events for `plugin` and mark them delivered; their seqs."""
+    seqs = []
+    for i in range(count):
+        seq = queue.enqueue(plugin, f"d{i}", "webhook", "t", "{}")
+        assert seq is not None
+        queue.mark_delivered(seq)
+        seqs.append(seq)
+    return seqs
+
+
+def test_queue_prune_reads_the_old_events_not_all_it_keeps(tmp_path: Path) -> None:
+    def steps_to_prune(kept: int) -> int:
+        """SQLite VM steps of pruning 2 old delivered events beside `kept` recent ones."""
+        queue = EventQueue(tmp_path / f"{kept}.db")
+        try:
+            _delivered(queue, "old", 2)
+            cutoff = now_ms() + 1
+            with queue._db.writing() as conn:  # the recent ones finished after the cutoff
+                conn.executemany(
+                    "INSERT INTO events (plugin, delivery_id, source, type, payload,"
+                    " received_at_ms, state, next_attempt_ms, finished_at_ms)"
+                    " VALUES ('new', ?, 'webhook', 't', '{}', 0, 'delivered', 0, ?)",
+                    [(f"d{i}", cutoff + i) for i in range(kept)],
+                )
+            steps = 0
+
+            def count() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            with queue._db.reading() as conn:  # this thread's connection, which writes too
+                conn.set_progress_handler(count, 1)
+                pruned = queue.prune_delivered(cutoff)
+                conn.set_progress_handler(None, 1)
+            assert pruned == 2
+            assert len(queue.list(limit=10_000)) == kept
+            return steps
+        finally:
+            queue.close()
+
+    # The prune holds the write lock webhooks wait for: its work must not grow with the week's
+    # delivered events it keeps.
+    assert steps_to_prune(1000) < 1.5 * steps_to_prune(10)
+
+
+def test_queue_made_before_the_finish_index_gets_it(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    queue = EventQueue(path)
+    _delivered(queue, "a", 2)
+    queue.close()
+    with sqlite3.connect(path) as conn:  # as a queue written by an older Corral left it
+        conn.execute("DROP INDEX events_by_finish")
+    queue = EventQueue(path)
+    try:
+        with queue._db.reading() as conn:
+            plan = conn.execute(
+                "EXPLAIN QUERY PLAN DELETE FROM events"
+                " WHERE state = 'delivered' AND finished_at_ms < 0"
+            ).fetchall()
+        assert "events_by_finish" in str(plan)
+        assert queue.prune_delivered(now_ms() + 1) == 2
+    finally:
+        queue.close()
 
 
 def test_queue_commits_concurrent_events_together_and_still_deduplicates(tmp_path: Path) -> None:
