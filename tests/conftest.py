@@ -11,15 +11,18 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from corral import PluginHost
+from corral._sqlite import SQLiteConnections
 from corral.build import build_cached
 from corral.bundle import Bundle
 
 pytest_plugins = ["corral.testing.jira.pytest_plugin"]
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = Path(os.environ.get("CORRAL_TEST_BUILD_DIR", ROOT / ".corral-build"))
@@ -126,3 +129,26 @@ def public_name(name: str) -> bool:
     plugin, so pytest rewrites the asserts of the whole package, adding `@py_builtins` and
     `@pytest_ar` to each module's namespace: not names anyone imports."""
     return name.isidentifier() and not name.startswith("_")
+
+
+def vm_steps(db: SQLiteConnections, action: Callable[[], T]) -> tuple[T, int]:
+    """`action()`'s result and the SQLite virtual-machine steps it ran on this thread's
+    connection of `db` (the one a store's calls from this thread use).
+
+    Tests that a call's work does not grow with the data compare the steps at two sizes of
+    store: deterministic where a timing is not, and a scan shows as steps per row.
+    """
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    with db.reading() as conn:
+        conn.set_progress_handler(count, 1)
+        try:
+            result = action()
+        finally:
+            conn.set_progress_handler(None, 1)
+    return result, steps

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import vm_steps
 from corral import CircuitOpen, ConfigError, PluginError, PluginTimeout
 from corral._cron import CronExpression
 from corral.config import BreakerOptions, HostConfig
@@ -203,17 +204,7 @@ def test_queue_heads_cost_the_same_however_long_the_backlog(tmp_path: Path) -> N
             dead = seqs["b"].pop(0)
             assert dead is not None
             queue.mark_dead(dead, "gave up")  # b's next event becomes its head
-            steps = 0
-
-            def count() -> int:
-                nonlocal steps
-                steps += 1
-                return 0
-
-            with queue._db.reading() as conn:  # this thread's connection, which the call uses
-                conn.set_progress_handler(count, 1)
-                heads = queue.heads()
-                conn.set_progress_handler(None, 1)
+            heads, steps = vm_steps(queue._db, queue.heads)
             assert {e.plugin: e.seq for e in heads} == {p: q[0] for p, q in seqs.items()}
             return steps
         finally:
@@ -233,17 +224,7 @@ def test_queue_counts_of_one_plugin_do_not_read_the_others_backlog(tmp_path: Pat
             seqs = [queue.enqueue("a", f"d{i}", "webhook", "t", "{}") for i in range(3)]
             assert seqs[0] is not None
             queue.mark_dead(seqs[0], "gave up")
-            steps = 0
-
-            def count() -> int:
-                nonlocal steps
-                steps += 1
-                return 0
-
-            with queue._db.reading() as conn:  # this thread's connection, which the call uses
-                conn.set_progress_handler(count, 1)
-                counts = queue.counts("a")
-                conn.set_progress_handler(None, 1)
+            counts, steps = vm_steps(queue._db, lambda: queue.counts("a"))
             assert counts == {"a": {"pending": 2, "dead": 1}}
             return steps
         finally:
@@ -278,17 +259,7 @@ def test_queue_prune_reads_the_old_events_not_all_it_keeps(tmp_path: Path) -> No
                     " VALUES ('new', ?, 'webhook', 't', '{}', 0, 'delivered', 0, ?)",
                     [(f"d{i}", cutoff + i) for i in range(kept)],
                 )
-            steps = 0
-
-            def count() -> int:
-                nonlocal steps
-                steps += 1
-                return 0
-
-            with queue._db.reading() as conn:  # this thread's connection, which writes too
-                conn.set_progress_handler(count, 1)
-                pruned = queue.prune_delivered(cutoff)
-                conn.set_progress_handler(None, 1)
+            pruned, steps = vm_steps(queue._db, lambda: queue.prune_delivered(cutoff))
             assert pruned == 2
             assert len(queue.list(limit=10_000)) == kept
             return steps

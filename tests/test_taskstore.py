@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conftest import vm_steps
 from corral._errors import Conflict, InvalidInput, NotFound, Unavailable
 from corral.tasks import Change, Link, SQLiteTaskStore, Task, TaskFilter, WriteBounds
 
@@ -356,17 +357,8 @@ def test_quota_check_costs_the_same_however_many_tasks_the_actor_made(tmp_path: 
         store = SQLiteTaskStore(tmp_path / f"{made}.db")
         try:
             store.put_many([{"id": f"t{i}", "title": "t"} for i in range(made)], actor="p")
-            steps = 0
-
-            def count() -> int:
-                nonlocal steps
-                steps += 1
-                return 0
-
-            with store._db.reading() as conn:  # this thread's connection, which writes too
-                conn.set_progress_handler(count, 1)
-                store.put_many([{"title": "one more"}], "p", WriteBounds(max_created=10**6))
-                conn.set_progress_handler(None, 1)
+            bounds = WriteBounds(max_created=10**6)
+            _, steps = vm_steps(store._db, lambda: store.put_many([{"title": "t"}], "p", bounds))
             return steps
         finally:
             store.close()
@@ -542,17 +534,7 @@ def test_links_for_task_reads_that_tasks_links_not_all_of_the_plugins(tmp_path: 
             ]
             store.put_many(items, actor="jira-sync")
             store.put_link(link("t0", "J-x", plugin="jira-sync"))
-            steps = 0
-
-            def count() -> int:
-                nonlocal steps
-                steps += 1
-                return 0
-
-            with store._db.reading() as conn:  # this thread's connection, which the call uses
-                conn.set_progress_handler(count, 1)
-                found = store.links_for_task("jira-sync", "t0")
-                conn.set_progress_handler(None, 1)
+            found, steps = vm_steps(store._db, lambda: store.links_for_task("jira-sync", "t0"))
             assert [(x.system, x.external_key) for x in found] == [("jira", "0"), ("jira", "J-x")]
             return steps
         finally:
